@@ -1,0 +1,400 @@
+/*
+Copyright 2026 The nango-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Annotations users set on a NangoSync to ask for work outside its interval.
+const (
+	// RequestedAtAnnotation asks for a sync now: any new value wakes the NangoSync once.
+	// The handled value is recorded in status.lastHandledRequestedAt.
+	RequestedAtAnnotation = "sync.nango.dev/requested-at"
+
+	// ResyncAnnotation asks for a full resync: any new value forgets the stored cursor (in
+	// status and in the sink's checkpoint) and reads every record again. The handled value
+	// is recorded in status.lastHandledResyncAt.
+	ResyncAnnotation = "sync.nango.dev/resync"
+)
+
+// NangoSyncFinalizer lets the controller remove the sink's checkpoint (and, with
+// deletionPolicy Delete, this sync's rows) before the NangoSync goes away.
+const NangoSyncFinalizer = "sync.nango.dev/finalizer"
+
+// Condition types, following kstatus: Ready is normal-true; Reconciling and Stalled are
+// abnormal-true and present only while they hold.
+const (
+	// ReadyCondition is True when the last sync read every record Nango had up to the
+	// stored cursor and the sink committed them.
+	ReadyCondition = "Ready"
+
+	// ReconcilingCondition is True while a sync is in progress: pages remain to be read, or
+	// the spec changed and has not been acted on yet.
+	ReconcilingCondition = "Reconciling"
+
+	// StalledCondition is True when the sync cannot progress until a person changes
+	// something: a missing Secret, a wrong key, an unknown connection, a cursor Nango rejects.
+	StalledCondition = "Stalled"
+)
+
+// Condition reasons. Each names what happened in words a person can act on; the condition
+// message says what to fix.
+const (
+	// SyncedReason: every page up to the current cursor is in the sink.
+	SyncedReason = "Synced"
+	// ProgressingReason: pages are being read and written.
+	ProgressingReason = "Progressing"
+	// SuspendedReason: spec.suspend is true; no work is done.
+	SuspendedReason = "Suspended"
+	// SecretNotFoundReason: a Secret (or a key in it) named by the spec does not exist.
+	SecretNotFoundReason = "SecretNotFound"
+	// UnauthorizedReason: Nango refused the secret key (401) or its scope (403).
+	UnauthorizedReason = "Unauthorized"
+	// UnknownConnectionReason: Nango knows no connection with this connectionId and providerConfigKey.
+	UnknownConnectionReason = "UnknownConnection"
+	// InvalidCursorReason: Nango keeps failing on the stored cursor; the resync annotation starts over.
+	InvalidCursorReason = "InvalidCursor"
+	// RateLimitedReason: the account's Nango rate limit is spent; the sync waits and retries.
+	RateLimitedReason = "RateLimited"
+	// NangoUnavailableReason: Nango answered with a server error or could not be reached.
+	NangoUnavailableReason = "NangoUnavailable"
+	// SinkUnavailableReason: the sink could not be reached or refused a write.
+	SinkUnavailableReason = "SinkUnavailable"
+	// SyncFailedReason: Nango reported that its own sync run failed (from a webhook).
+	SyncFailedReason = "SyncFailed"
+)
+
+// Deletion policies: what happens to a NangoSync's rows in the sink when it is deleted.
+const (
+	// DeletionPolicyRetain keeps the rows; only the sink's checkpoint for this sync is removed.
+	DeletionPolicyRetain = "Retain"
+	// DeletionPolicyDelete removes the rows this sync wrote, and its checkpoint.
+	DeletionPolicyDelete = "Delete"
+)
+
+// NangoSyncSpec says which Nango records to copy and where to.
+//
+// The identity of the data set (connectionId, providerConfigKey, model and variant) is
+// immutable: changing it would mix two data sets under one cursor. Create a new NangoSync
+// instead.
+type NangoSyncSpec struct {
+	// connectionId is the Nango connection to read records from, as shown in the Nango
+	// dashboard (for example the id of one customer's HubSpot account).
+	// Immutable.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=255
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="connectionId is immutable: create a new NangoSync to read another connection"
+	ConnectionID string `json:"connectionId"`
+
+	// providerConfigKey is the Nango integration id (the "unique key" of the integration in
+	// Nango, for example "hubspot").
+	// Immutable.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=255
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="providerConfigKey is immutable: create a new NangoSync to read another integration"
+	ProviderConfigKey string `json:"providerConfigKey"`
+
+	// model is the name of the Nango model whose records are copied, for example "Contact".
+	// It starts with an upper-case letter, as Nango requires.
+	// Immutable.
+	// +required
+	// +kubebuilder:validation:MaxLength=255
+	// +kubebuilder:validation:Pattern=`^[A-Z][a-zA-Z0-9_-]+$`
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="model is immutable: create a new NangoSync to read another model"
+	Model string `json:"model"`
+
+	// variant of the model, for syncs that run in several variants. "base" is the model
+	// itself.
+	// Immutable.
+	// +optional
+	// +kubebuilder:default=base
+	// +kubebuilder:validation:MaxLength=255
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9_-]+$`
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="variant is immutable: create a new NangoSync to read another variant"
+	Variant string `json:"variant,omitempty"`
+
+	// syncName is the name of the Nango sync script that produces the model. It is needed
+	// only to ask Nango itself for a full resync (the sync.nango.dev/resync annotation);
+	// without it, a resync re-reads Nango's records but does not re-run Nango's sync.
+	// +optional
+	// +kubebuilder:validation:MaxLength=255
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9_-]+$`
+	SyncName string `json:"syncName,omitempty"`
+
+	// nango says which Nango server to read from and with which secret key. Unset fields
+	// take the operator's defaults (its --nango-url and --nango-secret flags).
+	// +optional
+	Nango *NangoEndpoint `json:"nango,omitempty"`
+
+	// sink is where the records are written. Exactly one of its kinds is set. Every sink
+	// keeps one row per (integration, connection, model, record id), so several NangoSyncs
+	// may share one table.
+	// +required
+	Sink SinkSpec `json:"sink"`
+
+	// interval between two syncs when no webhook wakes the NangoSync earlier. Webhooks can
+	// be lost, so the interval is the guarantee of freshness. At least 10s; a Go duration
+	// such as "30s", "5m" or "1h".
+	// +optional
+	// +kubebuilder:default="5m"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10s')",message="interval must be at least 10s"
+	Interval *metav1.Duration `json:"interval,omitempty"`
+
+	// pageSize is the number of records asked of Nango per request, 1 to 10000.
+	// +optional
+	// +kubebuilder:default=1000
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	PageSize int32 `json:"pageSize,omitempty"`
+
+	// modifiedAfter is where the very first read starts: records last modified before this
+	// RFC 3339 time are skipped. It is used only while no cursor is stored. Nango refuses
+	// times more than 365 days in the past.
+	// +optional
+	ModifiedAfter *metav1.Time `json:"modifiedAfter,omitempty"`
+
+	// suspend stops all work on this NangoSync while true. The cursor is kept.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+
+	// deletionPolicy says what happens to the rows this NangoSync wrote when it is deleted:
+	// Retain keeps them, Delete removes them. Either way the sink's checkpoint is removed.
+	// +optional
+	// +kubebuilder:default=Retain
+	// +kubebuilder:validation:Enum=Retain;Delete
+	DeletionPolicy string `json:"deletionPolicy,omitempty"`
+}
+
+// NangoEndpoint is a Nango server and the secret key used to read from it.
+type NangoEndpoint struct {
+	// url of the Nango API, for example https://api.nango.dev for Nango Cloud or the URL of
+	// a self-hosted server. Defaults to the operator's --nango-url flag.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != ''",message="url must be an absolute http or https URL, such as https://api.nango.dev"
+	URL string `json:"url,omitempty"`
+
+	// secretRef names the Secret, in the NangoSync's namespace, that holds the Nango secret
+	// key of the environment the connection belongs to. Defaults to the operator's
+	// --nango-secret flag.
+	// +optional
+	SecretRef *SecretKeyReference `json:"secretRef,omitempty"`
+}
+
+// SecretKeyReference names one key of a Secret in the NangoSync's own namespace.
+// Secrets of other namespaces are never read.
+type SecretKeyReference struct {
+	// name of the Secret.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
+
+	// key in the Secret's data whose value is used.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	Key string `json:"key"`
+}
+
+// SinkSpec is where records are written. Exactly one of its kinds is set.
+// +kubebuilder:validation:XValidation:rule="(has(self.postgres) ? 1 : 0) + (has(self.sqlite) ? 1 : 0) == 1",message="exactly one sink kind must be set: postgres or sqlite"
+type SinkSpec struct {
+	// postgres writes records to a table in a PostgreSQL database.
+	// +optional
+	Postgres *PostgresSink `json:"postgres,omitempty"`
+
+	// sqlite writes records to a table in an SQLite database file on the operator's volume.
+	// Meant for small installations and trying things out.
+	// +optional
+	SQLite *SQLiteSink `json:"sqlite,omitempty"`
+
+	// deletes says how records that Nango reports deleted are written: Soft keeps the row
+	// and sets its deleted_at column, Hard removes the row.
+	// +optional
+	// +kubebuilder:default=Soft
+	// +kubebuilder:validation:Enum=Soft;Hard
+	Deletes string `json:"deletes,omitempty"`
+}
+
+// Delete modes of a sink.
+const (
+	// DeletesSoft keeps a deleted record's row and sets its deleted_at column.
+	DeletesSoft = "Soft"
+	// DeletesHard removes a deleted record's row.
+	DeletesHard = "Hard"
+)
+
+// PostgresSink writes records to a PostgreSQL table. The operator creates the table (and a
+// shared checkpoint table) when missing.
+type PostgresSink struct {
+	// urlSecretRef names the Secret key holding the connection string, for example
+	// postgres://user:password@host:5432/db?sslmode=require.
+	// +required
+	URLSecretRef SecretKeyReference `json:"urlSecretRef"`
+
+	// schema the table lives in. Defaults to the first schema of the connection's
+	// search_path (usually public). A lower-case SQL identifier.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z_][a-z0-9_]*$`
+	Schema string `json:"schema,omitempty"`
+
+	// table the records are written to: a lower-case SQL identifier of at most 63
+	// characters (letters, digits and underscores, not starting with a digit).
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z_][a-z0-9_]*$`
+	Table string `json:"table"`
+}
+
+// SQLiteSink writes records to a table in an SQLite database file.
+type SQLiteSink struct {
+	// path of the database file, absolute, on a volume of the operator's pod. It is
+	// created when missing.
+	// +required
+	// +kubebuilder:validation:MinLength=2
+	// +kubebuilder:validation:MaxLength=4096
+	// +kubebuilder:validation:Pattern=`^/[^\x00]*[^/]$`
+	Path string `json:"path"`
+
+	// table the records are written to: a lower-case SQL identifier of at most 63
+	// characters (letters, digits and underscores, not starting with a digit).
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z_][a-z0-9_]*$`
+	Table string `json:"table"`
+}
+
+// NangoSyncStatus is what the controller observed and did.
+type NangoSyncStatus struct {
+	// observedGeneration is the spec generation the conditions describe.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// conditions: Ready, Reconciling and Stalled, as kstatus reads them.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +patchStrategy=merge
+	// +patchMergeKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
+
+	// cursor is the Nango cursor after the last record the sink committed. The next sync
+	// reads the records after it. Empty before the first record.
+	// +optional
+	Cursor string `json:"cursor,omitempty"`
+
+	// sink names where the records go, as "<kind>/<table>", for display.
+	// +optional
+	Sink string `json:"sink,omitempty"`
+
+	// lastSyncTime is when the last complete sync (to the end of Nango's records) finished.
+	// +optional
+	LastSyncTime *metav1.Time `json:"lastSyncTime,omitempty"`
+
+	// records counts the records written to the sink since the NangoSync was created or
+	// last resynced, by the action Nango reported.
+	// +optional
+	Records RecordCounts `json:"records,omitempty"`
+
+	// lastHandledRequestedAt is the last value of the sync.nango.dev/requested-at
+	// annotation that was acted on.
+	// +optional
+	LastHandledRequestedAt string `json:"lastHandledRequestedAt,omitempty"`
+
+	// lastHandledResyncAt is the last value of the sync.nango.dev/resync annotation that
+	// was acted on.
+	// +optional
+	LastHandledResyncAt string `json:"lastHandledResyncAt,omitempty"`
+}
+
+// RecordCounts counts records written to the sink, by the action Nango reported.
+type RecordCounts struct {
+	// added records: first seen by Nango.
+	// +optional
+	Added int64 `json:"added,omitempty"`
+	// updated records: changed since Nango first saw them.
+	// +optional
+	Updated int64 `json:"updated,omitempty"`
+	// deleted records: removed at the source.
+	// +optional
+	Deleted int64 `json:"deleted,omitempty"`
+	// total of added, updated and deleted, for `kubectl get`.
+	// +optional
+	Total int64 `json:"total,omitempty"`
+}
+
+// NangoSync keeps a copy of the records Nango syncs for one connection, integration and
+// model in a sink the user owns (a PostgreSQL or SQLite table). The controller reads the
+// records modified after its stored cursor, writes them to the sink, stores the new cursor,
+// and does it again after spec.interval or as soon as a Nango webhook says there is new data.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=nsync,categories=all;nango
+// +kubebuilder:printcolumn:name="Connection",type=string,JSONPath=`.spec.connectionId`
+// +kubebuilder:printcolumn:name="Integration",type=string,JSONPath=`.spec.providerConfigKey`
+// +kubebuilder:printcolumn:name="Model",type=string,JSONPath=`.spec.model`
+// +kubebuilder:printcolumn:name="Sink",type=string,JSONPath=`.status.sink`
+// +kubebuilder:printcolumn:name="Records",type=integer,JSONPath=`.status.records.total`
+// +kubebuilder:printcolumn:name="Last Sync",type=date,JSONPath=`.status.lastSyncTime`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Status",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type NangoSync struct {
+	metav1.TypeMeta `json:",inline"`
+
+	// metadata is the object's metadata.
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec says which records to copy and where to.
+	// +required
+	Spec NangoSyncSpec `json:"spec"`
+
+	// status is what the controller observed and did.
+	// +optional
+	Status NangoSyncStatus `json:"status,omitempty"`
+}
+
+// GetConditions returns the status conditions, for condition helpers.
+func (in *NangoSync) GetConditions() []metav1.Condition {
+	return in.Status.Conditions
+}
+
+// SetConditions replaces the status conditions, for condition helpers.
+func (in *NangoSync) SetConditions(conditions []metav1.Condition) {
+	in.Status.Conditions = conditions
+}
+
+// +kubebuilder:object:root=true
+
+// NangoSyncList is a list of NangoSyncs.
+type NangoSyncList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []NangoSync `json:"items"`
+}

@@ -1,0 +1,170 @@
+/*
+Copyright 2026 The nango-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Command manager runs the nango-operator: the NangoSync controller, its health probes and
+// its metrics endpoint.
+package main
+
+import (
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"net/url"
+	"os"
+
+	// Import all Kubernetes client auth plugins (e.g. Azure, GCP, OIDC, etc.)
+	// to ensure that exec-entrypoint and run can make use of them.
+	_ "k8s.io/client-go/plugin/pkg/client/auth"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
+)
+
+// options are the manager's command-line settings.
+type options struct {
+	metricsAddr        string
+	secureMetrics      bool
+	enableHTTP2        bool
+	probeAddr          string
+	leaderElection     bool
+	leaderElectionID   string
+	leaderElectionNS   string
+	defaultNangoURL    string
+	defaultNangoSecret string
+	defaultNangoKey    string
+	zap                zap.Options
+}
+
+func (o *options) bindFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.metricsAddr, "metrics-bind-address", "0",
+		"The address the metrics endpoint binds to, :8443 for HTTPS or :8080 for HTTP; 0 disables it.")
+	fs.BoolVar(&o.secureMetrics, "metrics-secure", true,
+		"Serve metrics over HTTPS, to clients the API server authenticates and authorizes.")
+	fs.BoolVar(&o.enableHTTP2, "enable-http2", false,
+		"Serve metrics over HTTP/2 too. Off by default against the HTTP/2 Stream Cancellation and Rapid Reset CVEs.")
+	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081",
+		"The address the /healthz and /readyz probes bind to.")
+	fs.BoolVar(&o.leaderElection, "leader-elect", false,
+		"Elect a leader among replicas, so that only one reconciles NangoSyncs at a time.")
+	fs.StringVar(&o.leaderElectionID, "leader-election-id", "nango-operator.sync.nango.dev",
+		"The name of the Lease used for leader election.")
+	fs.StringVar(&o.leaderElectionNS, "leader-election-namespace", "",
+		"The namespace of the leader election Lease. Defaults to the manager's own namespace when it runs in a cluster.")
+	fs.StringVar(&o.defaultNangoURL, "nango-url", "https://api.nango.dev",
+		"The Nango API URL for NangoSyncs that set no spec.nango.url.")
+	fs.StringVar(&o.defaultNangoSecret, "nango-secret", "nango",
+		"The Secret, in each NangoSync's own namespace, holding the Nango secret key for NangoSyncs that set no spec.nango.secretRef.")
+	fs.StringVar(&o.defaultNangoKey, "nango-secret-key", "secretKey",
+		"The key of --nango-secret that holds the Nango secret key.")
+	o.zap.BindFlags(fs)
+}
+
+// validate reports the first setting that cannot work, saying how to fix it.
+func (o *options) validate() error {
+	u, err := url.Parse(o.defaultNangoURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("--nango-url %q must be an absolute http or https URL, such as https://api.nango.dev", o.defaultNangoURL)
+	}
+	if o.defaultNangoSecret == "" || o.defaultNangoKey == "" {
+		return errors.New("--nango-secret and --nango-secret-key must not be empty")
+	}
+	return nil
+}
+
+func main() {
+	var opts options
+	opts.zap = zap.Options{Development: false}
+	opts.bindFlags(flag.CommandLine)
+	flag.Parse()
+
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts.zap)))
+	setupLog := ctrl.Log.WithName("setup")
+
+	if err := run(opts); err != nil {
+		setupLog.Error(err, "manager stopped with an error")
+		os.Exit(1)
+	}
+}
+
+func run(opts options) error {
+	if err := opts.validate(); err != nil {
+		return err
+	}
+	setupLog := ctrl.Log.WithName("setup")
+
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(syncv1alpha1.AddToScheme(scheme))
+
+	metricsOptions := metricsserver.Options{
+		BindAddress:   opts.metricsAddr,
+		SecureServing: opts.secureMetrics,
+		TLSOpts:       tlsOptions(opts.enableHTTP2),
+	}
+	if opts.secureMetrics {
+		// Only clients the API server authenticates and authorizes (a TokenReview and a
+		// SubjectAccessReview) may read the metrics.
+		metricsOptions.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+
+	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+		Scheme:                        scheme,
+		Metrics:                       metricsOptions,
+		HealthProbeBindAddress:        opts.probeAddr,
+		LeaderElection:                opts.leaderElection,
+		LeaderElectionID:              opts.leaderElectionID,
+		LeaderElectionNamespace:       opts.leaderElectionNS,
+		LeaderElectionReleaseOnCancel: true,
+	})
+	if err != nil {
+		return fmt.Errorf("create manager: %w", err)
+	}
+
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return fmt.Errorf("add health check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return fmt.Errorf("add readiness check: %w", err)
+	}
+
+	setupLog.Info("starting manager",
+		"leaderElection", opts.leaderElection,
+		"nangoURL", opts.defaultNangoURL,
+		"nangoSecret", opts.defaultNangoSecret)
+	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+		return fmt.Errorf("run manager: %w", err)
+	}
+	setupLog.Info("manager stopped")
+	return nil
+}
+
+// tlsOptions turns HTTP/2 off unless asked for: HTTP/2 was open to the Stream Cancellation
+// and Rapid Reset attacks (GHSA-qppj-fm5r-hxr3, GHSA-4374-p667-p6c8).
+func tlsOptions(enableHTTP2 bool) []func(*tls.Config) {
+	if enableHTTP2 {
+		return nil
+	}
+	return []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }}
+}

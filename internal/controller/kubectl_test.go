@@ -1,0 +1,106 @@
+/*
+Copyright 2026 The nango-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"io"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
+)
+
+// These tests run the real kubectl binary (from KUBEBUILDER_ASSETS, built into ./bin by
+// make) against the envtest API server, to show what a user sees.
+var _ = Describe("kubectl", func() {
+	var kubectl func(args ...string) string
+
+	BeforeEach(func() {
+		admin, err := testEnv.AddUser(envtest.User{Name: "kubectl-admin", Groups: []string{"system:masters"}}, nil)
+		Expect(err).NotTo(HaveOccurred())
+		k, err := admin.Kubectl()
+		Expect(err).NotTo(HaveOccurred())
+		kubectl = func(args ...string) string {
+			GinkgoHelper()
+			stdout, stderr, err := k.Run(args...)
+			errText, _ := io.ReadAll(stderr)
+			Expect(err).NotTo(HaveOccurred(), "kubectl %v: %s", args, errText)
+			out, err := io.ReadAll(stdout)
+			Expect(err).NotTo(HaveOccurred())
+			return string(out)
+		}
+	})
+
+	It("prints the NangoSync columns, with the status message in -o wide", func() {
+		nsync := &syncv1alpha1.NangoSync{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "acme-hubspot-contacts"},
+			Spec: syncv1alpha1.NangoSyncSpec{
+				ConnectionID:      "acme-corp",
+				ProviderConfigKey: "hubspot",
+				Model:             "Contact",
+				Sink: syncv1alpha1.SinkSpec{Postgres: &syncv1alpha1.PostgresSink{
+					URLSecretRef: syncv1alpha1.SecretKeyReference{Name: "pg", Key: "url"},
+					Table:        "hubspot_contacts",
+				}},
+			},
+		}
+		Expect(k8sClient.Create(ctx, nsync)).To(Succeed())
+		DeferCleanup(func() { Expect(k8sClient.Delete(ctx, nsync)).To(Succeed()) })
+
+		// Write the status a synced NangoSync has, as the controller will.
+		nsync.Status = syncv1alpha1.NangoSyncStatus{
+			ObservedGeneration: nsync.Generation,
+			Sink:               "postgres/hubspot_contacts",
+			LastSyncTime:       &metav1.Time{Time: time.Now()},
+			Records:            syncv1alpha1.RecordCounts{Added: 40, Updated: 1, Deleted: 1, Total: 42},
+			Conditions: []metav1.Condition{{
+				Type:               syncv1alpha1.ReadyCondition,
+				Status:             metav1.ConditionTrue,
+				Reason:             syncv1alpha1.SyncedReason,
+				Message:            "Synced 42 records",
+				LastTransitionTime: metav1.Now(),
+			}},
+		}
+		Expect(k8sClient.Status().Update(ctx, nsync)).To(Succeed())
+
+		out := kubectl("get", "nangosyncs", "--namespace", "default")
+		Expect(out).To(MatchRegexp(`(?m)^NAME\s+CONNECTION\s+INTEGRATION\s+MODEL\s+SINK\s+RECORDS\s+LAST SYNC\s+READY\s+AGE\s*$`))
+		Expect(out).To(MatchRegexp(`(?m)^acme-hubspot-contacts\s+acme-corp\s+hubspot\s+Contact\s+postgres/hubspot_contacts\s+42\s+\d+s\s+True\s+\d+s\s*$`))
+
+		wide := kubectl("get", "nangosyncs", "--namespace", "default", "-o", "wide")
+		Expect(wide).To(MatchRegexp(`(?m)^NAME\s+CONNECTION\s+INTEGRATION\s+MODEL\s+SINK\s+RECORDS\s+LAST SYNC\s+READY\s+STATUS\s+AGE\s*$`))
+		Expect(wide).To(MatchRegexp(`(?m)^acme-hubspot-contacts\s.*\sTrue\s+Synced 42 records\s+\d+s\s*$`))
+
+		By("finding it by its short name and its categories")
+		for _, resource := range []string{"nsync", "nango", "all"} {
+			Expect(kubectl("get", resource, "--namespace", "default", "-o", "name")).
+				To(ContainSubstring("nangosync.sync.nango.dev/acme-hubspot-contacts"), "kubectl get %s", resource)
+		}
+	})
+
+	It("explains the sink from the API's Go comments", func() {
+		out := kubectl("explain", "nangosync.spec.sink")
+		Expect(out).To(ContainSubstring("sink is where the records are written. Exactly one of its kinds is set."))
+		Expect(out).To(ContainSubstring("postgres\t<Object>"))
+		Expect(out).To(ContainSubstring("sqlite\t<Object>"))
+	})
+})

@@ -1,0 +1,236 @@
+package nango
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Defaults of a Client.
+const (
+	DefaultRequestTimeout     = 30 * time.Second
+	DefaultMaxResponseBytes   = 64 << 20
+	DefaultMaxRateLimitWait   = 30 * time.Second
+	DefaultRateLimitRetries   = 5
+	defaultUserAgent          = "nango-operator"
+	maxErrorBodyBytes         = 64 << 10
+	invalidCursorProbeTimeout = 10 * time.Second
+)
+
+// Client talks to one Nango server with one secret key. It is safe for
+// concurrent use; build one per (server, key) and share it.
+type Client struct {
+	base             *url.URL
+	secretKey        string
+	httpClient       *http.Client
+	limiter          *Limiter
+	requestTimeout   time.Duration
+	maxResponseBytes int64
+	maxRateLimitWait time.Duration
+	rateLimitRetries int
+	userAgent        string
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithHTTPClient sets the HTTP client (its Timeout, if any, also applies).
+func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.httpClient = h } }
+
+// WithLimiterRegistry makes the client use the registry's limiter for its
+// secret key, shared with every other client of that key. Without it a
+// client gets a limiter of its own with Nango's default budget.
+func WithLimiterRegistry(r *LimiterRegistry) Option {
+	return func(c *Client) { c.limiter = r.For(c.secretKey) }
+}
+
+// WithLimiter sets the limiter directly.
+func WithLimiter(l *Limiter) Option { return func(c *Client) { c.limiter = l } }
+
+// WithRequestTimeout bounds each HTTP exchange (not the wait for the rate
+// limiter, which the caller's context and WithMaxRateLimitWait bound).
+func WithRequestTimeout(d time.Duration) Option { return func(c *Client) { c.requestTimeout = d } }
+
+// WithMaxResponseBytes bounds the size of an answer body.
+func WithMaxResponseBytes(n int64) Option { return func(c *Client) { c.maxResponseBytes = n } }
+
+// WithMaxRateLimitWait bounds how long one call waits for the rate limit
+// (the limiter's slot or a 429's Retry-After). Beyond it the call returns a
+// KindRateLimited error carrying RetryAfter, so a controller can requeue
+// instead of holding a worker.
+func WithMaxRateLimitWait(d time.Duration) Option { return func(c *Client) { c.maxRateLimitWait = d } }
+
+// WithRateLimitRetries sets how many 429s one call waits out before it
+// returns KindRateLimited.
+func WithRateLimitRetries(n int) Option { return func(c *Client) { c.rateLimitRetries = n } }
+
+// WithUserAgent sets the User-Agent header.
+func WithUserAgent(ua string) Option { return func(c *Client) { c.userAgent = ua } }
+
+// NewClient returns a client for the Nango server at baseURL (for example
+// https://api.nango.dev) using an environment's secret key.
+func NewClient(baseURL, secretKey string, opts ...Option) (*Client, error) {
+	u, err := url.Parse(strings.TrimRight(baseURL, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("nango: invalid base URL %q: want http(s)://host[/path]", baseURL)
+	}
+	if secretKey == "" {
+		return nil, errors.New("nango: secret key is empty")
+	}
+	c := &Client{
+		base:             u,
+		secretKey:        secretKey,
+		httpClient:       &http.Client{},
+		requestTimeout:   DefaultRequestTimeout,
+		maxResponseBytes: DefaultMaxResponseBytes,
+		maxRateLimitWait: DefaultMaxRateLimitWait,
+		rateLimitRetries: DefaultRateLimitRetries,
+		userAgent:        defaultUserAgent,
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	if c.limiter == nil {
+		c.limiter = NewLimiter(LimiterConfig{})
+	}
+	return c, nil
+}
+
+// BaseURL returns the server's URL.
+func (c *Client) BaseURL() string { return c.base.String() }
+
+// request is one API call.
+type request struct {
+	op     string
+	method string
+	path   string
+	query  url.Values
+	header http.Header
+	body   []byte
+}
+
+// do sends a request through the rate limiter, waiting out 429s, and returns
+// the body of a 2xx answer or an *Error.
+func (c *Client) do(ctx context.Context, r request) ([]byte, error) {
+	for attempt := 0; ; attempt++ {
+		status, header, body, err := c.attempt(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		if status >= 200 && status < 300 {
+			return body, nil
+		}
+		e := errorFromResponse(r.op, status, body)
+		if status == http.StatusTooManyRequests {
+			e.RetryAfter = retryAfter(header, time.Now(), c.limiter.window)
+			// The limiter has paused every caller of this key for the wait;
+			// going round again waits it out.
+			if attempt < c.rateLimitRetries && (c.maxRateLimitWait <= 0 || e.RetryAfter <= c.maxRateLimitWait) {
+				continue
+			}
+		}
+		return nil, e
+	}
+}
+
+// attempt makes one exchange: limiter slot, request, bounded body.
+func (c *Client) attempt(ctx context.Context, r request) (int, http.Header, []byte, error) {
+	t, err := c.limiter.acquire(ctx, c.maxRateLimitWait)
+	if err != nil {
+		var tooLong waitTooLong
+		if errors.As(err, &tooLong) {
+			return 0, nil, nil, &Error{Kind: KindRateLimited, Op: r.op, Message: "client-side rate limit for this secret key", RetryAfter: tooLong.wait}
+		}
+		return 0, nil, nil, fmt.Errorf("nango: %s: %w", r.op, err)
+	}
+	o := outcome{}
+	defer func() { c.limiter.done(t, o) }()
+
+	actx, cancel := context.WithTimeout(ctx, c.requestTimeout)
+	defer cancel()
+	req, err := c.newRequest(actx, r)
+	if err != nil {
+		return 0, nil, nil, &Error{Kind: KindInvalidRequest, Op: r.op, Err: err}
+	}
+	o.sent = true
+	resp, err := c.httpClient.Do(req)
+	if err != nil {
+		return 0, nil, nil, c.networkError(ctx, r.op, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	o.responded, o.status, o.header = true, resp.StatusCode, resp.Header
+
+	limit := c.maxResponseBytes
+	if resp.StatusCode >= 300 {
+		limit = min(limit, maxErrorBodyBytes)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return 0, nil, nil, c.networkError(ctx, r.op, err)
+	}
+	if int64(len(body)) > limit {
+		if resp.StatusCode >= 300 {
+			body = body[:limit]
+		} else {
+			return 0, nil, nil, &Error{Kind: KindResponseTooLarge, Op: r.op, Status: resp.StatusCode,
+				Message: fmt.Sprintf("answer larger than %d bytes; ask for smaller pages", limit)}
+		}
+	}
+	return resp.StatusCode, resp.Header, body, nil
+}
+
+func (c *Client) newRequest(ctx context.Context, r request) (*http.Request, error) {
+	u := *c.base
+	u.Path = strings.TrimRight(u.Path, "/") + r.path
+	u.RawQuery = r.query.Encode()
+	var body io.Reader
+	if r.body != nil {
+		body = bytes.NewReader(r.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, r.method, u.String(), body)
+	if err != nil {
+		return nil, err
+	}
+	for k, vs := range r.header {
+		req.Header[k] = vs
+	}
+	req.Header.Set("Authorization", "Bearer "+c.secretKey)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.userAgent)
+	if r.body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return req, nil
+}
+
+// networkError wraps a transport failure. A cancelled or expired caller
+// context is returned as such (errors.Is(err, context.Canceled) holds), the
+// client's own request timeout is KindNetwork.
+func (c *Client) networkError(ctx context.Context, op string, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return fmt.Errorf("nango: %s: %w", op, ctxErr)
+	}
+	msg := "no answer from Nango"
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded) {
+		msg = fmt.Sprintf("no answer from Nango within %s", c.requestTimeout)
+	}
+	return &Error{Kind: KindNetwork, Op: op, Message: msg, Err: stripURL(err)}
+}
+
+// stripURL drops the *url.Error wrapper, whose text repeats the URL; the
+// URL holds no secret, but the message is long enough without it.
+func stripURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}

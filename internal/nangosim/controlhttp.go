@@ -1,0 +1,139 @@
+package nangosim
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"time"
+)
+
+// The control API mirrors the Go methods as JSON over HTTP under /_sim/, so
+// the demo and other processes can drive the emulator. It has no
+// authentication: never expose an emulator beyond a test network.
+//
+//	GET  /_sim/environments             list environments (with their keys)
+//	POST /_sim/environments             Environment
+//	POST /_sim/connections              {ConnectionRef, "provider"}
+//	POST /_sim/syncs                    SyncSpec
+//	POST /_sim/records/upsert           {ModelRef, "records": [...]}
+//	POST /_sim/records/delete           {ModelRef, "ids": [...]}
+//	POST /_sim/records/prune            {ModelRef, "ids": [...]} or {ModelRef, "until_cursor"}
+//	POST /_sim/records/hard-delete      {ModelRef, "ids": [...]}
+//	POST /_sim/records/seed             {ModelRef, SeedOptions}
+//	POST /_sim/webhooks/sync            SyncWebhook
+//	PUT  /_sim/faults                   Faults
+//	PUT  /_sim/rate-limit               {"limit": n, "window": "2s"}
+//	GET  /_sim/stats                    Stats
+//	GET  /_sim/triggers                 [Trigger]
+func (s *Sim) registerControl(mux *http.ServeMux) {
+	mux.HandleFunc("GET /_sim/environments", func(w http.ResponseWriter, _ *http.Request) {
+		s.mu.RLock()
+		out := make([]Environment, 0, len(s.envs))
+		for _, e := range s.envs {
+			out = append(out, e.Environment)
+		}
+		s.mu.RUnlock()
+		writeJSON(w, http.StatusOK, out)
+	})
+	mux.HandleFunc("POST /_sim/environments", control(func(e Environment) (any, error) { return s.AddEnvironment(e) }))
+	mux.HandleFunc("POST /_sim/connections", control(func(in struct {
+		ConnectionRef
+		Provider string `json:"provider"`
+	}) (any, error) {
+		return ok(s.CreateConnection(in.ConnectionRef, in.Provider))
+	}))
+	mux.HandleFunc("POST /_sim/syncs", control(func(in SyncSpec) (any, error) { return ok(s.CreateSync(in)) }))
+	mux.HandleFunc("POST /_sim/records/upsert", control(func(in struct {
+		ModelRef
+		Records []json.RawMessage `json:"records"`
+	}) (any, error) {
+		return s.UpsertRecords(in.ModelRef, in.Records)
+	}))
+	mux.HandleFunc("POST /_sim/records/delete", control(func(in idsRequest) (any, error) {
+		n, err := s.DeleteRecords(in.ModelRef, in.IDs)
+		return count(n), err
+	}))
+	mux.HandleFunc("POST /_sim/records/prune", control(func(in idsRequest) (any, error) {
+		if in.UntilCursor != "" {
+			n, err := s.PruneUntilCursor(in.ModelRef, in.UntilCursor)
+			return count(n), err
+		}
+		n, err := s.PruneRecords(in.ModelRef, in.IDs)
+		return count(n), err
+	}))
+	mux.HandleFunc("POST /_sim/records/hard-delete", control(func(in idsRequest) (any, error) {
+		n, err := s.HardDeleteRecords(in.ModelRef, in.IDs)
+		return count(n), err
+	}))
+	mux.HandleFunc("POST /_sim/records/seed", control(func(in struct {
+		ModelRef
+		SeedOptions
+	}) (any, error) {
+		return s.SeedRecords(in.ModelRef, in.SeedOptions)
+	}))
+	mux.HandleFunc("POST /_sim/webhooks/sync", func(w http.ResponseWriter, r *http.Request) {
+		var in SyncWebhook
+		if !decodeControl(w, r, &in) {
+			return
+		}
+		d, err := s.SendSyncWebhook(r.Context(), in)
+		out := map[string]any{"attempts": d.Attempts, "status_code": d.StatusCode, "body": string(d.Body)}
+		if err != nil {
+			out["error"] = err.Error()
+			writeJSON(w, http.StatusBadGateway, out)
+			return
+		}
+		writeJSON(w, http.StatusOK, out)
+	})
+	mux.HandleFunc("PUT /_sim/faults", control(func(in Faults) (any, error) { s.SetFaults(in); return ok(nil) }))
+	mux.HandleFunc("PUT /_sim/rate-limit", control(func(in struct {
+		Limit  int      `json:"limit"`
+		Window Duration `json:"window"`
+	}) (any, error) {
+		s.SetRateLimit(RateLimit{Limit: in.Limit, Window: in.Window.D()})
+		return ok(nil)
+	}))
+	mux.HandleFunc("GET /_sim/stats", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.Stats()) })
+	mux.HandleFunc("GET /_sim/triggers", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.Triggers()) })
+}
+
+type idsRequest struct {
+	ModelRef
+	IDs         []string `json:"ids"`
+	UntilCursor string   `json:"until_cursor,omitempty"`
+}
+
+// D returns the duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+func count(n int) any { return map[string]int{"count": n} }
+
+func ok(err error) (any, error) { return map[string]bool{"ok": err == nil}, err }
+
+// control adapts a Go control method to a JSON endpoint.
+func control[T any](f func(T) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var in T
+		if !decodeControl(w, r, &in) {
+			return
+		}
+		out, err := f(in)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, errorBody{Code: "invalid_request", Message: err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, out)
+	}
+}
+
+func decodeControl(w http.ResponseWriter, r *http.Request, v any) bool {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 512<<20))
+	if err == nil {
+		err = json.Unmarshal(body, v)
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, errorBody{Code: "invalid_body", Message: "control request body: " + err.Error()})
+		return false
+	}
+	return true
+}

@@ -61,7 +61,7 @@ lint-fix: golangci-lint ## Run golangci-lint and fix what it can.
 	"$(GOLANGCI_LINT)" run --fix
 
 .PHONY: test
-test: verify-generated vet lint setup-envtest ## Check generated files, vet, lint, then run every test against a real API server.
+test: verify-generated vet lint setup-envtest setup-postgres ## Check generated files, vet, lint, then run every test against a real API server and PostgreSQL.
 	KUBEBUILDER_ASSETS="$(KUBEBUILDER_ASSETS)" go test ./... -count=1 -coverprofile cover.out
 
 .PHONY: test-e2e
@@ -143,6 +143,10 @@ export KUBEBUILDER_ASSETS
 .PHONY: setup-envtest
 setup-envtest: ## Build (or reuse) the envtest binaries etcd, kube-apiserver and kubectl.
 	@hack/envtest-binaries.sh "$(ENVTEST_K8S_VERSION)" "$(ENVTEST_ETCD_VERSION)" "$(KUBEBUILDER_ASSETS)"
+
+.PHONY: setup-postgres
+setup-postgres: ## Install Debian's PostgreSQL server binaries when missing; tests run throwaway servers of their own.
+	@hack/ensure-postgres.sh
 
 .PHONY: controller-gen
 controller-gen: $(CONTROLLER_GEN) ## Download controller-gen locally if necessary.

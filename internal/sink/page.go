@@ -1,0 +1,115 @@
+/*
+Copyright 2026 The nango-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package sink
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// PreparePage validates a page's records and makes them what a store keeps, the same for
+// every sink: times in UTC to the microsecond (Nango's precision), no payload for a pruned
+// record, deleted_at for a DELETED one, and one version per id (the newest, merged as if
+// the versions were written one after the other). It counts the records kept by action.
+func PreparePage(records []Record) ([]Record, WriteResult, error) {
+	kept := make([]Record, 0, len(records))
+	index := make(map[string]int, len(records))
+	for _, r := range records {
+		if err := validateRecord(r); err != nil {
+			return nil, WriteResult{}, err
+		}
+		r = normalizeRecord(r)
+		i, seen := index[r.ID]
+		if !seen {
+			index[r.ID] = len(kept)
+			kept = append(kept, r)
+			continue
+		}
+		if r.LastModifiedAt.Before(kept[i].LastModifiedAt) {
+			continue // an older version seen later in the page changes nothing
+		}
+		if r.Payload == nil {
+			r.Payload = kept[i].Payload // as the store would: a version without fields keeps them
+		}
+		kept[i] = r
+	}
+	return kept, countByAction(kept), nil
+}
+
+func validateRecord(r Record) error {
+	if r.ID == "" {
+		return errors.New("a record has no id")
+	}
+	switch r.Action {
+	case ActionAdded, ActionUpdated, ActionDeleted:
+	default:
+		return fmt.Errorf("record %q has unknown action %q", r.ID, r.Action)
+	}
+	if len(r.Payload) > 0 && !json.Valid(r.Payload) {
+		return fmt.Errorf("record %q has a payload that is not valid JSON", r.ID)
+	}
+	return nil
+}
+
+func normalizeRecord(r Record) Record {
+	r.FirstSeenAt = storedTime(r.FirstSeenAt)
+	r.LastModifiedAt = storedTime(r.LastModifiedAt)
+	switch {
+	case r.DeletedAt != nil:
+		deletedAt := storedTime(*r.DeletedAt)
+		r.DeletedAt = &deletedAt
+	case r.Action == ActionDeleted:
+		// Nango always sets deleted_at with DELETED; should it not, the deletion is as
+		// old as the version that reports it.
+		deletedAt := r.LastModifiedAt
+		r.DeletedAt = &deletedAt
+	}
+	if r.Pruned || len(r.Payload) == 0 {
+		r.Payload = nil // no fields: the stored ones stay
+	}
+	return r
+}
+
+// storedTime is t as the store keeps it: UTC, truncated to the microsecond.
+func storedTime(t time.Time) time.Time {
+	return t.UTC().Truncate(time.Microsecond)
+}
+
+func countByAction(records []Record) WriteResult {
+	var result WriteResult
+	for _, r := range records {
+		switch r.Action {
+		case ActionAdded:
+			result.Added++
+		case ActionUpdated:
+			result.Updated++
+		case ActionDeleted:
+			result.Deleted++
+		}
+	}
+	return result
+}
+
+// Validate fails unless every field of the key is set.
+func (k Key) Validate() error {
+	if k.ProviderConfigKey == "" || k.ConnectionID == "" || k.Model == "" || k.Variant == "" {
+		return fmt.Errorf("incomplete key %q: integration, connection, model and variant are all required", k.String())
+	}
+	return nil
+}

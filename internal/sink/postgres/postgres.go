@@ -1,0 +1,139 @@
+/*
+Copyright 2026 The nango-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package postgres is the PostgreSQL sink: records go to a table of the user's choosing,
+// checkpoints to the shared table nango_sync_checkpoints in the same schema. Several
+// NangoSyncs may share one records table; the key columns keep their rows apart.
+//
+// A page is written in one transaction of three round trips: BEGIN, one batch holding
+// every statement (at most a DELETE for hard deletes, one INSERT ... SELECT FROM unnest(...)
+// ... ON CONFLICT DO UPDATE for all the page's records, and the checkpoint upsert), COMMIT.
+// The number of statements does not grow with the page.
+//
+// The records table, created when missing:
+//
+//	provider_config_key, connection_id, model, variant, id  text, the primary key
+//	payload           jsonb  the record's fields; NULL while only a pruned version was seen
+//	pruned            boolean  Nango had pruned the record when it was last written
+//	last_action       text   ADDED, UPDATED or DELETED
+//	first_seen_at, last_modified_at  timestamptz  Nango's metadata
+//	deleted_at        timestamptz  set while the record is deleted at the source
+//	cursor            text   the record's own Nango cursor
+//	written_at        timestamptz  when this row last changed
+//
+// Merge rules: a version older than the stored one (by last_modified_at) changes nothing;
+// a newer or equal one replaces every column but payload, which it replaces only when it
+// carries one (a pruned record keeps the stored fields); a version equal in every column
+// to the stored row is not rewritten, so replaying a page creates no dead tuples and keeps
+// written_at.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/nango-operator/nango-operator/internal/sink"
+)
+
+// CheckpointTable is the table, in Options.Schema, that holds every sync's checkpoint.
+const CheckpointTable = "nango_sync_checkpoints"
+
+// DefaultSchema is the schema used when Options.Schema is empty.
+const DefaultSchema = "public"
+
+// applicationName tells a DBA looking at pg_stat_activity whose connections these are,
+// unless the DSN names an application itself.
+const applicationName = "nango-operator"
+
+// Options says where a Sink writes and how it deletes.
+type Options struct {
+	// Schema holds the records table and the checkpoint table; DefaultSchema when empty.
+	// It is created when missing.
+	Schema string
+	// Table is the records table, created when missing. Required.
+	Table string
+	// HardDeletes removes the rows of deleted records instead of setting their deleted_at.
+	HardDeletes bool
+}
+
+// Sink writes records to one PostgreSQL table. It is safe for concurrent use; share one
+// per DSN and table.
+type Sink struct {
+	pool        *pgxpool.Pool
+	hardDeletes bool
+
+	// name is schema.table as people read it, for errors.
+	name string
+	// records and checkpoints are the quoted, schema-qualified table names for SQL.
+	records     string
+	checkpoints string
+	// tableName is the records table's name as the checkpoint table's key holds it.
+	tableName string
+}
+
+var _ sink.Sink = (*Sink)(nil)
+
+// Open connects to the database of dsn and creates the schema, the records table and the
+// checkpoint table when they are missing. Errors never contain the DSN, which may hold a
+// password.
+func Open(ctx context.Context, dsn string, opts Options) (*Sink, error) {
+	if opts.Table == "" {
+		return nil, errors.New("open PostgreSQL sink: no table given")
+	}
+	if opts.Schema == "" {
+		opts.Schema = DefaultSchema
+	}
+	s := &Sink{
+		hardDeletes: opts.HardDeletes,
+		name:        opts.Schema + "." + opts.Table,
+		records:     pgx.Identifier{opts.Schema, opts.Table}.Sanitize(),
+		checkpoints: pgx.Identifier{opts.Schema, CheckpointTable}.Sanitize(),
+		tableName:   opts.Table,
+	}
+	config, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		// The parse error quotes the connection string, password masking is best effort.
+		return nil, errors.New("open PostgreSQL sink: the connection string is not valid " +
+			"(details withheld, the string may hold a password)")
+	}
+	if config.ConnConfig.RuntimeParams["application_name"] == "" {
+		config.ConnConfig.RuntimeParams["application_name"] = applicationName
+	}
+	s.pool, err = pgxpool.NewWithConfig(ctx, config)
+	if err != nil {
+		return nil, fmt.Errorf("open PostgreSQL sink %s: %w", s.name, classify(err))
+	}
+	if err := s.createTables(ctx, opts.Schema); err != nil {
+		s.pool.Close()
+		return nil, fmt.Errorf("open PostgreSQL sink %s: %w", s.name, classify(err))
+	}
+	return s, nil
+}
+
+// Close closes every connection, waiting for those in use to be released.
+func (s *Sink) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// String names the sink's table, schema.table.
+func (s *Sink) String() string {
+	return s.name
+}

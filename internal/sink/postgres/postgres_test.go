@@ -1,0 +1,278 @@
+/*
+Copyright 2026 The nango-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/nango-operator/nango-operator/internal/sink"
+	"github.com/nango-operator/nango-operator/internal/sink/postgres"
+	"github.com/nango-operator/nango-operator/internal/sink/sinktest"
+	"github.com/nango-operator/nango-operator/internal/testutil/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+func TestConformance(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	sinktest.Run(t, func(t *testing.T, opts sinktest.Options) sinktest.Sink {
+		return open(t, dsn, postgres.Options{Table: opts.Table, HardDeletes: opts.HardDeletes})
+	})
+}
+
+// closeAtEnd closes s when the test ends, failing it if closing fails.
+func closeAtEnd(t testing.TB, s io.Closer) {
+	t.Cleanup(func() { closeNow(t, s) })
+}
+
+func closeNow(t testing.TB, s io.Closer) {
+	if err := s.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+}
+
+func open(t testing.TB, dsn string, opts postgres.Options) *postgres.Sink {
+	t.Helper()
+	s, err := postgres.Open(context.Background(), dsn, opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return s
+}
+
+func TestOpenConcurrentlyCreatesTheTableOnce(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	// Without the DDL lock, concurrent CREATE TABLE IF NOT EXISTS fails with a unique
+	// violation on pg_type in some of them; every round is a fresh table and schema.
+	for round := range 3 {
+		opts := postgres.Options{Schema: fmt.Sprint("tenant_", round), Table: "contacts"}
+		errs := make([]error, 8)
+		var wg sync.WaitGroup
+		for i := range errs {
+			wg.Go(func() {
+				s, err := postgres.Open(context.Background(), dsn, opts)
+				if err == nil {
+					err = s.Close()
+				}
+				errs[i] = err
+			})
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: concurrent Open: %v", round, err)
+			}
+		}
+	}
+}
+
+func TestOpenWithTablesCreatedByADBANeedsNoCreatePrivilege(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.NewDatabase(t)
+	closeNow(t, open(t, dsn, postgres.Options{Table: "contacts"}))
+	// Roles belong to the whole server, which other tests share: name it after the database.
+	writer := "writer_" + querySQL(t, dsn, "SELECT current_database()")
+	execSQL(t, dsn,
+		"CREATE ROLE "+writer+" LOGIN",
+		"REVOKE CREATE ON SCHEMA public FROM PUBLIC",
+		"GRANT SELECT, INSERT, UPDATE, DELETE ON contacts, nango_sync_checkpoints TO "+writer)
+	writerDSN := strings.Replace(dsn, "postgres://postgres@", "postgres://"+writer+"@", 1)
+
+	s := open(t, writerDSN, postgres.Options{Table: "contacts"})
+	closeAtEnd(t, s)
+	if _, err := s.WritePage(ctx, testKey, sink.Page{Records: []sink.Record{testRecord("a", 1)}, Checkpoint: "c1"}); err != nil {
+		t.Fatalf("WritePage as a role that may write but not create: %v", err)
+	}
+
+	_, err := postgres.Open(ctx, writerDSN, postgres.Options{Table: "other"})
+	if err == nil || !strings.Contains(err.Error(), "permission denied") {
+		t.Fatalf("Open of a missing table without CREATE privilege: %v, want permission denied", err)
+	}
+	if sink.IsUnavailable(err) {
+		t.Fatalf("a missing privilege is reported as unavailability: %v", err)
+	}
+}
+
+func TestErrorsNeverShowThePassword(t *testing.T) {
+	const password = "s3cret-Pa55"
+	dsns := []string{
+		"postgres://someone:" + password + "@127.0.0.1:1/db?sslmode=disable&connect_timeout=5",
+		"postgres://someone:" + password + "@127.0.0.1:notaport/db",
+		"host=127.0.0.1 port=1 user=someone password=" + password + " sslmode=disable connect_timeout=5",
+		"host=127.0.0.1 port=x password='" + password + "' broken='",
+	}
+	for _, dsn := range dsns {
+		_, err := postgres.Open(context.Background(), dsn, postgres.Options{Table: "contacts"})
+		if err == nil {
+			t.Fatalf("Open succeeded with a bad DSN")
+		}
+		if strings.Contains(err.Error(), password) {
+			t.Errorf("the error shows the password: %v", err)
+		}
+	}
+}
+
+func TestServerDownIsUnavailableAndRecovers(t *testing.T) {
+	ctx := context.Background()
+	srv := pgtest.StartServer(t)
+	if err := srv.CreateDatabase(ctx, "sink"); err != nil {
+		t.Fatal(err)
+	}
+	s := open(t, srv.DSN("sink"), postgres.Options{Table: "contacts"})
+	closeAtEnd(t, s)
+	page := func(v int) sink.Page {
+		return sink.Page{Records: []sink.Record{testRecord("a", v)}, Checkpoint: fmt.Sprint("c", v)}
+	}
+	if _, err := s.WritePage(ctx, testKey, page(1)); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := srv.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.WritePage(ctx, testKey, page(2))
+	if !sink.IsUnavailable(err) {
+		t.Fatalf("WritePage with the server down: %v, want an unavailable error", err)
+	}
+	if _, err := s.Checkpoint(ctx, testKey); !sink.IsUnavailable(err) {
+		t.Fatalf("Checkpoint with the server down: %v, want an unavailable error", err)
+	}
+
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.WritePage(ctx, testKey, page(3)); err != nil {
+		t.Fatalf("WritePage after the server came back: %v", err)
+	}
+	if cursor, err := s.Checkpoint(ctx, testKey); err != nil || cursor != "c3" {
+		t.Fatalf("Checkpoint after the server came back = %q, %v; want c3", cursor, err)
+	}
+}
+
+func TestReplayedPageRewritesNothing(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.NewDatabase(t)
+	s := open(t, dsn, postgres.Options{Table: "contacts"})
+	closeAtEnd(t, s)
+	page := sink.Page{Records: []sink.Record{testRecord("a", 1), testRecord("b", 1)}, Checkpoint: "c1"}
+	if _, err := s.WritePage(ctx, testKey, page); err != nil {
+		t.Fatal(err)
+	}
+	versions := func() string {
+		return querySQL(t, dsn, "SELECT string_agg(id || ':' || xmin || ':' || written_at, ',' ORDER BY id) FROM contacts")
+	}
+	first := versions()
+	if _, err := s.WritePage(ctx, testKey, page); err != nil {
+		t.Fatal(err)
+	}
+	if again := versions(); again != first {
+		t.Fatalf("replaying a page rewrote its rows: %s, then %s", first, again)
+	}
+}
+
+func TestFailureLateInTheTransactionRollsBackEarlierStatements(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.NewDatabase(t)
+	s := open(t, dsn, postgres.Options{Table: "contacts", HardDeletes: true})
+	closeAtEnd(t, s)
+	if _, err := s.WritePage(ctx, testKey, sink.Page{Records: []sink.Record{testRecord("a", 1)}, Checkpoint: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The DELETE runs first and succeeds; the INSERT then fails, since jsonb cannot hold
+	// \u0000 (valid JSON, so only the server rejects it).
+	deletion := testRecord("a", 2)
+	deletion.Action = sink.ActionDeleted
+	poison := testRecord("b", 2)
+	poison.Payload = []byte(`{"nul":"\u0000"}`)
+	_, err := s.WritePage(ctx, testKey, sink.Page{Records: []sink.Record{deletion, poison}, Checkpoint: "c2"})
+	if err == nil {
+		t.Fatal("a page PostgreSQL cannot store was written")
+	}
+	for _, want := range []string{"write page of 2 records", testKey.String(), "public.contacts"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	rows, readErr := s.ReadRows(ctx, testKey)
+	if readErr != nil || len(rows) != 1 || rows[0].ID != "a" {
+		t.Fatalf("rows after the failed page = %+v, %v; want a alone, as before", rows, readErr)
+	}
+	if cursor, _ := s.Checkpoint(ctx, testKey); cursor != "c1" {
+		t.Fatalf("checkpoint after the failed page = %q, want c1", cursor)
+	}
+}
+
+var testKey = sink.Key{ProviderConfigKey: "hubspot", ConnectionID: "acme", Model: "Contact", Variant: "base"}
+
+func testRecord(id string, version int) sink.Record {
+	at := time.Date(2026, 4, 14, 18, 46, 3, 0, time.UTC)
+	return sink.Record{
+		ID:             id,
+		Payload:        []byte(fmt.Sprintf(`{"id":%q,"version":%d}`, id, version)),
+		Action:         sink.ActionAdded,
+		FirstSeenAt:    at,
+		LastModifiedAt: at.Add(time.Duration(version) * time.Second),
+		Cursor:         fmt.Sprint(id, version),
+	}
+}
+
+func execSQL(t *testing.T, dsn string, statements ...string) {
+	t.Helper()
+	conn := connect(t, dsn)
+	for _, sql := range statements {
+		if _, err := conn.Exec(context.Background(), sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+}
+
+func querySQL(t *testing.T, dsn, sql string) string {
+	t.Helper()
+	var s string
+	if err := connect(t, dsn).QueryRow(context.Background(), sql).Scan(&s); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return s
+}
+
+func connect(t *testing.T, dsn string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+	return conn
+}
+
+// TestConformanceThroughPgBouncerSettings runs the suite as users behind PgBouncer in
+// transaction mode configure pgx: no prepared statements, parameters sent as text.
+func TestConformanceThroughPgBouncerSettings(t *testing.T) {
+	dsn := pgtest.NewDatabase(t) + "&default_query_exec_mode=simple_protocol"
+	sinktest.Run(t, func(t *testing.T, opts sinktest.Options) sinktest.Sink {
+		return open(t, dsn, postgres.Options{Table: opts.Table, HardDeletes: opts.HardDeletes})
+	})
+}

@@ -1,0 +1,126 @@
+/*
+Copyright 2026 The nango-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/nango-operator/nango-operator/internal/sink"
+)
+
+const selectCheckpoint = `SELECT cursor FROM %s
+WHERE table_name = $1 AND provider_config_key = $2 AND connection_id = $3 AND model = $4 AND variant = $5`
+
+const deleteCheckpoint = `DELETE FROM %s
+WHERE table_name = $1 AND provider_config_key = $2 AND connection_id = $3 AND model = $4 AND variant = $5`
+
+const deleteKeyRecords = `DELETE FROM %s
+WHERE provider_config_key = $1 AND connection_id = $2 AND model = $3 AND variant = $4`
+
+// selectRecords orders by id byte by byte (COLLATE "C"), whatever the database's collation,
+// so that both sinks and Go agree on the order.
+const selectRecords = `SELECT id, payload, pruned, last_action, first_seen_at, last_modified_at, deleted_at, cursor
+FROM %s
+WHERE provider_config_key = $1 AND connection_id = $2 AND model = $3 AND variant = $4
+ORDER BY id COLLATE "C"`
+
+// Checkpoint answers the cursor stored with the last committed page of key, or "".
+func (s *Sink) Checkpoint(ctx context.Context, key sink.Key) (string, error) {
+	var cursor string
+	err := s.pool.QueryRow(ctx, fmt.Sprintf(selectCheckpoint, s.checkpoints), s.checkpointArgs(key)...).Scan(&cursor)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read checkpoint of %s in %s: %w", key, s.name, classify(err))
+	}
+	return cursor, nil
+}
+
+// DeleteCheckpoint forgets the checkpoint of key; its rows stay.
+func (s *Sink) DeleteCheckpoint(ctx context.Context, key sink.Key) error {
+	if _, err := s.pool.Exec(ctx, fmt.Sprintf(deleteCheckpoint, s.checkpoints), s.checkpointArgs(key)...); err != nil {
+		return fmt.Errorf("delete checkpoint of %s in %s: %w", key, s.name, classify(err))
+	}
+	return nil
+}
+
+// DeleteRows removes every row of key and its checkpoint, in one transaction.
+func (s *Sink) DeleteRows(ctx context.Context, key sink.Key) error {
+	batch := &pgx.Batch{}
+	batch.Queue(fmt.Sprintf(deleteKeyRecords, s.records), key.ProviderConfigKey, key.ConnectionID, key.Model, key.Variant)
+	batch.Queue(fmt.Sprintf(deleteCheckpoint, s.checkpoints), s.checkpointArgs(key)...)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		return tx.SendBatch(ctx, batch).Close()
+	})
+	if err != nil {
+		return fmt.Errorf("delete rows of %s from %s: %w", key, s.name, classify(err))
+	}
+	return nil
+}
+
+// ReadRows answers every stored row of key, deleted ones included, ordered by id, as
+// records: Payload is nil while only a pruned version was seen, times are UTC. It reads
+// the whole data set into memory: it is meant for verification and tests (comparing a
+// sink with the source row by row), not for serving data.
+func (s *Sink) ReadRows(ctx context.Context, key sink.Key) ([]sink.Record, error) {
+	records, err := s.readRows(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("read rows of %s from %s: %w", key, s.name, classify(err))
+	}
+	return records, nil
+}
+
+func (s *Sink) readRows(ctx context.Context, key sink.Key) ([]sink.Record, error) {
+	rows, err := s.pool.Query(ctx, fmt.Sprintf(selectRecords, s.records),
+		key.ProviderConfigKey, key.ConnectionID, key.Model, key.Variant)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, scanRecord)
+}
+
+func scanRecord(row pgx.CollectableRow) (sink.Record, error) {
+	var (
+		r         sink.Record
+		payload   []byte
+		action    string
+		deletedAt *time.Time
+	)
+	err := row.Scan(&r.ID, &payload, &r.Pruned, &action, &r.FirstSeenAt, &r.LastModifiedAt, &deletedAt, &r.Cursor)
+	if err != nil {
+		return sink.Record{}, err
+	}
+	r.Payload = payload
+	r.Action = sink.Action(action)
+	r.FirstSeenAt = r.FirstSeenAt.UTC()
+	r.LastModifiedAt = r.LastModifiedAt.UTC()
+	if deletedAt != nil {
+		utc := deletedAt.UTC()
+		r.DeletedAt = &utc
+	}
+	return r, nil
+}
+
+func (s *Sink) checkpointArgs(key sink.Key) []any {
+	return []any{s.tableName, key.ProviderConfigKey, key.ConnectionID, key.Model, key.Variant}
+}

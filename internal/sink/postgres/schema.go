@@ -1,0 +1,104 @@
+/*
+Copyright 2026 The nango-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package postgres
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ddlLockKey is the transaction-level advisory lock every Open takes before creating
+// tables. CREATE TABLE IF NOT EXISTS is not safe against itself: two sessions that both
+// find the table missing both try to create it, and one fails with a unique violation on
+// pg_type. Holding one lock makes the second wait and then find the table.
+const ddlLockKey int64 = 0x6e616e676f5f6464 // "nango_dd"
+
+const createRecordsTable = `CREATE TABLE IF NOT EXISTS %s (
+	provider_config_key text NOT NULL,
+	connection_id text NOT NULL,
+	model text NOT NULL,
+	variant text NOT NULL,
+	id text NOT NULL,
+	payload jsonb,
+	pruned boolean NOT NULL DEFAULT false,
+	last_action text NOT NULL,
+	first_seen_at timestamptz NOT NULL,
+	last_modified_at timestamptz NOT NULL,
+	deleted_at timestamptz,
+	cursor text NOT NULL,
+	written_at timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (provider_config_key, connection_id, model, variant, id)
+)`
+
+const createCheckpointTable = `CREATE TABLE IF NOT EXISTS %s (
+	table_name text NOT NULL,
+	provider_config_key text NOT NULL,
+	connection_id text NOT NULL,
+	model text NOT NULL,
+	variant text NOT NULL,
+	cursor text NOT NULL,
+	updated_at timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (table_name, provider_config_key, connection_id, model, variant)
+)`
+
+// createTables creates the schema and both tables when missing. When they all exist it
+// runs no DDL at all: CREATE ... IF NOT EXISTS checks the CREATE privilege before it
+// checks existence, and a DBA may well have created the tables for a role that lacks it.
+func (s *Sink) createTables(ctx context.Context, schema string) error {
+	var exist bool
+	err := s.pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL",
+		s.records, s.checkpoints).Scan(&exist)
+	if err != nil {
+		return fmt.Errorf("look for the tables: %w", err)
+	}
+	if exist {
+		return nil
+	}
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", ddlLockKey); err != nil {
+			return fmt.Errorf("lock for creating tables: %w", err)
+		}
+		if err := createSchema(ctx, tx, schema); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, fmt.Sprintf(createRecordsTable, s.records)); err != nil {
+			return fmt.Errorf("create table %s: %w", s.name, err)
+		}
+		if _, err := tx.Exec(ctx, fmt.Sprintf(createCheckpointTable, s.checkpoints)); err != nil {
+			return fmt.Errorf("create table %s: %w", CheckpointTable, err)
+		}
+		return nil
+	})
+}
+
+// createSchema creates schema unless it exists, for the same privilege reason as above.
+func createSchema(ctx context.Context, tx pgx.Tx, schema string) error {
+	var exists bool
+	err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", schema).Scan(&exists)
+	if err != nil {
+		return fmt.Errorf("look for schema %s: %w", schema, err)
+	}
+	if exists {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize()); err != nil {
+		return fmt.Errorf("create schema %s: %w", schema, err)
+	}
+	return nil
+}

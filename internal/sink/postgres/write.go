@@ -1,0 +1,172 @@
+/*
+Copyright 2026 The nango-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/nango-operator/nango-operator/internal/sink"
+)
+
+// upsertRecords writes every record of a page in one statement. Each column travels as one
+// array parameter, so the statement is the same for a page of 1 or 10 000 records and
+// stays in pgx's statement cache. The page holds each id once (sink.PreparePage), since
+// ON CONFLICT cannot touch one row twice in a statement.
+const upsertRecords = `INSERT INTO %s AS stored (provider_config_key, connection_id, model, variant,
+	id, payload, pruned, last_action, first_seen_at, last_modified_at, deleted_at, cursor)
+SELECT $1, $2, $3, $4,
+	r.id, r.payload::jsonb, r.pruned, r.last_action, r.first_seen_at, r.last_modified_at, r.deleted_at, r.cursor
+FROM unnest($5::text[], $6::text[], $7::boolean[], $8::text[], $9::timestamptz[], $10::timestamptz[],
+	$11::timestamptz[], $12::text[])
+	AS r(id, payload, pruned, last_action, first_seen_at, last_modified_at, deleted_at, cursor)
+ON CONFLICT (provider_config_key, connection_id, model, variant, id) DO UPDATE SET
+	payload = COALESCE(EXCLUDED.payload, stored.payload),
+	pruned = EXCLUDED.pruned,
+	last_action = EXCLUDED.last_action,
+	first_seen_at = EXCLUDED.first_seen_at,
+	last_modified_at = EXCLUDED.last_modified_at,
+	deleted_at = EXCLUDED.deleted_at,
+	cursor = EXCLUDED.cursor,
+	written_at = now()
+WHERE stored.last_modified_at < EXCLUDED.last_modified_at
+	OR (stored.last_modified_at = EXCLUDED.last_modified_at
+		AND (stored.payload, stored.pruned, stored.last_action, stored.first_seen_at, stored.deleted_at, stored.cursor)
+		IS DISTINCT FROM (COALESCE(EXCLUDED.payload, stored.payload), EXCLUDED.pruned, EXCLUDED.last_action,
+			EXCLUDED.first_seen_at, EXCLUDED.deleted_at, EXCLUDED.cursor))`
+
+// deleteRecords removes the rows of records deleted at the source (hard deletes), unless
+// the stored version is newer than the deletion.
+const deleteRecords = `DELETE FROM %s AS stored
+USING unnest($5::text[], $6::timestamptz[]) AS d(id, last_modified_at)
+WHERE stored.provider_config_key = $1 AND stored.connection_id = $2 AND stored.model = $3 AND stored.variant = $4
+	AND stored.id = d.id AND stored.last_modified_at <= d.last_modified_at`
+
+const upsertCheckpoint = `INSERT INTO %s AS stored (table_name, provider_config_key, connection_id, model, variant, cursor)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (table_name, provider_config_key, connection_id, model, variant) DO UPDATE SET
+	cursor = EXCLUDED.cursor,
+	updated_at = now()`
+
+// WritePage upserts the page's records and stores its checkpoint in one transaction. An
+// empty page.Checkpoint leaves the stored checkpoint as it is: "no cursor" never moves the
+// checkpoint back to the start. The result counts the page's records, one per id, by the
+// action of their newest version.
+//
+// An error does not prove that nothing was written: a commit can succeed while its answer
+// is lost. The page is then either entirely stored or not at all, and Checkpoint tells which.
+func (s *Sink) WritePage(ctx context.Context, key sink.Key, page sink.Page) (sink.WriteResult, error) {
+	result, err := s.writePage(ctx, key, page)
+	if err != nil {
+		return sink.WriteResult{}, fmt.Errorf("write page of %d records for %s to %s: %w", len(page.Records), key, s.name, err)
+	}
+	return result, nil
+}
+
+func (s *Sink) writePage(ctx context.Context, key sink.Key, page sink.Page) (sink.WriteResult, error) {
+	if err := key.Validate(); err != nil {
+		return sink.WriteResult{}, err
+	}
+	records, result, err := sink.PreparePage(page.Records)
+	if err != nil {
+		return sink.WriteResult{}, err
+	}
+	batch := s.pageBatch(key, records, page.Checkpoint)
+	if batch.Len() == 0 {
+		return result, nil
+	}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		return tx.SendBatch(ctx, batch).Close()
+	})
+	return result, classify(err)
+}
+
+// pageBatch queues the page's statements: at most one DELETE, one INSERT and one
+// checkpoint upsert, whatever the number of records.
+func (s *Sink) pageBatch(key sink.Key, records []sink.Record, checkpoint string) *pgx.Batch {
+	upserts, deletes := records, []sink.Record(nil)
+	if s.hardDeletes {
+		upserts, deletes = splitDeleted(records)
+	}
+	batch := &pgx.Batch{}
+	if len(deletes) > 0 {
+		batch.Queue(fmt.Sprintf(deleteRecords, s.records), deleteArgs(key, deletes)...)
+	}
+	if len(upserts) > 0 {
+		batch.Queue(fmt.Sprintf(upsertRecords, s.records), upsertArgs(key, upserts)...)
+	}
+	if checkpoint != "" {
+		batch.Queue(fmt.Sprintf(upsertCheckpoint, s.checkpoints), s.tableName,
+			key.ProviderConfigKey, key.ConnectionID, key.Model, key.Variant, checkpoint)
+	}
+	return batch
+}
+
+// splitDeleted separates the records deleted at the source from the others.
+func splitDeleted(records []sink.Record) (kept, deleted []sink.Record) {
+	for _, r := range records {
+		if r.Action == sink.ActionDeleted {
+			deleted = append(deleted, r)
+		} else {
+			kept = append(kept, r)
+		}
+	}
+	return kept, deleted
+}
+
+// upsertArgs turns records into the column arrays upsertRecords unnests.
+func upsertArgs(key sink.Key, records []sink.Record) []any {
+	n := len(records)
+	var (
+		ids          = make([]string, n)
+		payloads     = make([]*string, n) // nil: SQL NULL, keep the stored fields
+		pruned       = make([]bool, n)
+		actions      = make([]string, n)
+		firstSeen    = make([]time.Time, n)
+		lastModified = make([]time.Time, n)
+		deletedAt    = make([]*time.Time, n)
+		cursors      = make([]string, n)
+	)
+	for i, r := range records {
+		ids[i] = r.ID
+		if r.Payload != nil {
+			payload := string(r.Payload)
+			payloads[i] = &payload
+		}
+		pruned[i] = r.Pruned
+		actions[i] = string(r.Action)
+		firstSeen[i] = r.FirstSeenAt
+		lastModified[i] = r.LastModifiedAt
+		deletedAt[i] = r.DeletedAt
+		cursors[i] = r.Cursor
+	}
+	return []any{key.ProviderConfigKey, key.ConnectionID, key.Model, key.Variant,
+		ids, payloads, pruned, actions, firstSeen, lastModified, deletedAt, cursors}
+}
+
+func deleteArgs(key sink.Key, records []sink.Record) []any {
+	ids := make([]string, len(records))
+	lastModified := make([]time.Time, len(records))
+	for i, r := range records {
+		ids[i] = r.ID
+		lastModified[i] = r.LastModifiedAt
+	}
+	return []any{key.ProviderConfigKey, key.ConnectionID, key.Model, key.Variant, ids, lastModified}
+}

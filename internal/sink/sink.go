@@ -1,0 +1,120 @@
+/*
+Copyright 2026 The nango-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package sink defines where a NangoSync writes its records. Each kind of sink lives in a
+// package of its own (postgres, sqlite) behind the one small Sink interface, so the
+// reconciler knows nothing of SQL.
+//
+// Every sink keeps the rules that make a sync correct:
+//   - a page of records and the checkpoint (the cursor after the page) are written in one
+//     transaction, so a crash can lose neither without the other;
+//   - writes are idempotent upserts keyed by (integration, connection, model, variant,
+//     record id), so several NangoSyncs may share one table and a page written twice
+//     changes nothing;
+//   - an older version of a record never overwrites a newer one (last_modified_at only
+//     grows), and a pruned record (no payload) never blanks the fields already stored;
+//   - deleted records keep their row with deleted_at set, unless the sink deletes hard.
+package sink
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Key identifies one NangoSync's data set: the rows it writes and its checkpoint.
+type Key struct {
+	// ProviderConfigKey is the Nango integration id.
+	ProviderConfigKey string
+	// ConnectionID is the Nango connection id.
+	ConnectionID string
+	// Model is the Nango model name.
+	Model string
+	// Variant is the model's variant, "base" for the model itself.
+	Variant string
+}
+
+// String renders the key for logs and errors: integration/connection/model/variant.
+func (k Key) String() string {
+	return k.ProviderConfigKey + "/" + k.ConnectionID + "/" + k.Model + "/" + k.Variant
+}
+
+// Action is what Nango reports last happened to a record.
+type Action string
+
+// The actions Nango reports in _nango_metadata.last_action.
+const (
+	ActionAdded   Action = "ADDED"
+	ActionUpdated Action = "UPDATED"
+	ActionDeleted Action = "DELETED"
+)
+
+// Record is one record as a sink stores it.
+type Record struct {
+	// ID is the record's id, unique within its Key.
+	ID string
+	// Payload is the record's own fields as a JSON object, exactly as Nango sent them
+	// (without _nango_metadata). Empty for a pruned record.
+	Payload json.RawMessage
+	// Action is Nango's last_action.
+	Action Action
+	// FirstSeenAt and LastModifiedAt are Nango's first_seen_at and last_modified_at.
+	FirstSeenAt    time.Time
+	LastModifiedAt time.Time
+	// DeletedAt is set when the record was deleted at the source.
+	DeletedAt *time.Time
+	// Pruned is true when Nango pruned the record's payload: its stored fields stay.
+	Pruned bool
+	// Cursor is the record's own Nango cursor.
+	Cursor string
+}
+
+// Page is a batch of records written in one transaction, with the checkpoint that follows it.
+type Page struct {
+	Records []Record
+	// Checkpoint is the Nango cursor after the last record of the page: where the next
+	// read starts. It is stored in the same transaction as the records.
+	Checkpoint string
+}
+
+// WriteResult counts what a write did, by the action Nango reported.
+type WriteResult struct {
+	Added, Updated, Deleted int64
+}
+
+// Sink stores records and checkpoints. Implementations are safe for concurrent use by
+// several NangoSyncs.
+type Sink interface {
+	// Checkpoint answers the cursor stored with the last committed page of key, or "" when
+	// there is none.
+	Checkpoint(ctx context.Context, key Key) (string, error)
+
+	// WritePage upserts the page's records and stores its checkpoint, in one transaction.
+	// An empty page.Checkpoint leaves the stored one as it is. An error does not prove
+	// that nothing was written (a commit can succeed while its answer is lost): either
+	// the whole page or none of it is stored, and Checkpoint tells which.
+	WritePage(ctx context.Context, key Key, page Page) (WriteResult, error)
+
+	// DeleteCheckpoint forgets the checkpoint of key, so that the next read starts over.
+	// The rows stay.
+	DeleteCheckpoint(ctx context.Context, key Key) error
+
+	// DeleteRows removes every row of key, and its checkpoint.
+	DeleteRows(ctx context.Context, key Key) error
+
+	// Close releases the sink's connections.
+	Close() error
+}

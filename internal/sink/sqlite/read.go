@@ -1,0 +1,148 @@
+/*
+Copyright 2026 The nango-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nango-operator/nango-operator/internal/sink"
+)
+
+const selectCheckpoint = `SELECT cursor FROM %s
+WHERE table_name = ? AND provider_config_key = ? AND connection_id = ? AND model = ? AND variant = ?`
+
+const deleteCheckpoint = `DELETE FROM %s
+WHERE table_name = ? AND provider_config_key = ? AND connection_id = ? AND model = ? AND variant = ?`
+
+const deleteKeyRecords = `DELETE FROM %s
+WHERE provider_config_key = ? AND connection_id = ? AND model = ? AND variant = ?`
+
+// selectRecords orders by id byte by byte (SQLite's BINARY collation), as Go does.
+const selectRecords = `SELECT id, payload, pruned, last_action, first_seen_at, last_modified_at, deleted_at, cursor
+FROM %s
+WHERE provider_config_key = ? AND connection_id = ? AND model = ? AND variant = ?
+ORDER BY id`
+
+// Checkpoint answers the cursor stored with the last committed page of key, or "".
+func (s *Sink) Checkpoint(ctx context.Context, key sink.Key) (string, error) {
+	var cursor string
+	err := s.db.QueryRowContext(ctx, fmt.Sprintf(selectCheckpoint, s.checkpoints), s.checkpointArgs(key)...).Scan(&cursor)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read checkpoint of %s in %s: %w", key, s.name, classify(err))
+	}
+	return cursor, nil
+}
+
+// DeleteCheckpoint forgets the checkpoint of key; its rows stay.
+func (s *Sink) DeleteCheckpoint(ctx context.Context, key sink.Key) error {
+	if _, err := s.db.ExecContext(ctx, fmt.Sprintf(deleteCheckpoint, s.checkpoints), s.checkpointArgs(key)...); err != nil {
+		return fmt.Errorf("delete checkpoint of %s in %s: %w", key, s.name, classify(err))
+	}
+	return nil
+}
+
+// DeleteRows removes every row of key and its checkpoint, in one transaction.
+func (s *Sink) DeleteRows(ctx context.Context, key sink.Key) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, fmt.Sprintf(deleteKeyRecords, s.records),
+			key.ProviderConfigKey, key.ConnectionID, key.Model, key.Variant)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, fmt.Sprintf(deleteCheckpoint, s.checkpoints), s.checkpointArgs(key)...)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("delete rows of %s from %s: %w", key, s.name, classify(err))
+	}
+	return nil
+}
+
+// ReadRows answers every stored row of key, deleted ones included, ordered by id, as
+// records: Payload is nil while only a pruned version was seen, times are UTC. It reads
+// the whole data set into memory: it is meant for verification and tests (comparing a
+// sink with the source row by row), not for serving data.
+func (s *Sink) ReadRows(ctx context.Context, key sink.Key) ([]sink.Record, error) {
+	records, err := s.readRows(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("read rows of %s from %s: %w", key, s.name, classify(err))
+	}
+	return records, nil
+}
+
+func (s *Sink) readRows(ctx context.Context, key sink.Key) ([]sink.Record, error) {
+	rows, err := s.db.QueryContext(ctx, fmt.Sprintf(selectRecords, s.records),
+		key.ProviderConfigKey, key.ConnectionID, key.Model, key.Variant)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = rows.Close() }()
+	var records []sink.Record
+	for rows.Next() {
+		r, err := scanRecord(rows)
+		if err != nil {
+			return nil, err
+		}
+		records = append(records, r)
+	}
+	return records, rows.Err()
+}
+
+func scanRecord(rows *sql.Rows) (sink.Record, error) {
+	var (
+		r                                 sink.Record
+		payload, deletedAt                sql.NullString
+		action, firstSeenAt, lastModified string
+	)
+	err := rows.Scan(&r.ID, &payload, &r.Pruned, &action, &firstSeenAt, &lastModified, &deletedAt, &r.Cursor)
+	if err != nil {
+		return sink.Record{}, err
+	}
+	if payload.Valid {
+		r.Payload = []byte(payload.String)
+	}
+	r.Action = sink.Action(action)
+	if r.FirstSeenAt, err = parseTime(firstSeenAt); err != nil {
+		return sink.Record{}, fmt.Errorf("record %q: first_seen_at: %w", r.ID, err)
+	}
+	if r.LastModifiedAt, err = parseTime(lastModified); err != nil {
+		return sink.Record{}, fmt.Errorf("record %q: last_modified_at: %w", r.ID, err)
+	}
+	if deletedAt.Valid {
+		t, err := parseTime(deletedAt.String)
+		if err != nil {
+			return sink.Record{}, fmt.Errorf("record %q: deleted_at: %w", r.ID, err)
+		}
+		r.DeletedAt = &t
+	}
+	return r, nil
+}
+
+func parseTime(s string) (time.Time, error) {
+	return time.Parse(timeLayout, s)
+}
+
+func (s *Sink) checkpointArgs(key sink.Key) []any {
+	return []any{s.tableName, key.ProviderConfigKey, key.ConnectionID, key.Model, key.Variant}
+}

@@ -1,0 +1,78 @@
+/*
+Copyright 2026 The nango-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+const createRecordsTable = `CREATE TABLE IF NOT EXISTS %s (
+	provider_config_key TEXT NOT NULL,
+	connection_id TEXT NOT NULL,
+	model TEXT NOT NULL,
+	variant TEXT NOT NULL,
+	id TEXT NOT NULL,
+	payload TEXT,
+	pruned INTEGER NOT NULL DEFAULT 0,
+	last_action TEXT NOT NULL,
+	first_seen_at TEXT NOT NULL,
+	last_modified_at TEXT NOT NULL,
+	deleted_at TEXT,
+	cursor TEXT NOT NULL,
+	written_at TEXT NOT NULL,
+	PRIMARY KEY (provider_config_key, connection_id, model, variant, id)
+)`
+
+const createCheckpointTable = `CREATE TABLE IF NOT EXISTS %s (
+	table_name TEXT NOT NULL,
+	provider_config_key TEXT NOT NULL,
+	connection_id TEXT NOT NULL,
+	model TEXT NOT NULL,
+	variant TEXT NOT NULL,
+	cursor TEXT NOT NULL,
+	updated_at TEXT NOT NULL,
+	PRIMARY KEY (table_name, provider_config_key, connection_id, model, variant)
+)`
+
+// createTables creates both tables when missing. In SQLite DDL is transactional and
+// serialised by the write lock, so concurrent opens need no more care than this.
+func (s *Sink) createTables(ctx context.Context) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(createRecordsTable, s.records)); err != nil {
+			return fmt.Errorf("create table %s: %w", s.tableName, err)
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(createCheckpointTable, s.checkpoints)); err != nil {
+			return fmt.Errorf("create table %s: %w", CheckpointTable, err)
+		}
+		return nil
+	})
+}
+
+// inTx runs f in a transaction, committed when f succeeds and rolled back otherwise.
+func (s *Sink) inTx(ctx context.Context, f func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := f(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}

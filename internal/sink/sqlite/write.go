@@ -1,0 +1,186 @@
+/*
+Copyright 2026 The nango-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/nango-operator/nango-operator/internal/sink"
+)
+
+// timeLayout stores times as fixed-width UTC text, so that string order is time order.
+const timeLayout = "2006-01-02T15:04:05.000000Z"
+
+// upsertRecord is the PostgreSQL sink's upsert, one record at a time: in SQLite a
+// statement costs no round trip, and one prepared statement serves the whole page.
+const upsertRecord = `INSERT INTO %s AS stored (provider_config_key, connection_id, model, variant,
+	id, payload, pruned, last_action, first_seen_at, last_modified_at, deleted_at, cursor, written_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (provider_config_key, connection_id, model, variant, id) DO UPDATE SET
+	payload = COALESCE(excluded.payload, stored.payload),
+	pruned = excluded.pruned,
+	last_action = excluded.last_action,
+	first_seen_at = excluded.first_seen_at,
+	last_modified_at = excluded.last_modified_at,
+	deleted_at = excluded.deleted_at,
+	cursor = excluded.cursor,
+	written_at = excluded.written_at
+WHERE stored.last_modified_at < excluded.last_modified_at
+	OR (stored.last_modified_at = excluded.last_modified_at
+		AND (stored.payload, stored.pruned, stored.last_action, stored.first_seen_at, stored.deleted_at, stored.cursor)
+		IS NOT (COALESCE(excluded.payload, stored.payload), excluded.pruned, excluded.last_action,
+			excluded.first_seen_at, excluded.deleted_at, excluded.cursor))`
+
+// deleteRecord removes the row of a record deleted at the source (hard deletes), unless
+// the stored version is newer than the deletion.
+const deleteRecord = `DELETE FROM %s
+WHERE provider_config_key = ? AND connection_id = ? AND model = ? AND variant = ? AND id = ?
+	AND last_modified_at <= ?`
+
+const upsertCheckpoint = `INSERT INTO %s (table_name, provider_config_key, connection_id, model, variant, cursor, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (table_name, provider_config_key, connection_id, model, variant) DO UPDATE SET
+	cursor = excluded.cursor,
+	updated_at = excluded.updated_at`
+
+// WritePage upserts the page's records and stores its checkpoint in one transaction. An
+// empty page.Checkpoint leaves the stored checkpoint as it is: "no cursor" never moves the
+// checkpoint back to the start. The result counts the page's records, one per id, by the
+// action of their newest version.
+//
+// An error does not prove that nothing was written: a commit can succeed while its answer
+// is lost. The page is then either entirely stored or not at all, and Checkpoint tells which.
+func (s *Sink) WritePage(ctx context.Context, key sink.Key, page sink.Page) (sink.WriteResult, error) {
+	result, err := s.writePage(ctx, key, page)
+	if err != nil {
+		return sink.WriteResult{}, fmt.Errorf("write page of %d records for %s to %s: %w", len(page.Records), key, s.name, err)
+	}
+	return result, nil
+}
+
+func (s *Sink) writePage(ctx context.Context, key sink.Key, page sink.Page) (sink.WriteResult, error) {
+	if err := key.Validate(); err != nil {
+		return sink.WriteResult{}, err
+	}
+	records, result, err := sink.PreparePage(page.Records)
+	if err != nil {
+		return sink.WriteResult{}, err
+	}
+	if len(records) == 0 && page.Checkpoint == "" {
+		return result, nil
+	}
+	upserts, deletes := records, []sink.Record(nil)
+	if s.hardDeletes {
+		upserts, deletes = splitDeleted(records)
+	}
+	now := formatTime(time.Now())
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.deleteRecords(ctx, tx, key, deletes); err != nil {
+			return err
+		}
+		if err := s.upsertRecords(ctx, tx, key, upserts, now); err != nil {
+			return err
+		}
+		return s.upsertCheckpoint(ctx, tx, key, page.Checkpoint, now)
+	})
+	return result, classify(err)
+}
+
+func (s *Sink) upsertRecords(ctx context.Context, tx *sql.Tx, key sink.Key, records []sink.Record, now string) error {
+	if len(records) == 0 {
+		return nil
+	}
+	stmt, err := tx.PrepareContext(ctx, fmt.Sprintf(upsertRecord, s.records))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = stmt.Close() }()
+	for _, r := range records {
+		_, err := stmt.ExecContext(ctx, key.ProviderConfigKey, key.ConnectionID, key.Model, key.Variant,
+			r.ID, payloadText(r.Payload), r.Pruned, string(r.Action), formatTime(r.FirstSeenAt),
+			formatTime(r.LastModifiedAt), formatOptionalTime(r.DeletedAt), r.Cursor, now)
+		if err != nil {
+			return fmt.Errorf("record %q: %w", r.ID, err)
+		}
+	}
+	return nil
+}
+
+func (s *Sink) deleteRecords(ctx context.Context, tx *sql.Tx, key sink.Key, records []sink.Record) error {
+	if len(records) == 0 {
+		return nil
+	}
+	stmt, err := tx.PrepareContext(ctx, fmt.Sprintf(deleteRecord, s.records))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = stmt.Close() }()
+	for _, r := range records {
+		_, err := stmt.ExecContext(ctx, key.ProviderConfigKey, key.ConnectionID, key.Model, key.Variant,
+			r.ID, formatTime(r.LastModifiedAt))
+		if err != nil {
+			return fmt.Errorf("record %q: %w", r.ID, err)
+		}
+	}
+	return nil
+}
+
+func (s *Sink) upsertCheckpoint(ctx context.Context, tx *sql.Tx, key sink.Key, cursor, now string) error {
+	if cursor == "" {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, fmt.Sprintf(upsertCheckpoint, s.checkpoints),
+		s.tableName, key.ProviderConfigKey, key.ConnectionID, key.Model, key.Variant, cursor, now)
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	return nil
+}
+
+// splitDeleted separates the records deleted at the source from the others.
+func splitDeleted(records []sink.Record) (kept, deleted []sink.Record) {
+	for _, r := range records {
+		if r.Action == sink.ActionDeleted {
+			deleted = append(deleted, r)
+		} else {
+			kept = append(kept, r)
+		}
+	}
+	return kept, deleted
+}
+
+// payloadText is the payload as stored: text, or NULL to keep the stored fields.
+func payloadText(payload []byte) any {
+	if payload == nil {
+		return nil
+	}
+	return string(payload)
+}
+
+func formatTime(t time.Time) string {
+	return t.UTC().Format(timeLayout)
+}
+
+func formatOptionalTime(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return formatTime(*t)
+}

@@ -23,8 +23,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
+	"time"
 
 	// Import all Kubernetes client auth plugins (e.g. Azure, GCP, OIDC, etc.)
 	// to ensure that exec-entrypoint and run can make use of them.
@@ -40,6 +42,8 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
+	"github.com/nango-operator/nango-operator/internal/controller"
+	"github.com/nango-operator/nango-operator/internal/nango"
 )
 
 // options are the manager's command-line settings.
@@ -54,6 +58,9 @@ type options struct {
 	defaultNangoURL    string
 	defaultNangoSecret string
 	defaultNangoKey    string
+	nangoRateLimit     int
+	nangoRateWindow    time.Duration
+	reconciler         controller.Options
 	zap                zap.Options
 }
 
@@ -78,6 +85,20 @@ func (o *options) bindFlags(fs *flag.FlagSet) {
 		"The Secret, in each NangoSync's own namespace, holding the Nango secret key for NangoSyncs that set no spec.nango.secretRef.")
 	fs.StringVar(&o.defaultNangoKey, "nango-secret-key", "secretKey",
 		"The key of --nango-secret that holds the Nango secret key.")
+	fs.IntVar(&o.nangoRateLimit, "nango-rate-limit", nango.DefaultRateLimit,
+		"Requests per --nango-rate-window that all NangoSyncs of one Nango secret key may send, until Nango's X-RateLimit-Limit says otherwise.")
+	fs.DurationVar(&o.nangoRateWindow, "nango-rate-window", nango.DefaultRateWindow,
+		"The length of Nango's rate limit window.")
+	fs.IntVar(&o.reconciler.MaxConcurrentReconciles, "max-concurrent-reconciles", 4,
+		"How many NangoSyncs sync at the same time.")
+	fs.IntVar(&o.reconciler.MaxPagesPerReconcile, "max-pages-per-reconcile", 20,
+		"Pages one sync reads before it lets the others go first; it carries on right after.")
+	fs.DurationVar(&o.reconciler.MaxTimePerReconcile, "max-time-per-reconcile", 10*time.Second,
+		"Time one sync spends before it lets the others go first; it carries on right after.")
+	fs.DurationVar(&o.reconciler.RetryBaseDelay, "retry-base-delay", time.Second,
+		"The first wait before a failed sync is retried; it doubles on each failure.")
+	fs.DurationVar(&o.reconciler.RetryMaxDelay, "retry-max-delay", 5*time.Minute,
+		"The longest wait before a failed sync is retried.")
 	o.zap.BindFlags(fs)
 }
 
@@ -140,6 +161,28 @@ func run(opts options) error {
 	})
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
+	}
+
+	sinks := controller.NewSinks()
+	defer func() {
+		if err := sinks.Close(); err != nil {
+			setupLog.Error(err, "close sinks")
+		}
+	}()
+	reconcilerOptions := opts.reconciler
+	reconcilerOptions.DefaultNangoURL = opts.defaultNangoURL
+	reconcilerOptions.DefaultSecret = syncv1alpha1.SecretKeyReference{Name: opts.defaultNangoSecret, Key: opts.defaultNangoKey}
+	reconciler := &controller.NangoSyncReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("nango-operator"),
+		Nango: controller.NewNangoClients(&http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
+			nango.NewLimiterRegistry(nango.LimiterConfig{Limit: opts.nangoRateLimit, Window: opts.nangoRateWindow})),
+		Sinks:   sinks,
+		Options: reconcilerOptions,
+	}
+	if err := reconciler.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up the NangoSync controller: %w", err)
 	}
 
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

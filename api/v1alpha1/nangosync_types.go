@@ -77,6 +77,11 @@ const (
 	SinkUnavailableReason = "SinkUnavailable"
 	// SyncFailedReason: Nango reported that its own sync run failed (from a webhook).
 	SyncFailedReason = "SyncFailed"
+	// InvalidRequestReason: Nango refused the request as malformed, for example a
+	// modifiedAfter more than 365 days ago.
+	InvalidRequestReason = "InvalidRequest"
+	// ReconcileFailedReason: anything else went wrong; the message says what.
+	ReconcileFailedReason = "ReconcileFailed"
 )
 
 // Deletion policies: what happens to a NangoSync's rows in the sink when it is deleted.
@@ -362,6 +367,7 @@ type RecordCounts struct {
 // +kubebuilder:printcolumn:name="Records",type=integer,JSONPath=`.status.records.total`
 // +kubebuilder:printcolumn:name="Last Sync",type=date,JSONPath=`.status.lastSyncTime`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Status",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type NangoSync struct {

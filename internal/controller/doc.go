@@ -14,14 +14,12 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package controller holds the NangoSync reconciler. Its envtest suite runs against a real
-// kube-apiserver and etcd with the CRDs of config/crd/bases installed, and proves the API's
-// server-side validation.
+// Package controller holds the NangoSync reconciler. For each NangoSync it reads the pages
+// of records Nango has after the stored cursor, writes each page to the sink together with
+// the cursor after it (one transaction), and records the cursor, counts and conditions in
+// status. The cursor moves only after the sink committed; the sink's checkpoint wins over
+// status.cursor after a crash between the two. One reconcile reads a bounded number of
+// pages, then goes to the back of the queue, so that one huge sync never starves the
+// others. Failures become conditions with a reason and a message that says what to fix,
+// retried with exponential backoff.
 package controller
-
-// The permissions the manager needs, from which `make manifests` writes config/rbac/role.yaml.
-// +kubebuilder:rbac:groups=sync.nango.dev,resources=nangosyncs,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=sync.nango.dev,resources=nangosyncs/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=sync.nango.dev,resources=nangosyncs/finalizers,verbs=update
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
-// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch

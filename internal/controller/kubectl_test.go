@@ -17,14 +17,12 @@ limitations under the License.
 package controller
 
 import (
-	"io"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
 )
@@ -32,23 +30,7 @@ import (
 // These tests run the real kubectl binary (from KUBEBUILDER_ASSETS, built into ./bin by
 // make) against the envtest API server, to show what a user sees.
 var _ = Describe("kubectl", func() {
-	var kubectl func(args ...string) string
-
-	BeforeEach(func() {
-		admin, err := testEnv.AddUser(envtest.User{Name: "kubectl-admin", Groups: []string{"system:masters"}}, nil)
-		Expect(err).NotTo(HaveOccurred())
-		k, err := admin.Kubectl()
-		Expect(err).NotTo(HaveOccurred())
-		kubectl = func(args ...string) string {
-			GinkgoHelper()
-			stdout, stderr, err := k.Run(args...)
-			errText, _ := io.ReadAll(stderr)
-			Expect(err).NotTo(HaveOccurred(), "kubectl %v: %s", args, errText)
-			out, err := io.ReadAll(stdout)
-			Expect(err).NotTo(HaveOccurred())
-			return string(out)
-		}
-	})
+	kubectl := runKubectl
 
 	It("prints the NangoSync columns, with the status message in -o wide", func() {
 		nsync := &syncv1alpha1.NangoSync{
@@ -87,8 +69,8 @@ var _ = Describe("kubectl", func() {
 		Expect(out).To(MatchRegexp(`(?m)^acme-hubspot-contacts\s+acme-corp\s+hubspot\s+Contact\s+postgres/hubspot_contacts\s+42\s+\d+s\s+True\s+\d+s\s*$`))
 
 		wide := kubectl("get", "nangosyncs", "--namespace", "default", "-o", "wide")
-		Expect(wide).To(MatchRegexp(`(?m)^NAME\s+CONNECTION\s+INTEGRATION\s+MODEL\s+SINK\s+RECORDS\s+LAST SYNC\s+READY\s+STATUS\s+AGE\s*$`))
-		Expect(wide).To(MatchRegexp(`(?m)^acme-hubspot-contacts\s.*\sTrue\s+Synced 42 records\s+\d+s\s*$`))
+		Expect(wide).To(MatchRegexp(`(?m)^NAME\s+CONNECTION\s+INTEGRATION\s+MODEL\s+SINK\s+RECORDS\s+LAST SYNC\s+READY\s+REASON\s+STATUS\s+AGE\s*$`))
+		Expect(wide).To(MatchRegexp(`(?m)^acme-hubspot-contacts\s.*\sTrue\s+Synced\s+Synced 42 records\s+\d+s\s*$`))
 
 		By("finding it by its short name and its categories")
 		for _, resource := range []string{"nsync", "nango", "all"} {

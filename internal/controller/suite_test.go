@@ -18,25 +18,42 @@ package controller
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
+	"github.com/nango-operator/nango-operator/internal/nango"
+	"github.com/nango-operator/nango-operator/internal/nangosim"
+	"github.com/nango-operator/nango-operator/internal/testutil/pgtest"
 )
 
 // These tests run against a real kube-apiserver and etcd (envtest) with the CRDs from
-// config/crd/bases, so the API server itself enforces the validation under test.
+// config/crd/bases, so the API server itself enforces the validation under test. A
+// manager runs the NangoSync reconciler for the namespace syncNamespace against the Nango
+// emulator, real PostgreSQL servers and SQLite files; the other tests use "default", where
+// the reconciler does not look.
+
+// syncNamespace is the only namespace the reconciler under test watches.
+const syncNamespace = "sync"
 
 var (
 	ctx       context.Context
@@ -44,7 +61,18 @@ var (
 	testEnv   *envtest.Environment
 	cfg       *rest.Config
 	k8sClient client.Client
+
+	// sim is the Nango the reconciler reads from, served at simServer.
+	sim       *nangosim.Sim
+	simServer *httptest.Server
+	// faults is the reconciler's fault hook, armed by crash tests.
+	faults = &faultHook{}
+	// nangoRequests logs the record requests the emulator answered.
+	nangoRequests = &requestLog{}
 )
+
+// TestMain shares one throwaway PostgreSQL server among the tests of this package.
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 func TestControllers(t *testing.T) {
 	RegisterFailHandler(Fail)
@@ -74,7 +102,65 @@ var _ = BeforeSuite(func() {
 
 	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme.Scheme})
 	Expect(err).NotTo(HaveOccurred())
+
+	startReconciler()
 })
+
+// startReconciler runs a manager with the NangoSync reconciler against the emulator, with
+// short budgets and backoffs so that tests see paging, fairness and recovery quickly.
+func startReconciler() {
+	sim = nangosim.New(nangosim.Options{})
+	simServer = httptest.NewServer(nangoRequests.record(sim.Handler()))
+	DeferCleanup(simServer.Close)
+
+	Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: syncNamespace}})).To(Succeed())
+	Expect(k8sClient.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: syncNamespace, Name: "nango"},
+		StringData: map[string]string{"secretKey": simSecretKey()},
+	})).To(Succeed())
+
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 scheme.Scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{syncNamespace: {}}},
+	})
+	Expect(err).NotTo(HaveOccurred())
+
+	sinks := NewSinks()
+	DeferCleanup(sinks.Close)
+	reconciler := &NangoSyncReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("nango-operator"),
+		Nango: NewNangoClients(&http.Client{},
+			nango.NewLimiterRegistry(nango.LimiterConfig{Limit: 100000, Window: time.Second})),
+		Sinks: sinks,
+		Options: Options{
+			DefaultNangoURL:         simServer.URL,
+			DefaultSecret:           syncv1alpha1.SecretKeyReference{Name: "nango", Key: "secretKey"},
+			MaxPagesPerReconcile:    5,
+			MaxTimePerReconcile:     5 * time.Second,
+			MaxConcurrentReconciles: 4,
+			RetryBaseDelay:          50 * time.Millisecond,
+			RetryMaxDelay:           time.Second,
+		},
+		Fault: faults.fire,
+	}
+	Expect(reconciler.SetupWithManager(mgr)).To(Succeed())
+
+	go func() {
+		defer GinkgoRecover()
+		Expect(mgr.Start(ctx)).To(Succeed())
+	}()
+}
+
+// simSecretKey is the secret key of the emulator's default environment.
+func simSecretKey() string {
+	env, ok := sim.Environment(nangosim.DefaultEnvironment)
+	Expect(ok).To(BeTrue())
+	return env.SecretKey
+}
 
 var _ = AfterSuite(func() {
 	cancel()

@@ -1,0 +1,63 @@
+/*
+Copyright 2026 The nango-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
+	"github.com/nango-operator/nango-operator/internal/nango"
+)
+
+// NangoClients builds Nango clients. Every client shares one HTTP connection pool, and
+// every client of one secret key shares one rate limiter: all the syncs of a Nango account
+// spend one budget.
+type NangoClients struct {
+	httpClient *http.Client
+	limiters   *nango.LimiterRegistry
+}
+
+// NewNangoClients returns a NangoClients that shares httpClient and limiters.
+func NewNangoClients(httpClient *http.Client, limiters *nango.LimiterRegistry) *NangoClients {
+	return &NangoClients{httpClient: httpClient, limiters: limiters}
+}
+
+// For returns a client of the Nango API at baseURL that authenticates with secretKey.
+func (c *NangoClients) For(baseURL, secretKey string) (*nango.Client, error) {
+	return nango.NewClient(baseURL, secretKey,
+		nango.WithHTTPClient(c.httpClient), nango.WithLimiterRegistry(c.limiters))
+}
+
+// nangoClient builds the client of a NangoSync from its spec.nango, the operator's
+// defaults and the secret key in its Secret.
+func (r *NangoSyncReconciler) nangoClient(ctx context.Context, nsync *syncv1alpha1.NangoSync) (*nango.Client, error) {
+	secretKey, err := r.readSecretKey(ctx, nsync, r.nangoSecretRef(nsync))
+	if err != nil {
+		return nil, fmt.Errorf("read the Nango secret key: %w", err)
+	}
+	baseURL := r.DefaultNangoURL
+	if nsync.Spec.Nango != nil && nsync.Spec.Nango.URL != "" {
+		baseURL = nsync.Spec.Nango.URL
+	}
+	c, err := r.Nango.For(baseURL, secretKey)
+	if err != nil {
+		return nil, fmt.Errorf("build the Nango client for %s: %w", baseURL, err)
+	}
+	return c, nil
+}

@@ -1,0 +1,493 @@
+/*
+Copyright 2026 The nango-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
+	"github.com/nango-operator/nango-operator/internal/nango"
+	"github.com/nango-operator/nango-operator/internal/sink"
+)
+
+// Options tune the reconciler. Zero values take the defaults below.
+type Options struct {
+	// DefaultNangoURL is the Nango API for NangoSyncs without spec.nango.url.
+	DefaultNangoURL string
+	// DefaultSecret names the Secret (in each NangoSync's namespace) and key holding the
+	// Nango secret key for NangoSyncs without spec.nango.secretRef.
+	DefaultSecret syncv1alpha1.SecretKeyReference
+	// MaxPagesPerReconcile and MaxTimePerReconcile bound one reconcile, so that one huge
+	// sync does not starve the others: past either, the sync saves its progress and goes
+	// to the back of the queue.
+	MaxPagesPerReconcile int
+	MaxTimePerReconcile  time.Duration
+	// MaxConcurrentReconciles is how many NangoSyncs sync at once.
+	MaxConcurrentReconciles int
+	// RetryBaseDelay and RetryMaxDelay bound the exponential backoff of failed syncs.
+	RetryBaseDelay, RetryMaxDelay time.Duration
+}
+
+const (
+	defaultMaxPagesPerReconcile = 20
+	defaultMaxTimePerReconcile  = 10 * time.Second
+	defaultRetryBaseDelay       = time.Second
+	defaultRetryMaxDelay        = 5 * time.Minute
+	// intervalJitter spreads the syncs of NangoSyncs created together over 5% of their
+	// interval, so they do not all hit Nango in the same second forever.
+	intervalJitter = 0.05
+)
+
+// FaultPoint names a place in a sync where tests inject a crash.
+type FaultPoint string
+
+// AfterSinkCommit is reached after the sink committed a page and before the status patch
+// that records its cursor: a crash there is the case the sink's checkpoint is for.
+const AfterSinkCommit FaultPoint = "AfterSinkCommit"
+
+// NangoSyncReconciler copies the records of each NangoSync from Nango to its sink.
+type NangoSyncReconciler struct {
+	client.Client
+	// APIReader reads Secrets straight from the API server: the cache holds only their
+	// metadata, so that the manager never keeps every Secret of the cluster in memory.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	// Nango builds Nango clients, sharing one rate limiter per secret key.
+	Nango *NangoClients
+	// Sinks opens sinks and shares them between NangoSyncs that write to the same place.
+	Sinks *Sinks
+	Options
+	// Fault, when set, is called at each FaultPoint; an error it returns ends the sync
+	// there as a crash would. For tests only.
+	Fault func(point FaultPoint, nsync *syncv1alpha1.NangoSync) error
+}
+
+// The permissions the manager needs; `make manifests` writes them to config/rbac/role.yaml.
+// +kubebuilder:rbac:groups=sync.nango.dev,resources=nangosyncs,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=sync.nango.dev,resources=nangosyncs/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=sync.nango.dev,resources=nangosyncs/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile brings one NangoSync's sink up to date with Nango, one budget of pages at a
+// time, and patches its status once at the end.
+func (r *NangoSyncReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	logger := log.FromContext(ctx)
+
+	// Read the NangoSync from the API server, not the cache: a sync that carries on right
+	// after its previous reconcile would otherwise often see the status from before that
+	// reconcile's patch, and add its counts to stale totals or handle a resync twice.
+	nsync := &syncv1alpha1.NangoSync{}
+	if err := r.APIReader.Get(ctx, req.NamespacedName, nsync); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+
+	if !nsync.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.finalize(ctx, nsync)
+	}
+	if !controllerutil.ContainsFinalizer(nsync, syncv1alpha1.NangoSyncFinalizer) {
+		patch := client.MergeFrom(nsync.DeepCopy())
+		controllerutil.AddFinalizer(nsync, syncv1alpha1.NangoSyncFinalizer)
+		if err := r.Patch(ctx, nsync, patch); err != nil {
+			return ctrl.Result{}, fmt.Errorf("add finalizer: %w", err)
+		}
+	}
+	if nsync.Spec.Suspend {
+		logger.V(1).Info("suspended: skipping")
+		return ctrl.Result{}, nil
+	}
+
+	// One status patch per reconcile, and none when nothing changed.
+	before := nsync.DeepCopy()
+	defer func() {
+		if err := r.patchStatus(ctx, before, nsync); err != nil {
+			retErr = errors.Join(retErr, err)
+		}
+	}()
+
+	progress, err := r.sync(ctx, nsync)
+	return r.conclude(ctx, nsync, before, progress, err)
+}
+
+// progress is what one reconcile did.
+type progress struct {
+	written  sink.WriteResult
+	complete bool // read to the end of Nango's records
+}
+
+// sync runs the steps of one reconcile: resolve the Nango client and the sink, act on the
+// resync annotation, find the cursor, then copy pages.
+func (r *NangoSyncReconciler) sync(ctx context.Context, nsync *syncv1alpha1.NangoSync) (progress, error) {
+	nangoClient, err := r.nangoClient(ctx, nsync)
+	if err != nil {
+		return progress{}, err
+	}
+	snk, err := r.sinkFor(ctx, nsync)
+	if err != nil {
+		return progress{}, err
+	}
+	nsync.Status.Sink = sinkDisplayName(nsync.Spec.Sink)
+	key := sinkKey(nsync)
+
+	if err := r.handleResync(ctx, nsync, nangoClient, snk, key); err != nil {
+		return progress{}, err
+	}
+	cursor, err := r.startCursor(ctx, nsync, snk, key)
+	if err != nil {
+		return progress{}, err
+	}
+	return r.copyPages(ctx, nsync, nangoClient, snk, key, cursor)
+}
+
+// handleResync forgets the cursor, in the sink and in status, when the resync annotation
+// has a value not handled yet, and asks Nango for a full resync when spec.syncName is set.
+func (r *NangoSyncReconciler) handleResync(ctx context.Context, nsync *syncv1alpha1.NangoSync,
+	nangoClient *nango.Client, snk sink.Sink, key sink.Key) error {
+	requested, ok := nsync.Annotations[syncv1alpha1.ResyncAnnotation]
+	if !ok || requested == nsync.Status.LastHandledResyncAt {
+		return nil
+	}
+	if nsync.Spec.SyncName != "" {
+		if err := nangoClient.TriggerSync(ctx, nango.TriggerSyncRequest{
+			ProviderConfigKey: nsync.Spec.ProviderConfigKey,
+			ConnectionID:      nsync.Spec.ConnectionID,
+			Syncs:             []nango.SyncRef{{Name: nsync.Spec.SyncName, Variant: nsync.Spec.Variant}},
+			Reset:             true,
+		}); err != nil {
+			return fmt.Errorf("ask Nango to resync %s: %w", nsync.Spec.SyncName, err)
+		}
+	}
+	if err := snk.DeleteCheckpoint(ctx, key); err != nil {
+		return &sinkError{fmt.Errorf("forget the checkpoint of %s: %w", key, err)}
+	}
+	nsync.Status.Cursor = ""
+	nsync.Status.Records = syncv1alpha1.RecordCounts{}
+	nsync.Status.LastHandledResyncAt = requested
+	r.Recorder.Eventf(nsync, nil, corev1.EventTypeNormal, "Resync", "Resync",
+		"Forgot the cursor (resync requested at %q); reading every record again", requested)
+	return nil
+}
+
+// startCursor answers where reading starts. The sink's checkpoint is written in the same
+// transaction as the records, so it is the truth about what the sink holds: it wins over
+// status.cursor, which lags it after a crash between the sink commit and the status patch.
+func (r *NangoSyncReconciler) startCursor(ctx context.Context, nsync *syncv1alpha1.NangoSync,
+	snk sink.Sink, key sink.Key) (string, error) {
+	checkpoint, err := snk.Checkpoint(ctx, key)
+	if err != nil {
+		return "", &sinkError{fmt.Errorf("read the checkpoint of %s: %w", key, err)}
+	}
+	if checkpoint == "" && nsync.Status.Cursor != "" {
+		// The sink holds nothing for this sync (a new table, or its checkpoint was
+		// removed by hand): reading on from status.cursor would leave the records before
+		// it out of the sink.
+		r.Recorder.Eventf(nsync, nil, corev1.EventTypeWarning, "CheckpointMissing", "Sync",
+			"The sink has no checkpoint for this sync although status.cursor is set; reading every record again into %s",
+			sinkDisplayName(nsync.Spec.Sink))
+		nsync.Status.Records = syncv1alpha1.RecordCounts{}
+	}
+	nsync.Status.Cursor = checkpoint
+	return checkpoint, nil
+}
+
+// copyPages reads pages after cursor and writes each to the sink, fetching the next page
+// while the sink writes the current one. It stops at the end of Nango's records, or when
+// the reconcile's page or time budget is spent.
+func (r *NangoSyncReconciler) copyPages(ctx context.Context, nsync *syncv1alpha1.NangoSync,
+	nangoClient *nango.Client, snk sink.Sink, key sink.Key, cursor string) (progress, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // abandons a page fetched ahead when the loop ends early
+
+	var p progress
+	deadline := time.Now().Add(r.MaxTimePerReconcile)
+	next := r.fetchPage(ctx, nangoClient, nsync, cursor)
+	for pages := 1; ; pages++ {
+		fetched := <-next
+		if fetched.err != nil {
+			return p, fetched.err
+		}
+		page := fetched.page
+		more := page.NextCursor != ""
+		withinBudget := pages < r.MaxPagesPerReconcile && time.Now().Before(deadline)
+		if more && withinBudget {
+			next = r.fetchPage(ctx, nangoClient, nsync, page.NextCursor)
+		}
+
+		if len(page.Records) > 0 {
+			written, err := r.writePage(ctx, nsync, snk, key, page)
+			if err != nil {
+				return p, err
+			}
+			p.written = addResults(p.written, written)
+		}
+		if !more {
+			p.complete = true
+			return p, nil
+		}
+		if !withinBudget {
+			return p, nil
+		}
+	}
+}
+
+// fetched is one page read from Nango, or why it could not be.
+type fetched struct {
+	page *nango.RecordsPage
+	err  error
+}
+
+// fetchPage reads the page after cursor in the background; the channel holds its result.
+func (r *NangoSyncReconciler) fetchPage(ctx context.Context, nangoClient *nango.Client,
+	nsync *syncv1alpha1.NangoSync, cursor string) <-chan fetched {
+	out := make(chan fetched, 1)
+	req := nango.ListRecordsRequest{
+		ConnectionID:      nsync.Spec.ConnectionID,
+		ProviderConfigKey: nsync.Spec.ProviderConfigKey,
+		Model:             nsync.Spec.Model,
+		Variant:           nsync.Spec.Variant,
+		Cursor:            cursor,
+		Limit:             int(nsync.Spec.PageSize),
+	}
+	if cursor == "" && nsync.Spec.ModifiedAfter != nil {
+		req.ModifiedAfter = nsync.Spec.ModifiedAfter.Time
+	}
+	go func() {
+		page, err := nangoClient.ListRecords(ctx, req)
+		if err != nil {
+			err = fmt.Errorf("list records of %s/%s/%s: %w", req.ProviderConfigKey, req.ConnectionID, req.Model, err)
+		}
+		out <- fetched{page: page, err: err}
+	}()
+	return out
+}
+
+// writePage writes one page and its checkpoint to the sink, then moves status.cursor.
+func (r *NangoSyncReconciler) writePage(ctx context.Context, nsync *syncv1alpha1.NangoSync,
+	snk sink.Sink, key sink.Key, page *nango.RecordsPage) (sink.WriteResult, error) {
+	records, err := sinkRecords(page.Records)
+	if err != nil {
+		return sink.WriteResult{}, err
+	}
+	checkpoint := page.NextCursor
+	if checkpoint == "" {
+		checkpoint = page.Records[len(page.Records)-1].Metadata.Cursor
+	}
+	written, err := snk.WritePage(ctx, key, sink.Page{Records: records, Checkpoint: checkpoint})
+	if err != nil {
+		return sink.WriteResult{}, &sinkError{err}
+	}
+	if r.Fault != nil {
+		if err := r.Fault(AfterSinkCommit, nsync); err != nil {
+			return sink.WriteResult{}, err
+		}
+	}
+	nsync.Status.Cursor = checkpoint
+	nsync.Status.Records = addCounts(nsync.Status.Records, written)
+	return written, nil
+}
+
+// conclude turns the outcome of a sync into conditions, events and the next requeue.
+func (r *NangoSyncReconciler) conclude(ctx context.Context, nsync, before *syncv1alpha1.NangoSync,
+	p progress, err error) (ctrl.Result, error) {
+	nsync.Status.ObservedGeneration = nsync.Generation
+	if requested, ok := nsync.Annotations[syncv1alpha1.RequestedAtAnnotation]; ok {
+		nsync.Status.LastHandledRequestedAt = requested
+	}
+
+	if err != nil {
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			return ctrl.Result{}, err // the manager is stopping
+		}
+		f := classify(err)
+		r.markFailed(nsync, before, f)
+		log.FromContext(ctx).Info("sync failed", "reason", f.reason, "error", err.Error())
+		if f.retryAfter > 0 {
+			return ctrl.Result{RequeueAfter: f.retryAfter}, nil
+		}
+		// Returning the error requeues with the workqueue's exponential backoff.
+		return ctrl.Result{}, err
+	}
+
+	if !p.complete {
+		setCondition(nsync, syncv1alpha1.ReconcilingCondition, metav1.ConditionTrue, syncv1alpha1.ProgressingReason,
+			fmt.Sprintf("Wrote %d records so far; more pages remain", total(nsync.Status.Records)))
+		apimeta.RemoveStatusCondition(&nsync.Status.Conditions, syncv1alpha1.StalledCondition)
+		// Back of the queue at once: the other NangoSyncs get their turn first.
+		return ctrl.Result{RequeueAfter: time.Millisecond}, nil
+	}
+
+	r.markSynced(nsync, before)
+	return ctrl.Result{RequeueAfter: wait.Jitter(interval(nsync), intervalJitter)}, nil
+}
+
+// markSynced sets the conditions of a sync that read to the end, with an event for the
+// first sync and for a recovery.
+func (r *NangoSyncReconciler) markSynced(nsync, before *syncv1alpha1.NangoSync) {
+	now := metav1.Now()
+	nsync.Status.LastSyncTime = &now
+	wasReady := apimeta.FindStatusCondition(before.Status.Conditions, syncv1alpha1.ReadyCondition)
+	message := fmt.Sprintf("Synced %d records", total(nsync.Status.Records))
+	setCondition(nsync, syncv1alpha1.ReadyCondition, metav1.ConditionTrue, syncv1alpha1.SyncedReason, message)
+	apimeta.RemoveStatusCondition(&nsync.Status.Conditions, syncv1alpha1.ReconcilingCondition)
+	apimeta.RemoveStatusCondition(&nsync.Status.Conditions, syncv1alpha1.StalledCondition)
+
+	switch {
+	case wasReady == nil || before.Status.LastSyncTime == nil:
+		r.Recorder.Eventf(nsync, nil, corev1.EventTypeNormal, "FirstSync", "Sync",
+			"First sync complete: %d records written to %s", total(nsync.Status.Records), nsync.Status.Sink)
+	case wasReady.Status != metav1.ConditionTrue:
+		r.Recorder.Eventf(nsync, nil, corev1.EventTypeNormal, "Recovered", "Sync",
+			"Synced again after %s: %s", wasReady.Reason, message)
+	}
+}
+
+// markFailed sets the conditions of a failed sync, with a Warning event when the reason
+// changes (not on every retry).
+func (r *NangoSyncReconciler) markFailed(nsync, before *syncv1alpha1.NangoSync, f failure) {
+	setCondition(nsync, syncv1alpha1.ReadyCondition, metav1.ConditionFalse, f.reason, f.message)
+	if f.stalled {
+		setCondition(nsync, syncv1alpha1.StalledCondition, metav1.ConditionTrue, f.reason, f.message)
+		apimeta.RemoveStatusCondition(&nsync.Status.Conditions, syncv1alpha1.ReconcilingCondition)
+	} else {
+		setCondition(nsync, syncv1alpha1.ReconcilingCondition, metav1.ConditionTrue, f.reason,
+			"Retrying with backoff: "+f.message)
+		apimeta.RemoveStatusCondition(&nsync.Status.Conditions, syncv1alpha1.StalledCondition)
+	}
+	previous := apimeta.FindStatusCondition(before.Status.Conditions, syncv1alpha1.ReadyCondition)
+	if previous == nil || previous.Reason != f.reason {
+		r.Recorder.Eventf(nsync, nil, corev1.EventTypeWarning, f.reason, "Sync", "%s", f.message)
+	}
+}
+
+// patchStatus writes the status when it changed, as a merge patch of the status subresource.
+func (r *NangoSyncReconciler) patchStatus(ctx context.Context, before, after *syncv1alpha1.NangoSync) error {
+	if equality.Semantic.DeepEqual(before.Status, after.Status) {
+		return nil
+	}
+	if err := r.Status().Patch(ctx, after, client.MergeFrom(before)); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("patch status: %w", err)
+	}
+	return nil
+}
+
+// finalize cleans the sink of a deleted NangoSync (its checkpoint, and its rows with
+// deletionPolicy Delete), then lets it go.
+func (r *NangoSyncReconciler) finalize(ctx context.Context, nsync *syncv1alpha1.NangoSync) error {
+	if !controllerutil.ContainsFinalizer(nsync, syncv1alpha1.NangoSyncFinalizer) {
+		return nil
+	}
+	if err := r.cleanSink(ctx, nsync); err != nil {
+		var missing *secretError
+		if !errors.As(err, &missing) {
+			r.Recorder.Eventf(nsync, nil, corev1.EventTypeWarning, syncv1alpha1.SinkUnavailableReason, "Delete",
+				"Cannot clean the sink before deletion, will retry: %s", err.Error())
+			return err
+		}
+		// Without its Secret the sink cannot be reached, and it will not come back for a
+		// NangoSync being deleted: let it go rather than block the deletion forever.
+		r.Recorder.Eventf(nsync, nil, corev1.EventTypeWarning, syncv1alpha1.SecretNotFoundReason, "Delete",
+			"Deleted without cleaning the sink: %s", err.Error())
+	}
+	patch := client.MergeFrom(nsync.DeepCopy())
+	controllerutil.RemoveFinalizer(nsync, syncv1alpha1.NangoSyncFinalizer)
+	if err := r.Patch(ctx, nsync, patch); err != nil {
+		return client.IgnoreNotFound(fmt.Errorf("remove finalizer: %w", err))
+	}
+	return nil
+}
+
+func (r *NangoSyncReconciler) cleanSink(ctx context.Context, nsync *syncv1alpha1.NangoSync) error {
+	snk, err := r.sinkFor(ctx, nsync)
+	if err != nil {
+		return err
+	}
+	key := sinkKey(nsync)
+	if nsync.Spec.DeletionPolicy == syncv1alpha1.DeletionPolicyDelete {
+		if err := snk.DeleteRows(ctx, key); err != nil {
+			return fmt.Errorf("delete the rows of %s: %w", key, err)
+		}
+		return nil
+	}
+	if err := snk.DeleteCheckpoint(ctx, key); err != nil {
+		return fmt.Errorf("delete the checkpoint of %s: %w", key, err)
+	}
+	return nil
+}
+
+// SetupWithManager registers the reconciler: it watches NangoSyncs and the Secrets they
+// name (metadata only), and indexes NangoSyncs by those Secrets.
+func (r *NangoSyncReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	r.Options = r.withDefaults()
+	if err := indexSecretNames(context.Background(), mgr.GetFieldIndexer(), r.DefaultSecret.Name); err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&syncv1alpha1.NangoSync{}, builder.WithPredicates(
+			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.syncsUsingSecret),
+			builder.WithPredicates(predicate.ResourceVersionChangedPredicate{})).
+		WithOptions(controller.Options{
+			MaxConcurrentReconciles: r.MaxConcurrentReconciles,
+			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](
+				r.RetryBaseDelay, r.RetryMaxDelay),
+		}).
+		Named("nangosync").
+		Complete(r)
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxPagesPerReconcile <= 0 {
+		o.MaxPagesPerReconcile = defaultMaxPagesPerReconcile
+	}
+	if o.MaxTimePerReconcile <= 0 {
+		o.MaxTimePerReconcile = defaultMaxTimePerReconcile
+	}
+	if o.MaxConcurrentReconciles <= 0 {
+		o.MaxConcurrentReconciles = 1
+	}
+	if o.RetryBaseDelay <= 0 {
+		o.RetryBaseDelay = defaultRetryBaseDelay
+	}
+	if o.RetryMaxDelay <= 0 {
+		o.RetryMaxDelay = defaultRetryMaxDelay
+	}
+	return o
+}

@@ -1,0 +1,277 @@
+/*
+Copyright 2026 The nango-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
+	"github.com/nango-operator/nango-operator/internal/testutil/pgtest"
+)
+
+var _ = Describe("NangoSync reconciler", func() {
+	DescribeTable("copies several data sets into one shared table, then follows updates, deletes, undeletes and prunes",
+		func(sinkSpec func(table string) syncv1alpha1.SinkSpec) {
+			const total = 25000
+			spec := sinkSpec("shared_records")
+			connections := []string{uniqueName("acme"), uniqueName("globex")}
+			models := []string{"Contact", "Company", "Deal"}
+
+			By("giving the emulator 25,000 records across 2 connections and 3 models")
+			sets := make([]*dataSet, 0, len(connections)*len(models))
+			for _, conn := range connections {
+				Expect(sim.CreateConnection(newDataSet(conn, "").ref.ConnectionRef, "hubspot")).To(Succeed())
+				for _, model := range models {
+					sets = append(sets, newDataSet(conn, model))
+				}
+			}
+			for i, d := range sets {
+				n := total / len(sets)
+				if i == 0 {
+					n += total % len(sets)
+				}
+				d.upsert(ids("rec", 0, n), 1)
+			}
+
+			By("syncing each data set with a NangoSync of its own, all into one table")
+			syncs := make([]*syncv1alpha1.NangoSync, len(sets))
+			for i, d := range sets {
+				syncs[i] = newNangoSyncFor(d, spec)
+				create(syncs[i])
+			}
+			snk := openSink(spec)
+			for i, d := range sets {
+				expectReason(syncs[i], metav1.ConditionTrue, syncv1alpha1.SyncedReason)
+				Expect(syncs[i].Status.Records.Total).To(Equal(int64(len(d.payload))))
+				Expect(syncs[i].Status.Cursor).NotTo(BeEmpty())
+				Eventually(func(g Gomega) { d.matches(g, snk) }).Should(Succeed())
+			}
+
+			By("updating, deleting, undeleting and pruning records at the source, then asking for a sync")
+			for _, d := range sets {
+				d.upsert(ids("rec", 0, 50), 2)   // updated
+				d.delete(ids("rec", 100, 30))    // deleted
+				d.upsert(ids("rec", 100, 10), 3) // deleted, then back: ADDED again
+				d.prune(ids("rec", 200, 20))     // pruned: the sink keeps their fields
+				d.upsert(ids("new", 0, 5), 1)    // added
+			}
+			for _, nsync := range syncs {
+				annotate(nsync, syncv1alpha1.RequestedAtAnnotation)
+			}
+			for _, d := range sets {
+				Eventually(func(g Gomega) { d.matches(g, snk) }).WithTimeout(60 * time.Second).Should(Succeed())
+			}
+
+			By("reading everything again on resync, pruned records included, without blanking a field")
+			value := annotate(syncs[0], syncv1alpha1.ResyncAnnotation)
+			Eventually(func(g Gomega) {
+				g.Expect(readyCondition(g, syncs[0])).NotTo(BeNil())
+				g.Expect(syncs[0].Status.LastHandledResyncAt).To(Equal(value))
+				g.Expect(syncs[0].Status.Records.Total).To(BeNumerically(">=", len(sets[0].payload)))
+				g.Expect(apimetaReady(syncs[0])).To(BeTrue())
+			}).WithTimeout(60 * time.Second).Should(Succeed())
+			Eventually(func(g Gomega) { sets[0].matches(g, snk) }).Should(Succeed())
+		},
+		Entry("SQLite", sqliteSinkSpec),
+		Entry("PostgreSQL", postgresSinkSpec),
+	)
+
+	It("resumes from the sink's checkpoint after a crash between the sink commit and the status patch", func() {
+		d := newDataSet(uniqueName("initech"), "Contact")
+		Expect(sim.CreateConnection(d.ref.ConnectionRef, "hubspot")).To(Succeed())
+		d.upsert(ids("rec", 0, 3000), 1)
+		spec := sqliteSinkSpec("contacts")
+		snk := openSink(spec)
+		nsync := newNangoSyncFor(d, spec)
+
+		By("crashing once, right after the sink committed the first page")
+		crashedAt := make(chan int, 1)
+		faults.arm(nsync.Name, AfterSinkCommit, 1, func() { crashedAt <- nangoRequests.len() })
+		create(nsync)
+		var logPosition int
+		Eventually(crashedAt).WithTimeout(30 * time.Second).Should(Receive(&logPosition))
+		checkpoint, err := snk.Checkpoint(ctx, d.key())
+		Expect(err).NotTo(HaveOccurred())
+		Expect(checkpoint).NotTo(BeEmpty(), "the sink committed the first page and its checkpoint")
+
+		By("reading on from the sink's checkpoint, not from the older status.cursor")
+		expectReason(nsync, metav1.ConditionTrue, syncv1alpha1.SyncedReason)
+		Eventually(func(g Gomega) { d.matches(g, snk) }).Should(Succeed())
+		requests := nangoRequests.since(logPosition, d.ref.ConnectionID)
+		cursors := make([]string, len(requests))
+		for i, r := range requests {
+			cursors[i] = r.cursor
+		}
+		Expect(cursors).NotTo(ContainElement(""), "a request after the crash started over: the first page was read twice")
+		Expect(cursors).To(ContainElement(checkpoint))
+	})
+
+	Describe("failures show as conditions, back off, and recover once fixed, the cursor untouched", func() {
+		// synced creates a NangoSync over 1,500 records and waits for its first sync.
+		synced := func(spec syncv1alpha1.SinkSpec, mutate func(*syncv1alpha1.NangoSync)) (*dataSet, *syncv1alpha1.NangoSync) {
+			d := newDataSet(uniqueName("umbrella"), "Contact")
+			Expect(sim.CreateConnection(d.ref.ConnectionRef, "hubspot")).To(Succeed())
+			d.upsert(ids("rec", 0, 1500), 1)
+			nsync := newNangoSyncFor(d, spec)
+			if mutate != nil {
+				mutate(nsync)
+			}
+			create(nsync)
+			expectReason(nsync, metav1.ConditionTrue, syncv1alpha1.SyncedReason)
+			return d, nsync
+		}
+		// expectFailure asks for a sync and waits for the failure, the cursor where it was.
+		expectFailure := func(nsync *syncv1alpha1.NangoSync, reason string, stalled bool) {
+			GinkgoHelper()
+			cursor := nsync.Status.Cursor
+			annotate(nsync, syncv1alpha1.RequestedAtAnnotation)
+			expectReason(nsync, metav1.ConditionFalse, reason)
+			Expect(nsync.Status.Cursor).To(Equal(cursor))
+			Expect(conditionTrue(nsync, syncv1alpha1.StalledCondition)).To(Equal(stalled))
+			out := runKubectl("get", "nangosyncs", "--namespace", syncNamespace, nsync.Name, "-o", "wide")
+			Expect(out).To(MatchRegexp(`(?m)^%s\s.*\sFalse\s+%s\s`, nsync.Name, reason))
+		}
+
+		It("SecretNotFound until the Nango Secret exists", func() {
+			secretName := uniqueName("nango-key")
+			d := newDataSet(uniqueName("umbrella"), "Contact")
+			Expect(sim.CreateConnection(d.ref.ConnectionRef, "hubspot")).To(Succeed())
+			d.upsert(ids("rec", 0, 10), 1)
+			nsync := newNangoSyncFor(d, sqliteSinkSpec("contacts"))
+			nsync.Spec.Nango = &syncv1alpha1.NangoEndpoint{SecretRef: &syncv1alpha1.SecretKeyReference{Name: secretName, Key: "secretKey"}}
+			create(nsync)
+			expectReason(nsync, metav1.ConditionFalse, syncv1alpha1.SecretNotFoundReason)
+			Expect(conditionTrue(nsync, syncv1alpha1.StalledCondition)).To(BeTrue())
+			Expect(readyMessage(nsync)).To(ContainSubstring("Secret sync/" + secretName + " not found"))
+			Expect(nsync.Status.Cursor).To(BeEmpty())
+
+			createSecret(secretName, "secretKey", simSecretKey())
+			expectReason(nsync, metav1.ConditionTrue, syncv1alpha1.SyncedReason)
+			Expect(nsync.Status.Records.Total).To(Equal(int64(10)))
+		})
+
+		It("Unauthorized while the Secret holds a wrong key, without printing it", func() {
+			secretName := uniqueName("nango-key")
+			createSecret(secretName, "secretKey", simSecretKey())
+			_, nsync := synced(sqliteSinkSpec("contacts"), func(n *syncv1alpha1.NangoSync) {
+				n.Spec.Nango = &syncv1alpha1.NangoEndpoint{SecretRef: &syncv1alpha1.SecretKeyReference{Name: secretName, Key: "secretKey"}}
+			})
+			const wrongKey = "3f1c8a52-0a4b-4c61-9d7e-5b2a7c9e1f00"
+			updateSecret(secretName, "secretKey", wrongKey)
+			expectFailure(nsync, syncv1alpha1.UnauthorizedReason, true)
+			Expect(readyMessage(nsync)).NotTo(ContainSubstring(wrongKey))
+
+			updateSecret(secretName, "secretKey", simSecretKey())
+			expectReason(nsync, metav1.ConditionTrue, syncv1alpha1.SyncedReason)
+		})
+
+		It("UnknownConnection until the connection exists in Nango", func() {
+			d := newDataSet(uniqueName("soylent"), "Contact")
+			nsync := newNangoSyncFor(d, sqliteSinkSpec("contacts"))
+			create(nsync)
+			expectReason(nsync, metav1.ConditionFalse, syncv1alpha1.UnknownConnectionReason)
+			Expect(conditionTrue(nsync, syncv1alpha1.StalledCondition)).To(BeTrue())
+
+			By("recovering on its own, by backoff, once the connection is created")
+			Expect(sim.CreateConnection(d.ref.ConnectionRef, "hubspot")).To(Succeed())
+			d.upsert(ids("rec", 0, 10), 1)
+			expectReason(nsync, metav1.ConditionTrue, syncv1alpha1.SyncedReason)
+		})
+
+		It("SinkUnavailable while PostgreSQL is down", func() {
+			server := pgtest.StartServer(GinkgoTB())
+			Expect(server.CreateDatabase(ctx, "sink")).To(Succeed())
+			spec := postgresSinkSpecFor(server.DSN("sink"), "contacts")
+			d, nsync := synced(spec, nil)
+
+			Expect(server.Stop(ctx)).To(Succeed())
+			d.upsert(ids("late", 0, 20), 1)
+			expectFailure(nsync, syncv1alpha1.SinkUnavailableReason, false)
+
+			Expect(server.Start(ctx)).To(Succeed())
+			expectReason(nsync, metav1.ConditionTrue, syncv1alpha1.SyncedReason)
+			Eventually(func(g Gomega) { d.matches(g, openSink(spec)) }).Should(Succeed())
+		})
+
+		It("InvalidCursor while Nango fails on the stored cursor, until a resync", func() {
+			spec := sqliteSinkSpec("contacts")
+			d, nsync := synced(spec, nil)
+			By("corrupting the checkpoint in the sink")
+			_, err := openSink(spec).WritePage(ctx, d.key(), sinkPage("bm90IGEgY3Vyc29y"))
+			Expect(err).NotTo(HaveOccurred())
+			cursorBefore := nsync.Status.Cursor
+			annotate(nsync, syncv1alpha1.RequestedAtAnnotation)
+			expectReason(nsync, metav1.ConditionFalse, syncv1alpha1.InvalidCursorReason)
+			Expect(conditionTrue(nsync, syncv1alpha1.StalledCondition)).To(BeTrue())
+			Expect(readyMessage(nsync)).To(ContainSubstring(syncv1alpha1.ResyncAnnotation))
+			Expect(cursorBefore).NotTo(BeEmpty())
+
+			annotate(nsync, syncv1alpha1.ResyncAnnotation)
+			expectReason(nsync, metav1.ConditionTrue, syncv1alpha1.SyncedReason)
+			Eventually(func(g Gomega) { d.matches(g, openSink(spec)) }).Should(Succeed())
+		})
+
+		It("RateLimited through a storm of 429s", func() {
+			_, nsync := synced(sqliteSinkSpec("contacts"), nil)
+			sim.SetFaults(nangosimFaults429())
+			DeferCleanup(sim.SetFaults, noFaults())
+			expectFailure(nsync, syncv1alpha1.RateLimitedReason, false)
+
+			sim.SetFaults(noFaults())
+			expectReason(nsync, metav1.ConditionTrue, syncv1alpha1.SyncedReason)
+		})
+	})
+
+	It("lets small syncs finish while a huge one is still reading", func() {
+		big := newDataSet(uniqueName("megacorp"), "Contact")
+		Expect(sim.CreateConnection(big.ref.ConnectionRef, "hubspot")).To(Succeed())
+		_, err := sim.SeedRecords(big.ref, seedOptions(200000))
+		Expect(err).NotTo(HaveOccurred())
+		bigSync := newNangoSyncFor(big, sqliteSinkSpec("contacts"))
+		bigSync.Spec.PageSize = 500
+
+		smallSpec := sqliteSinkSpec("contacts")
+		smalls := make([]*syncv1alpha1.NangoSync, 0, 50)
+		for range 50 {
+			d := newDataSet(uniqueName("smallco"), "Contact")
+			Expect(sim.CreateConnection(d.ref.ConnectionRef, "hubspot")).To(Succeed())
+			d.upsert(ids("rec", 0, 100), 1)
+			smalls = append(smalls, newNangoSyncFor(d, smallSpec))
+		}
+
+		create(bigSync)
+		for _, s := range smalls {
+			create(s)
+		}
+		for _, s := range smalls {
+			expectReason(s, metav1.ConditionTrue, syncv1alpha1.SyncedReason)
+		}
+		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(bigSync), bigSync)).To(Succeed())
+		Expect(conditionTrue(bigSync, syncv1alpha1.ReadyCondition)).To(BeFalse(),
+			"the big sync finished before the small ones: fairness was not tested")
+		Expect(conditionTrue(bigSync, syncv1alpha1.ReconcilingCondition)).To(BeTrue())
+
+		expectReason(bigSync, metav1.ConditionTrue, syncv1alpha1.SyncedReason)
+		Expect(bigSync.Status.Records.Total).To(Equal(int64(200000)))
+	})
+})

@@ -1,0 +1,70 @@
+/*
+Copyright 2026 The nango-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"time"
+
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
+	"github.com/nango-operator/nango-operator/internal/sink"
+)
+
+// defaultInterval applies when the API server did not default spec.interval (objects
+// built in Go and never sent to it).
+const defaultInterval = 5 * time.Minute
+
+// setCondition sets a condition for the current generation; its transition time moves only
+// when its status changes.
+func setCondition(nsync *syncv1alpha1.NangoSync, conditionType string, status metav1.ConditionStatus, reason, message string) {
+	apimeta.SetStatusCondition(&nsync.Status.Conditions, metav1.Condition{
+		Type:               conditionType,
+		Status:             status,
+		Reason:             reason,
+		Message:            message,
+		ObservedGeneration: nsync.Generation,
+	})
+}
+
+// interval is how long a synced NangoSync waits for its next sync.
+func interval(nsync *syncv1alpha1.NangoSync) time.Duration {
+	if nsync.Spec.Interval == nil || nsync.Spec.Interval.Duration <= 0 {
+		return defaultInterval
+	}
+	return nsync.Spec.Interval.Duration
+}
+
+// addResults adds two write results.
+func addResults(a, b sink.WriteResult) sink.WriteResult {
+	return sink.WriteResult{Added: a.Added + b.Added, Updated: a.Updated + b.Updated, Deleted: a.Deleted + b.Deleted}
+}
+
+// addCounts adds a write's result to the status counts.
+func addCounts(c syncv1alpha1.RecordCounts, w sink.WriteResult) syncv1alpha1.RecordCounts {
+	c.Added += w.Added
+	c.Updated += w.Updated
+	c.Deleted += w.Deleted
+	c.Total = c.Added + c.Updated + c.Deleted
+	return c
+}
+
+// total is the number of records written, for messages.
+func total(c syncv1alpha1.RecordCounts) int64 {
+	return c.Added + c.Updated + c.Deleted
+}

@@ -203,6 +203,14 @@ type NangoEndpoint struct {
 	// --nango-secret flag.
 	// +optional
 	SecretRef *SecretKeyReference `json:"secretRef,omitempty"`
+
+	// webhookSigningKeyRef names the Secret, in the NangoSync's namespace, that holds the
+	// webhook signing key of the connection's Nango environment (Environment Settings,
+	// Webhooks). Webhooks signed with it wake this NangoSync as soon as Nango has new
+	// records. Without it, only the operator's own signing keys (its
+	// --webhook-signing-secret flag) verify webhooks for this NangoSync.
+	// +optional
+	WebhookSigningKeyRef *SecretKeyReference `json:"webhookSigningKeyRef,omitempty"`
 }
 
 // SecretKeyReference names one key of a Secret in the NangoSync's own namespace.

@@ -19,6 +19,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -74,16 +75,20 @@ func (o Options) nangoSecretRef(nsync *syncv1alpha1.NangoSync) syncv1alpha1.Secr
 	return o.DefaultSecret
 }
 
-// secretNames lists the Secrets a NangoSync reads.
+// secretNames lists the Secrets a NangoSync reads, each once.
 func secretNames(nsync *syncv1alpha1.NangoSync, defaultSecret string) []string {
 	names := []string{defaultSecret}
 	if nsync.Spec.Nango != nil && nsync.Spec.Nango.SecretRef != nil {
 		names[0] = nsync.Spec.Nango.SecretRef.Name
 	}
-	if pg := nsync.Spec.Sink.Postgres; pg != nil && pg.URLSecretRef.Name != names[0] {
+	if nsync.Spec.Nango != nil && nsync.Spec.Nango.WebhookSigningKeyRef != nil {
+		names = append(names, nsync.Spec.Nango.WebhookSigningKeyRef.Name)
+	}
+	if pg := nsync.Spec.Sink.Postgres; pg != nil {
 		names = append(names, pg.URLSecretRef.Name)
 	}
-	return names
+	slices.Sort(names)
+	return slices.Compact(names)
 }
 
 func indexSecretNames(ctx context.Context, indexer client.FieldIndexer, defaultSecret string) error {

@@ -32,6 +32,12 @@ const (
 	ResyncAnnotation = "sync.nango.dev/resync"
 )
 
+// NangoRunFailureAnnotation is written by the webhook receiver when Nango reports that its
+// own sync run failed, and removed when a later run succeeds. Its value is compact JSON:
+// {"type":"<Nango error type>","description":"...","syncName":"...","failedAt":"<RFC 3339>"}.
+// The controller shows it as the NangoRunSucceeded condition and a Warning event.
+const NangoRunFailureAnnotation = "sync.nango.dev/nango-run-failure"
+
 // NangoSyncFinalizer lets the controller remove the sink's checkpoint (and, with
 // deletionPolicy Delete, this sync's rows) before the NangoSync goes away.
 const NangoSyncFinalizer = "sync.nango.dev/finalizer"
@@ -50,6 +56,11 @@ const (
 	// StalledCondition is True when the sync cannot progress until a person changes
 	// something: a missing Secret, a wrong key, an unknown connection, a cursor Nango rejects.
 	StalledCondition = "Stalled"
+
+	// NangoRunSucceededCondition is False while Nango reports that its own sync run for the
+	// model failed (from its webhook): the records stop changing at the source, though the
+	// copy is consistent with what Nango has. Its reason is Nango's error type.
+	NangoRunSucceededCondition = "NangoRunSucceeded"
 )
 
 // Condition reasons. Each names what happened in words a person can act on; the condition

@@ -33,6 +33,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -408,4 +409,38 @@ func noFaults() nangosim.Faults {
 // seedOptions seeds n synthetic records.
 func seedOptions(n int) nangosim.SeedOptions {
 	return nangosim.SeedOptions{Count: n}
+}
+
+// syncedNangoSync creates a NangoSync over 1,500 records and waits for its first sync.
+func syncedNangoSync(spec syncv1alpha1.SinkSpec) (*dataSet, *syncv1alpha1.NangoSync) {
+	GinkgoHelper()
+	return syncedNangoSyncWith(spec, nil)
+}
+
+// syncedNangoSyncWith is syncedNangoSync with a change to the NangoSync before it is created.
+func syncedNangoSyncWith(spec syncv1alpha1.SinkSpec, mutate func(*syncv1alpha1.NangoSync)) (*dataSet, *syncv1alpha1.NangoSync) {
+	GinkgoHelper()
+	d := newDataSet(uniqueName("umbrella"), "Contact")
+	Expect(sim.CreateConnection(d.ref.ConnectionRef, "hubspot")).To(Succeed())
+	d.upsert(ids("rec", 0, 1500), 1)
+	nsync := newNangoSyncFor(d, spec)
+	if mutate != nil {
+		mutate(nsync)
+	}
+	create(nsync)
+	expectReason(nsync, metav1.ConditionTrue, syncv1alpha1.SyncedReason)
+	return d, nsync
+}
+
+// eventReasons lists the reasons of the events about a NangoSync.
+func eventReasons(g Gomega, nsync *syncv1alpha1.NangoSync) []string {
+	var events eventsv1.EventList
+	g.Expect(k8sClient.List(ctx, &events, client.InNamespace(nsync.Namespace))).To(Succeed())
+	var reasons []string
+	for _, e := range events.Items {
+		if e.Regarding.Name == nsync.Name {
+			reasons = append(reasons, e.Reason)
+		}
+	}
+	return reasons
 }

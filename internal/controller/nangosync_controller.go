@@ -325,6 +325,7 @@ func (r *NangoSyncReconciler) writePage(ctx context.Context, nsync *syncv1alpha1
 func (r *NangoSyncReconciler) conclude(ctx context.Context, nsync, before *syncv1alpha1.NangoSync,
 	p progress, err error) (ctrl.Result, error) {
 	nsync.Status.ObservedGeneration = nsync.Generation
+	r.reflectNangoRun(nsync, before)
 	if requested, ok := nsync.Annotations[syncv1alpha1.RequestedAtAnnotation]; ok {
 		nsync.Status.LastHandledRequestedAt = requested
 	}

@@ -22,6 +22,8 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -127,19 +129,7 @@ var _ = Describe("NangoSync reconciler", func() {
 	})
 
 	Describe("failures show as conditions, back off, and recover once fixed, the cursor untouched", func() {
-		// synced creates a NangoSync over 1,500 records and waits for its first sync.
-		synced := func(spec syncv1alpha1.SinkSpec, mutate func(*syncv1alpha1.NangoSync)) (*dataSet, *syncv1alpha1.NangoSync) {
-			d := newDataSet(uniqueName("umbrella"), "Contact")
-			Expect(sim.CreateConnection(d.ref.ConnectionRef, "hubspot")).To(Succeed())
-			d.upsert(ids("rec", 0, 1500), 1)
-			nsync := newNangoSyncFor(d, spec)
-			if mutate != nil {
-				mutate(nsync)
-			}
-			create(nsync)
-			expectReason(nsync, metav1.ConditionTrue, syncv1alpha1.SyncedReason)
-			return d, nsync
-		}
+		synced := syncedNangoSyncWith
 		// expectFailure asks for a sync and waits for the failure, the cursor where it was.
 		expectFailure := func(nsync *syncv1alpha1.NangoSync, reason string, stalled bool) {
 			GinkgoHelper()
@@ -192,6 +182,11 @@ var _ = Describe("NangoSync reconciler", func() {
 			expectReason(nsync, metav1.ConditionFalse, syncv1alpha1.UnknownConnectionReason)
 			Expect(conditionTrue(nsync, syncv1alpha1.StalledCondition)).To(BeTrue())
 
+			By("backing off: a hot loop would ask Nango hundreds of times in three seconds")
+			from := nangoRequests.len()
+			Consistently(func() int { return len(nangoRequests.since(from, d.ref.ConnectionID)) }).
+				WithTimeout(3 * time.Second).Should(BeNumerically("<", 15))
+
 			By("recovering on its own, by backoff, once the connection is created")
 			Expect(sim.CreateConnection(d.ref.ConnectionRef, "hubspot")).To(Succeed())
 			d.upsert(ids("rec", 0, 10), 1)
@@ -241,6 +236,63 @@ var _ = Describe("NangoSync reconciler", func() {
 			expectReason(nsync, metav1.ConditionTrue, syncv1alpha1.SyncedReason)
 		})
 	})
+
+	It("shows a failed Nango run reported by webhook as a condition and a Warning event", func() {
+		_, nsync := syncedNangoSync(sqliteSinkSpec("contacts"))
+		failure := `{"type":"script_error","description":"HubSpot answered 502","syncName":"contacts","failedAt":"2026-11-26T10:00:00Z"}`
+		patch := client.MergeFrom(nsync.DeepCopy())
+		nsync.Annotations = map[string]string{syncv1alpha1.NangoRunFailureAnnotation: failure}
+		Expect(k8sClient.Patch(ctx, nsync, patch)).To(Succeed())
+
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(nsync), nsync)).To(Succeed())
+			run := apimeta.FindStatusCondition(nsync.Status.Conditions, syncv1alpha1.NangoRunSucceededCondition)
+			g.Expect(run).NotTo(BeNil())
+			g.Expect(run.Status).To(Equal(metav1.ConditionFalse))
+			g.Expect(run.Reason).To(Equal("script_error"))
+			g.Expect(run.Message).To(ContainSubstring("HubSpot answered 502"))
+		}).Should(Succeed())
+		Expect(conditionTrue(nsync, syncv1alpha1.ReadyCondition)).To(BeTrue(), "the copy itself is still in sync")
+		Eventually(func(g Gomega) {
+			g.Expect(eventReasons(g, nsync)).To(ContainElement(syncv1alpha1.SyncFailedReason))
+		}).Should(Succeed())
+
+		By("clearing the condition once the annotation is gone (a later run succeeded)")
+		patch = client.MergeFrom(nsync.DeepCopy())
+		delete(nsync.Annotations, syncv1alpha1.NangoRunFailureAnnotation)
+		Expect(k8sClient.Patch(ctx, nsync, patch)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(nsync), nsync)).To(Succeed())
+			g.Expect(apimeta.FindStatusCondition(nsync.Status.Conditions, syncv1alpha1.NangoRunSucceededCondition)).To(BeNil())
+		}).Should(Succeed())
+	})
+
+	DescribeTable("cleans the sink on deletion as deletionPolicy says",
+		func(policy string, rowsLeft int) {
+			spec := sqliteSinkSpec("contacts")
+			d, nsync := syncedNangoSync(spec)
+			Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(nsync), nsync)).To(Succeed())
+			Expect(nsync.Finalizers).To(ContainElement(syncv1alpha1.NangoSyncFinalizer))
+			patch := client.MergeFrom(nsync.DeepCopy())
+			nsync.Spec.DeletionPolicy = policy
+			Expect(k8sClient.Patch(ctx, nsync, patch)).To(Succeed())
+
+			Expect(k8sClient.Delete(ctx, nsync)).To(Succeed())
+			Eventually(func() error {
+				return k8sClient.Get(ctx, client.ObjectKeyFromObject(nsync), nsync)
+			}).WithTimeout(30 * time.Second).Should(Satisfy(apierrors.IsNotFound))
+
+			snk := openSink(spec)
+			rows, err := snk.ReadRows(ctx, d.key())
+			Expect(err).NotTo(HaveOccurred())
+			Expect(rows).To(HaveLen(rowsLeft))
+			checkpoint, err := snk.Checkpoint(ctx, d.key())
+			Expect(err).NotTo(HaveOccurred())
+			Expect(checkpoint).To(BeEmpty(), "the checkpoint outlived its NangoSync")
+		},
+		Entry("Retain keeps the rows", syncv1alpha1.DeletionPolicyRetain, 1500),
+		Entry("Delete removes them", syncv1alpha1.DeletionPolicyDelete, 0),
+	)
 
 	It("lets small syncs finish while a huge one is still reading", func() {
 		big := newDataSet(uniqueName("megacorp"), "Contact")

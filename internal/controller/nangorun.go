@@ -1,0 +1,68 @@
+/*
+Copyright 2026 The nango-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+
+	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
+)
+
+// nangoRunFailure is the value of the NangoRunFailureAnnotation the webhook receiver writes.
+type nangoRunFailure struct {
+	Type        string `json:"type"`
+	Description string `json:"description"`
+	SyncName    string `json:"syncName"`
+	FailedAt    string `json:"failedAt"`
+}
+
+// conditionReason is what the API server accepts as a condition reason.
+var conditionReason = regexp.MustCompile(`^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$`)
+
+// reflectNangoRun shows a failed Nango sync run, reported by webhook, as the
+// NangoRunSucceeded condition, with a Warning event the first time each failure is seen.
+// The condition goes away when a later run succeeds (the receiver removes the annotation).
+func (r *NangoSyncReconciler) reflectNangoRun(nsync, before *syncv1alpha1.NangoSync) {
+	value, ok := nsync.Annotations[syncv1alpha1.NangoRunFailureAnnotation]
+	if !ok {
+		apimeta.RemoveStatusCondition(&nsync.Status.Conditions, syncv1alpha1.NangoRunSucceededCondition)
+		return
+	}
+	var failure nangoRunFailure
+	if err := json.Unmarshal([]byte(value), &failure); err != nil {
+		failure = nangoRunFailure{Description: "the annotation " + syncv1alpha1.NangoRunFailureAnnotation + " is not valid JSON"}
+	}
+	// Nango's error types (script_error, ...) are valid reasons as they are.
+	reason := failure.Type
+	if !conditionReason.MatchString(reason) {
+		reason = syncv1alpha1.SyncFailedReason
+	}
+	message := fmt.Sprintf("Nango's sync run %q failed at %s (%s): %s. Records stop changing at the source until it runs again",
+		failure.SyncName, failure.FailedAt, failure.Type, failure.Description)
+	setCondition(nsync, syncv1alpha1.NangoRunSucceededCondition, metav1.ConditionFalse, reason, message)
+
+	previous := apimeta.FindStatusCondition(before.Status.Conditions, syncv1alpha1.NangoRunSucceededCondition)
+	if previous == nil || previous.Message != message {
+		r.Recorder.Eventf(nsync, nil, corev1.EventTypeWarning, syncv1alpha1.SyncFailedReason, "Webhook", "%s", message)
+	}
+}

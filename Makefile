@@ -65,6 +65,10 @@ lint-fix: golangci-lint ## Run golangci-lint and fix what it can.
 test: verify-generated vet lint setup-envtest setup-postgres ## Check generated files, vet, lint, then run every test against a real API server and PostgreSQL.
 	KUBEBUILDER_ASSETS="$(KUBEBUILDER_ASSETS)" go test ./... -count=1 -coverprofile cover.out
 
+.PHONY: demo
+demo: setup-envtest ## Run the operator on a local API server against the Nango emulator, syncing into SQLite. DEMO_FLAGS=-non-interactive stops at the end.
+	go run ./hack/demo $(DEMO_FLAGS)
+
 .PHONY: test-e2e
 test-e2e: setup-envtest ## Run only the end-to-end tests (the manager binary against a real API server).
 	KUBEBUILDER_ASSETS="$(KUBEBUILDER_ASSETS)" go test ./test/e2e/... -count=1 -v -ginkgo.v

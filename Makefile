@@ -62,8 +62,17 @@ lint-fix: golangci-lint ## Run golangci-lint and fix what it can.
 	"$(GOLANGCI_LINT)" run --fix
 
 .PHONY: test
-test: verify-generated vet lint setup-envtest setup-postgres ## Check generated files, vet, lint, then run every test against a real API server and PostgreSQL.
+test: verify-generated vet lint setup-envtest setup-postgres helm ## Check generated files, vet, lint, then run every test against a real API server and PostgreSQL.
 	KUBEBUILDER_ASSETS="$(KUBEBUILDER_ASSETS)" go test ./... -count=1 -coverprofile cover.out
+	go test ./internal/receiver -run '^$$' -fuzz FuzzParseAndVerify -fuzztime $(FUZZTIME)
+
+# How long `make test` fuzzes the webhook parser and verifier; run longer by hand with
+# `make fuzz FUZZTIME=10m`.
+FUZZTIME ?= 10s
+
+.PHONY: fuzz
+fuzz: ## Fuzz the webhook receiver's request parser and verifier for FUZZTIME.
+	go test ./internal/receiver -run '^$$' -fuzz FuzzParseAndVerify -fuzztime $(FUZZTIME)
 
 .PHONY: demo
 demo: setup-envtest ## Run the operator on a local API server against the Nango emulator, syncing into SQLite. DEMO_FLAGS=-non-interactive stops at the end.
@@ -122,6 +131,28 @@ deploy: manifests kustomize ## Deploy the manager to the cluster in your kubecon
 .PHONY: undeploy
 undeploy: kustomize ## Remove the manager from the cluster. Call with ignore-not-found=true to ignore missing resources.
 	"$(KUSTOMIZE)" build config/default | "$(KUBECTL)" delete --ignore-not-found=$(ignore-not-found) -f -
+
+##@ Helm
+
+CHART_DIR ?= charts/nango-operator
+
+.PHONY: helm-crds
+helm-crds: manifests ## Copy the generated CRD (config/crd/bases) into the chart's templates; test/e2e fails on drift.
+	hack/helm-sync.sh crds "$(CHART_DIR)"
+
+.PHONY: helm-rbac
+helm-rbac: manifests ## Copy the manager's generated ClusterRole rules (config/rbac/role.yaml) into the chart; test/e2e fails on drift.
+	hack/helm-sync.sh rbac "$(CHART_DIR)"
+
+.PHONY: helm-lint
+helm-lint: helm ## Lint the chart strictly, with default values and with every optional feature on.
+	"$(HELM)" lint --strict "$(CHART_DIR)"
+	"$(HELM)" lint --strict "$(CHART_DIR)" -f "$(CHART_DIR)/ci/all-features-values.yaml"
+
+.PHONY: helm-package
+helm-package: helm-crds helm-rbac helm-lint ## Package the chart into dist/.
+	mkdir -p dist
+	"$(HELM)" package "$(CHART_DIR)" -d dist
 
 ##@ Dependencies
 

@@ -14,8 +14,8 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Command manager runs the nango-operator: the NangoSync controller, its health probes and
-// its metrics endpoint.
+// Command manager runs the nango-operator: the NangoSync controller, the Nango webhook
+// receiver, its health probes and its metrics endpoint.
 package main
 
 import (
@@ -33,6 +33,7 @@ import (
 	_ "k8s.io/client-go/plugin/pkg/client/auth"
 
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -44,6 +45,7 @@ import (
 	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
 	"github.com/nango-operator/nango-operator/internal/controller"
 	"github.com/nango-operator/nango-operator/internal/nango"
+	"github.com/nango-operator/nango-operator/internal/receiver"
 )
 
 // options are the manager's command-line settings.
@@ -61,7 +63,16 @@ type options struct {
 	nangoRateLimit     int
 	nangoRateWindow    time.Duration
 	reconciler         controller.Options
+	webhook            webhookOptions
 	zap                zap.Options
+}
+
+// webhookOptions are the settings of the Nango webhook receiver.
+type webhookOptions struct {
+	bindAddress     string
+	signingSecret   string
+	signingSecretNS string
+	allowLegacy     bool
 }
 
 func (o *options) bindFlags(fs *flag.FlagSet) {
@@ -99,6 +110,15 @@ func (o *options) bindFlags(fs *flag.FlagSet) {
 		"The first wait before a failed sync is retried; it doubles on each failure.")
 	fs.DurationVar(&o.reconciler.RetryMaxDelay, "retry-max-delay", 5*time.Minute,
 		"The longest wait before a failed sync is retried.")
+	fs.StringVar(&o.webhook.bindAddress, "webhook-bind-address", ":8090",
+		"The address the Nango webhook receiver (path "+receiver.Path+") binds to on every replica; 0 disables it.")
+	fs.StringVar(&o.webhook.signingSecret, "webhook-signing-secret", "nango-webhook",
+		"The Secret whose every value is a Nango webhook signing key (two during a rotation). "+
+			"Webhooks they verify wake every NangoSync they match. It may be absent; empty uses none.")
+	fs.StringVar(&o.webhook.signingSecretNS, "webhook-signing-secret-namespace", "",
+		"The namespace of --webhook-signing-secret. Defaults to the manager's own namespace.")
+	fs.BoolVar(&o.webhook.allowLegacy, "webhook-allow-legacy-signature", false,
+		"Also accept webhooks signed only with the legacy X-Nango-Signature, which is open to length extension.")
 	o.zap.BindFlags(fs)
 }
 
@@ -185,6 +205,10 @@ func run(opts options) error {
 		return fmt.Errorf("set up the NangoSync controller: %w", err)
 	}
 
+	if err := setupReceiver(mgr, opts.webhook); err != nil {
+		return err
+	}
+
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return fmt.Errorf("add health check: %w", err)
 	}
@@ -195,11 +219,31 @@ func run(opts options) error {
 	setupLog.Info("starting manager",
 		"leaderElection", opts.leaderElection,
 		"nangoURL", opts.defaultNangoURL,
-		"nangoSecret", opts.defaultNangoSecret)
+		"nangoSecret", opts.defaultNangoSecret,
+		"webhookAddress", opts.webhook.bindAddress)
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		return fmt.Errorf("run manager: %w", err)
 	}
 	setupLog.Info("manager stopped")
+	return nil
+}
+
+// setupReceiver adds the Nango webhook receiver unless its address is "0".
+func setupReceiver(mgr ctrl.Manager, o webhookOptions) error {
+	if o.bindAddress == "0" {
+		return nil
+	}
+	namespace := o.signingSecretNS
+	if namespace == "" {
+		namespace = receiver.OwnNamespace()
+	}
+	if err := receiver.SetupWithManager(mgr, receiver.Config{
+		BindAddress:          o.bindAddress,
+		SigningSecret:        types.NamespacedName{Namespace: namespace, Name: o.signingSecret},
+		AllowLegacySignature: o.allowLegacy,
+	}); err != nil {
+		return fmt.Errorf("set up the webhook receiver: %w", err)
+	}
 	return nil
 }
 

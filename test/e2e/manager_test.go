@@ -81,6 +81,7 @@ func startManager(args ...string) *manager {
 		"--kubeconfig", kubeconfig,
 		"--health-probe-bind-address", m.probeAddr,
 		"--metrics-bind-address", "0",
+		"--webhook-bind-address", freeAddr(),
 	}, args...)...)
 	m.cmd.Stdout, m.cmd.Stderr = m.output, m.output
 	Expect(m.cmd.Start()).To(Succeed())

@@ -1,0 +1,347 @@
+/*
+Copyright 2026 The nango-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package receiver is the operator's endpoint for Nango's webhooks. It verifies each
+// webhook's signature over the raw body, finds the NangoSyncs the webhook concerns through
+// field indexes, and wakes them through the API server, so that new records reach the sink
+// within moments instead of at the next interval. It runs on every replica, leader or not.
+//
+// Webhooks are hints: one that is refused, lost or dropped only delays a sync to its
+// interval. So the receiver answers as soon as a webhook is verified and its wakes are
+// queued, and never waits for a sync.
+package receiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
+)
+
+// Path is where Nango posts webhooks: set the environment's webhook URL to
+// http(s)://<receiver>/webhooks/nango.
+const Path = "/webhooks/nango"
+
+// MaxBodyBytes bounds a webhook body. Nango's are well under a kilobyte.
+const MaxBodyBytes = 1 << 20
+
+// Defaults of Options.
+const (
+	DefaultKeyTTL             = 30 * time.Second
+	DefaultKeyRefreshInterval = time.Second
+	DefaultWorkers            = 4
+	DefaultQueueSize          = 1024
+	// verifyTimeout bounds the reads (Secrets, the cache) done before a webhook is answered.
+	verifyTimeout = 5 * time.Second
+)
+
+// Options configure a Receiver.
+type Options struct {
+	// Client lists NangoSyncs through the field indexes of IndexNangoSyncs (the manager's
+	// cached client) and patches them.
+	Client client.Client
+	// SecretReader reads the Secrets that hold signing keys. It should not be cached: the
+	// manager keeps only the metadata of Secrets.
+	SecretReader client.Reader
+	// SigningSecret is the operator's own Secret of webhook signing keys: every value in it
+	// is a key, so that during a rotation it holds the old key and the new. A webhook one of
+	// them verifies wakes every NangoSync it matches. Empty Name: none. A Secret that does
+	// not exist holds no keys.
+	SigningSecret types.NamespacedName
+	// AllowLegacySignature accepts the legacy X-Nango-Signature (SHA-256 of key and body)
+	// from senders that send no X-Nango-Hmac-Sha256. It is open to length extension.
+	AllowLegacySignature bool
+	// Registerer registers the receiver's metrics; nil registers none.
+	Registerer prometheus.Registerer
+	// Log is the receiver's logger. It never logs bodies or keys.
+	Log logr.Logger
+	// KeyTTL is how long signing keys read from a Secret are reused.
+	KeyTTL time.Duration
+	// KeyRefreshInterval is the shortest time between two reads of one Secret, when a
+	// signature fails to verify with the keys read before.
+	KeyRefreshInterval time.Duration
+	// Workers write wakes; QueueSize bounds the NangoSyncs waiting for one.
+	Workers   int
+	QueueSize int
+}
+
+func (o Options) withDefaults() Options {
+	if o.KeyTTL <= 0 {
+		o.KeyTTL = DefaultKeyTTL
+	}
+	if o.KeyRefreshInterval <= 0 {
+		o.KeyRefreshInterval = DefaultKeyRefreshInterval
+	}
+	if o.Workers <= 0 {
+		o.Workers = DefaultWorkers
+	}
+	if o.QueueSize <= 0 {
+		o.QueueSize = DefaultQueueSize
+	}
+	return o
+}
+
+// Receiver is the webhook endpoint (an http.Handler) and the workers that write its wakes
+// (a manager.Runnable that runs on every replica).
+type Receiver struct {
+	client               client.Client
+	signingSecret        types.NamespacedName
+	allowLegacySignature bool
+	keys                 *keyCache
+	waker                *waker
+	metrics              *metrics
+	log                  logr.Logger
+}
+
+// New builds a Receiver. Its wakes are written only once Start runs.
+func New(opts Options) (*Receiver, error) {
+	opts = opts.withDefaults()
+	if opts.Client == nil || opts.SecretReader == nil {
+		return nil, errors.New("webhook receiver: Client and SecretReader are required")
+	}
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	return &Receiver{
+		client:               opts.Client,
+		signingSecret:        opts.SigningSecret,
+		allowLegacySignature: opts.AllowLegacySignature,
+		keys:                 newKeyCache(opts.SecretReader, opts.KeyTTL, opts.KeyRefreshInterval),
+		waker:                newWaker(opts.Client, opts.Workers, opts.QueueSize, m, opts.Log),
+		metrics:              m,
+		log:                  opts.Log,
+	}, nil
+}
+
+// Start writes wakes until ctx ends.
+func (r *Receiver) Start(ctx context.Context) error {
+	r.waker.run(ctx)
+	return nil
+}
+
+// NeedLeaderElection is false: every replica receives webhooks and writes their wakes; the
+// leader's controller acts on them.
+func (r *Receiver) NeedLeaderElection() bool { return false }
+
+// answer is the receiver's answer to one request, and how it is counted.
+type answer struct {
+	status      int
+	webhookType string
+	result      string
+	message     string
+}
+
+// ServeHTTP answers one request. Every verified webhook gets 202 Accepted (its wakes are
+// written after the answer); Nango never retries a 4xx, so a 4xx is kept for requests that
+// would fail again, and a 503 for a failure to read what verification needs.
+func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	a := r.receive(w, req, time.Now())
+	r.metrics.count(a.webhookType, a.result)
+	if a.status == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", http.MethodPost)
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(a.status)
+	_, _ = io.WriteString(w, a.message+"\n")
+}
+
+// receive reads, verifies and acts on one request: nothing is done for a webhook before a
+// known key verified it.
+func (r *Receiver) receive(w http.ResponseWriter, req *http.Request, arrived time.Time) answer {
+	body, sigs, refused := r.read(w, req)
+	if refused != nil {
+		return *refused
+	}
+	ctx, cancel := context.WithTimeout(req.Context(), verifyTimeout)
+	defer cancel()
+	wh, targets, refused := r.verify(ctx, req, sigs, body)
+	if refused != nil {
+		return *refused
+	}
+	return r.act(wh, targets, arrived)
+}
+
+// read checks the path and method and reads the body (at most MaxBodyBytes) and signatures.
+func (r *Receiver) read(w http.ResponseWriter, req *http.Request) ([]byte, signatures, *answer) {
+	if req.URL.Path != Path {
+		return nil, signatures{}, &answer{http.StatusNotFound, typeUnknown, resultNotFound, "not found: Nango webhooks go to " + Path}
+	}
+	if req.Method != http.MethodPost {
+		return nil, signatures{}, &answer{http.StatusMethodNotAllowed, typeUnknown, resultWrongMethod, "method not allowed: use POST"}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, MaxBodyBytes))
+	if err != nil {
+		if maxBytes := (*http.MaxBytesError)(nil); errors.As(err, &maxBytes) {
+			return nil, signatures{}, &answer{http.StatusRequestEntityTooLarge, typeUnknown, resultTooLarge,
+				fmt.Sprintf("body too large: at most %d bytes", MaxBodyBytes)}
+		}
+		return nil, signatures{}, &answer{http.StatusBadRequest, typeUnknown, resultMalformed, "could not read the body"}
+	}
+	sigs := signaturesOf(req.Header, r.allowLegacySignature)
+	if sigs.empty() {
+		r.log.V(1).Info("refused a webhook without a signature", "remote", req.RemoteAddr)
+		refused := unauthorized()
+		return nil, signatures{}, &refused
+	}
+	return body, sigs, nil
+}
+
+// verify parses the webhook and answers the NangoSyncs it may act on. The operator's keys
+// are tried first, on the raw body; the webhook is parsed before it is verified only to find
+// the NangoSyncs whose own keys to try. A body the operator's keys verify but that is not
+// the JSON Nango sends is a 400; one no key verifies, parsed or not, a 401.
+func (r *Receiver) verify(ctx context.Context, req *http.Request, sigs signatures,
+	body []byte) (webhook, []types.NamespacedName, *answer) {
+	byOperator, operatorErr := r.verifiedByOperator(ctx, sigs, body)
+	wh, err := parseWebhook(body)
+	if err != nil {
+		if byOperator {
+			return webhook{}, nil, &answer{http.StatusBadRequest, typeUnknown, resultMalformed,
+				"malformed webhook: not the JSON Nango sends"}
+		}
+		refused := r.refuse(req, operatorErr)
+		return webhook{}, nil, &refused
+	}
+	var found []syncv1alpha1.NangoSync
+	if !byOperator || wh.Sync != nil {
+		if found, err = candidates(ctx, r.client, wh); err != nil {
+			r.log.Error(err, "could not find the NangoSyncs of a webhook; Nango retries it")
+			return webhook{}, nil, &answer{http.StatusServiceUnavailable, typeUnknown, resultUnavailable,
+				"cannot read NangoSyncs now; retry later"}
+		}
+	}
+	targets, keyErr := r.verifiedTargets(ctx, sigs, body, byOperator, found)
+	if !byOperator && len(targets) == 0 {
+		refused := r.refuse(req, errors.Join(operatorErr, keyErr))
+		return webhook{}, nil, &refused
+	}
+	return wh, targets, nil
+}
+
+func unauthorized() answer {
+	return answer{http.StatusUnauthorized, typeUnknown, resultUnauthorized, "unauthorized: no known signing key verifies the signature"}
+}
+
+// refuse answers a webhook no key verified: 401, or 503 when a Secret of keys could not be
+// read, since one of its keys might have verified it and Nango retries a 503.
+func (r *Receiver) refuse(req *http.Request, readErr error) answer {
+	if readErr != nil {
+		r.log.Error(readErr, "could not read the signing keys to verify a webhook; Nango retries it")
+		return answer{http.StatusServiceUnavailable, typeUnknown, resultUnavailable, "cannot read signing keys now; retry later"}
+	}
+	r.log.V(1).Info("refused a webhook that no known signing key verifies", "remote", req.RemoteAddr)
+	return unauthorized()
+}
+
+// verifiedByOperator reports whether one of the operator's own keys signed body.
+func (r *Receiver) verifiedByOperator(ctx context.Context, sigs signatures, body []byte) (bool, error) {
+	if r.signingSecret.Name == "" {
+		return false, nil
+	}
+	return r.keys.verify(ctx, keySource{secret: r.signingSecret}, sigs, body)
+}
+
+// verifiedTargets are the NangoSyncs among found that the webhook may wake: all of them
+// when the operator's key verified it, else those whose own signing key did.
+func (r *Receiver) verifiedTargets(ctx context.Context, sigs signatures, body []byte, byOperator bool,
+	found []syncv1alpha1.NangoSync) ([]types.NamespacedName, error) {
+	targets := make([]types.NamespacedName, 0, len(found))
+	verdicts := map[keySource]bool{} // NangoSyncs often share a Secret: verify once per key
+	var errs []error
+	for i := range found {
+		nsync := &found[i]
+		verified := byOperator
+		if source, ok := signingKeyOf(nsync); ok && !verified {
+			var seen bool
+			if verified, seen = verdicts[source]; !seen {
+				var err error
+				verified, err = r.keys.verify(ctx, source, sigs, body)
+				if err != nil {
+					errs = append(errs, err)
+				}
+				verdicts[source] = verified
+			}
+		}
+		if verified {
+			targets = append(targets, client.ObjectKeyFromObject(nsync))
+		}
+	}
+	return targets, errors.Join(errs...)
+}
+
+// signingKeyOf is where a NangoSync's own signing key is, if it names one.
+func signingKeyOf(nsync *syncv1alpha1.NangoSync) (keySource, bool) {
+	if nsync.Spec.Nango == nil || nsync.Spec.Nango.WebhookSigningKeyRef == nil {
+		return keySource{}, false
+	}
+	ref := nsync.Spec.Nango.WebhookSigningKeyRef
+	return keySource{secret: types.NamespacedName{Namespace: nsync.Namespace, Name: ref.Name}, key: ref.Key}, true
+}
+
+// act queues what a verified webhook asks of its NangoSyncs and answers 202.
+func (r *Receiver) act(wh webhook, targets []types.NamespacedName, arrived time.Time) answer {
+	webhookType := labelType(wh.Type)
+	accepted := func(result string) answer {
+		return answer{http.StatusAccepted, webhookType, result, "accepted"}
+	}
+	run := wh.Sync
+	switch {
+	case run == nil || (!run.succeeded() && !run.failed()):
+		return accepted(resultIgnored)
+	case len(targets) == 0:
+		r.log.V(1).Info("no NangoSync matches the sync webhook",
+			"providerConfigKey", wh.ProviderConfigKey, "connectionId", wh.ConnectionID, "model", run.Model, "variant", run.variant())
+		return accepted(resultNoMatch)
+	case run.succeeded():
+		for _, key := range targets {
+			r.waker.add(key, func(work *wakeWork) { work.mergeSuccess(arrived) })
+		}
+		r.log.V(1).Info("waking NangoSyncs for new records", "nangosyncs", targets)
+		return accepted(resultWake)
+	default:
+		failure := run.runFailure(arrived)
+		for _, key := range targets {
+			r.waker.add(key, func(work *wakeWork) { work.mergeFailure(arrived, failure) })
+		}
+		r.log.Info("Nango reports that its sync run failed", "nangosyncs", targets,
+			"syncName", failure.SyncName, "errorType", failure.Type)
+		return accepted(resultRunFailed)
+	}
+}
+
+// NewHTTPServer serves handler with the timeouts and limits a public endpoint needs: a
+// slow or idle client cannot hold a connection for long.
+func NewHTTPServer(handler http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      20 * time.Second,
+		IdleTimeout:       90 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+	}
+}

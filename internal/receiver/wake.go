@@ -1,0 +1,236 @@
+/*
+Copyright 2026 The nango-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package receiver
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
+)
+
+// Waking goes through the API server, as Flux's receivers do: a merge patch of the
+// sync.nango.dev/requested-at annotation, which the leader's controller watches. Any
+// replica can write it, so a webhook answered by a follower wakes the sync on the leader;
+// an in-process channel would reach only the controller of the replica that got the
+// webhook, which is idle on a follower.
+
+// wakeAttempts and wakeRetryWait bound the retries of a patch the API server refused for a
+// passing reason. Waking is a hint: after the last attempt the interval takes over.
+const (
+	wakeAttempts  = 3
+	wakeRetryWait = 200 * time.Millisecond
+	patchTimeout  = 10 * time.Second
+)
+
+// wakeWork is what the webhooks for one NangoSync ask for, merged.
+type wakeWork struct {
+	// since is the arrival of the earliest webhook merged in, for the wake latency.
+	since time.Time
+	// wake: a successful run asked for a sync.
+	wake bool
+	// failure is the latest failed run, nil when none came or a success came after it.
+	failure *RunFailure
+	// clearFailure: a successful run came after any failure, so the annotation goes.
+	clearFailure bool
+}
+
+func (w *wakeWork) empty() bool { return !w.wake && w.failure == nil && !w.clearFailure }
+
+// mergeSuccess adds a successful run that arrived at arrived.
+func (w *wakeWork) mergeSuccess(arrived time.Time) {
+	w.noteArrival(arrived)
+	w.wake, w.failure, w.clearFailure = true, nil, true
+}
+
+// mergeFailure adds a failed run.
+func (w *wakeWork) mergeFailure(arrived time.Time, f RunFailure) {
+	w.noteArrival(arrived)
+	w.failure = &f
+}
+
+func (w *wakeWork) noteArrival(arrived time.Time) {
+	if w.since.IsZero() || arrived.Before(w.since) {
+		w.since = arrived
+	}
+}
+
+// waker writes wakes to NangoSyncs with a few workers and a bounded queue. Webhooks for a
+// NangoSync coalesce: while its wake waits in the queue or is being written, later webhooks
+// merge into the work it will write next, so each NangoSync has at most one patch in
+// flight and a burst costs at most one patch more, which starts after the burst's last
+// webhook. When the queue is full a new wake is dropped and counted.
+type waker struct {
+	client  client.Client
+	workers int
+	queue   chan types.NamespacedName
+	metrics *metrics
+	log     logr.Logger
+	now     func() time.Time
+
+	mu sync.Mutex
+	// pending holds the work of every NangoSync that is queued or being written.
+	pending map[types.NamespacedName]*wakeWork
+}
+
+func newWaker(c client.Client, workers, queueSize int, m *metrics, log logr.Logger) *waker {
+	return &waker{
+		client:  c,
+		workers: workers,
+		queue:   make(chan types.NamespacedName, queueSize),
+		metrics: m,
+		log:     log,
+		now:     time.Now,
+		pending: map[types.NamespacedName]*wakeWork{},
+	}
+}
+
+// add merges work for one NangoSync, queueing it if it is not queued or being written.
+// When the queue is full the work is dropped and counted: the NangoSync syncs at its
+// interval.
+func (w *waker) add(key types.NamespacedName, merge func(*wakeWork)) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if work, ok := w.pending[key]; ok {
+		merge(work)
+		return
+	}
+	work := &wakeWork{}
+	merge(work)
+	select {
+	case w.queue <- key:
+		w.pending[key] = work
+	default:
+		w.metrics.wakesDropped.Inc()
+	}
+}
+
+// take hands a worker the work merged so far for key, or reports that none is left, in
+// which case key is no longer pending.
+func (w *waker) take(key types.NamespacedName) (wakeWork, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	work, ok := w.pending[key]
+	if !ok || work.empty() {
+		delete(w.pending, key)
+		return wakeWork{}, false
+	}
+	taken := *work
+	*work = wakeWork{}
+	return taken, true
+}
+
+// run writes wakes until ctx ends. Wakes left in the queue then are dropped: the next
+// interval syncs those NangoSyncs.
+func (w *waker) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for range w.workers {
+		wg.Go(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case key := <-w.queue:
+					w.drain(ctx, key)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// drain writes the work of key, then the work that arrived meanwhile, until none is left.
+func (w *waker) drain(ctx context.Context, key types.NamespacedName) {
+	for ctx.Err() == nil {
+		work, ok := w.take(key)
+		if !ok {
+			return
+		}
+		if err := w.write(ctx, key, work); err != nil {
+			w.log.Error(err, "could not wake the NangoSync; it syncs at its next interval", "nangosync", key)
+			continue
+		}
+		w.metrics.wakeSeconds.Observe(w.now().Sub(work.since).Seconds())
+		w.log.V(1).Info("woke the NangoSync", "nangosync", key, "wake", work.wake, "runFailed", work.failure != nil)
+	}
+}
+
+// write merge-patches the annotations of work onto the NangoSync, retrying a few times.
+// A NangoSync deleted meanwhile needs no wake.
+func (w *waker) write(ctx context.Context, key types.NamespacedName, work wakeWork) error {
+	patch, err := annotationPatch(work, w.now())
+	if err != nil {
+		return err
+	}
+	nsync := &syncv1alpha1.NangoSync{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
+	for attempt := 1; ; attempt++ {
+		patchCtx, cancel := context.WithTimeout(ctx, patchTimeout)
+		err = w.client.Patch(patchCtx, nsync, client.RawPatch(types.MergePatchType, patch))
+		cancel()
+		if err == nil || apierrors.IsNotFound(err) {
+			return nil
+		}
+		if attempt == wakeAttempts || ctx.Err() != nil {
+			return fmt.Errorf("patch the annotations of NangoSync %s: %w", key, err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(wakeRetryWait * time.Duration(attempt)):
+		}
+	}
+}
+
+// annotationPatch is the JSON merge patch of work: a new requested-at value to wake, the
+// failure annotation set or removed. Every wake gets a new value, so that the controller's
+// annotation predicate sees a change.
+func annotationPatch(work wakeWork, now time.Time) ([]byte, error) {
+	annotations := map[string]any{}
+	if work.wake {
+		annotations[syncv1alpha1.RequestedAtAnnotation] = now.UTC().Format(time.RFC3339Nano)
+	}
+	switch {
+	case work.failure != nil:
+		value, err := json.Marshal(work.failure)
+		if err != nil {
+			return nil, fmt.Errorf("encode the run failure: %w", err)
+		}
+		annotations[syncv1alpha1.NangoRunFailureAnnotation] = string(value)
+	case work.clearFailure:
+		annotations[syncv1alpha1.NangoRunFailureAnnotation] = nil // null removes it
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": annotations}})
+	if err != nil {
+		return nil, fmt.Errorf("encode the wake patch: %w", err)
+	}
+	return patch, nil
+}
+
+// queued answers how many NangoSyncs wait for a wake or are being woken.
+func (w *waker) queued() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.pending)
+}

@@ -1,0 +1,184 @@
+/*
+Copyright 2026 The nango-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package receiver
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Webhook types the receiver tells apart. Nango may add types at any time; they are
+// acknowledged and ignored.
+const (
+	typeSync = "sync"
+	typeAuth = "auth"
+)
+
+// baseVariant is the variant of a model synced without variants. Nango leaves syncVariant
+// out of some webhooks (failed runs); that means the base variant.
+const baseVariant = "base"
+
+// Limits on what a failed run writes into the failure annotation, so that a long stack
+// trace from a sync script cannot bloat the NangoSync.
+const (
+	maxNameBytes        = 128
+	maxDescriptionBytes = 1024
+	// maxModelsPerRun bounds the models of one failed run the receiver looks up.
+	maxModelsPerRun = 64
+)
+
+// webhook is the part of a Nango webhook the receiver acts on.
+type webhook struct {
+	// Type is "sync", "auth", or another type the receiver ignores.
+	Type string
+	// Sync is set for sync webhooks.
+	Sync *syncRun
+	// ProviderConfigKey and ConnectionID name the connection, for every type that has one.
+	ProviderConfigKey string
+	ConnectionID      string
+}
+
+// syncRun is the body of a sync webhook, success or failure, as Nango sends it.
+type syncRun struct {
+	ConnectionID      string `json:"connectionId"`
+	ProviderConfigKey string `json:"providerConfigKey"`
+	SyncName          string `json:"syncName"`
+	SyncVariant       string `json:"syncVariant"`
+	// Model is one model for a successful run, the run's models joined by commas for a
+	// failed one.
+	Model string `json:"model"`
+	// Success is nil when Nango left it out: such a webhook is acknowledged and ignored.
+	Success  *bool      `json:"success"`
+	Error    *syncError `json:"error"`
+	FailedAt string     `json:"failedAt"`
+}
+
+// syncError is why Nango's own sync run failed.
+type syncError struct {
+	Type        string `json:"type"`
+	Description string `json:"description"`
+}
+
+// envelope holds the fields every webhook type shares.
+type envelope struct {
+	Type              string `json:"type"`
+	ConnectionID      string `json:"connectionId"`
+	ProviderConfigKey string `json:"providerConfigKey"`
+}
+
+// parseWebhook reads a webhook body. The body must be a JSON object; fields of other webhook
+// types than sync are not looked at, so that a new type with fields of its own is never
+// refused as malformed.
+func parseWebhook(body []byte) (webhook, error) {
+	var env envelope
+	if err := json.Unmarshal(body, &env); err != nil {
+		return webhook{}, fmt.Errorf("decode webhook: %w", err)
+	}
+	// Only null gets here without being an object: it decodes into a struct without error.
+	if !bytes.HasPrefix(bytes.TrimLeft(body, " \t\r\n"), []byte("{")) {
+		return webhook{}, errors.New("decode webhook: the body is not a JSON object")
+	}
+	wh := webhook{Type: env.Type, ProviderConfigKey: env.ProviderConfigKey, ConnectionID: env.ConnectionID}
+	if env.Type != typeSync {
+		return wh, nil
+	}
+	run := &syncRun{}
+	if err := json.Unmarshal(body, run); err != nil {
+		return webhook{}, fmt.Errorf("decode sync webhook: %w", err)
+	}
+	wh.Sync = run
+	return wh, nil
+}
+
+// variant is the sync's variant, "base" when Nango left it out.
+func (r *syncRun) variant() string {
+	if r.SyncVariant == "" {
+		return baseVariant
+	}
+	return r.SyncVariant
+}
+
+// succeeded and failed tell the two kinds of sync webhook apart; a webhook without
+// success is neither.
+func (r *syncRun) succeeded() bool { return r.Success != nil && *r.Success }
+func (r *syncRun) failed() bool    { return r.Success != nil && !*r.Success }
+
+// models lists the models the run concerns: one for a successful run, each of the
+// comma-joined ones (at most maxModelsPerRun, each once) for a failed run.
+func (r *syncRun) models() []string {
+	if r.succeeded() {
+		return []string{r.Model}
+	}
+	var models []string
+	for model := range strings.SplitSeq(r.Model, ",") {
+		model = strings.TrimSpace(model)
+		if model == "" || slices.Contains(models, model) {
+			continue
+		}
+		models = append(models, model)
+		if len(models) == maxModelsPerRun {
+			break
+		}
+	}
+	return models
+}
+
+// RunFailure is the value of the sync.nango.dev/nango-run-failure annotation: why Nango's
+// own sync run failed, as its webhook said.
+type RunFailure struct {
+	// Type is Nango's error type, for example "script_error".
+	Type string `json:"type"`
+	// Description is Nango's description of the error, cut to 1024 bytes.
+	Description string `json:"description"`
+	// SyncName is the Nango sync that failed.
+	SyncName string `json:"syncName"`
+	// FailedAt is when the run failed, RFC 3339; the webhook's arrival when Nango did not say.
+	FailedAt string `json:"failedAt"`
+}
+
+// runFailure turns a failed run into its annotation value.
+func (r *syncRun) runFailure(arrived time.Time) RunFailure {
+	f := RunFailure{Type: "unknown", SyncName: truncate(r.SyncName, maxNameBytes), FailedAt: arrived.UTC().Format(time.RFC3339)}
+	if r.Error != nil {
+		if r.Error.Type != "" {
+			f.Type = truncate(r.Error.Type, maxNameBytes)
+		}
+		f.Description = truncate(r.Error.Description, maxDescriptionBytes)
+	}
+	if t, err := time.Parse(time.RFC3339Nano, r.FailedAt); err == nil {
+		f.FailedAt = t.UTC().Format(time.RFC3339Nano)
+	}
+	return f
+}
+
+// truncate cuts s to at most n bytes without splitting a UTF-8 character.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
+}

@@ -107,7 +107,7 @@ func (d *demo) run(ctx context.Context) error {
 		}
 	}
 	fmt.Printf(`
-Done. Look around while it runs:
+Done. While the demo runs, look around:
     export KUBECONFIG=%s
     %s get nangosyncs -n %s -o wide
     %s describe nangosync contacts -n %s
@@ -115,6 +115,7 @@ Done. Look around while it runs:
 Logs: %s
 `, d.kubeconfig, d.kubectlPath, namespace, d.kubectlPath, namespace, d.sqlitePath(), d.dir)
 	if d.nonInteractive {
+		fmt.Println("(-non-interactive: stopping now)")
 		return nil
 	}
 	fmt.Println("Press Ctrl-C to stop everything the demo started.")

@@ -62,7 +62,7 @@ lint-fix: golangci-lint ## Run golangci-lint and fix what it can.
 	"$(GOLANGCI_LINT)" run --fix
 
 .PHONY: test
-test: verify-generated vet lint setup-envtest setup-postgres helm ## Check generated files, vet, lint, then run every test against a real API server and PostgreSQL.
+test: verify-generated vet lint setup-envtest setup-postgres helm kustomize ## Check generated files, vet, lint, then run every test against a real API server and PostgreSQL.
 	KUBEBUILDER_ASSETS="$(KUBEBUILDER_ASSETS)" go test ./... -count=1 -coverprofile cover.out
 	go test ./internal/receiver -run '^$$' -fuzz FuzzParseAndVerify -fuzztime $(FUZZTIME)
 

@@ -76,27 +76,14 @@ func freeAddr() string {
 // end of the spec if it is still running.
 func startManager(args ...string) *manager {
 	GinkgoHelper()
-	m := &manager{probeAddr: freeAddr(), output: &syncBuffer{}, exited: make(chan struct{})}
-	m.cmd = exec.Command(managerBinary, append([]string{
+	probeAddr := freeAddr()
+	m := runManager(append([]string{
 		"--kubeconfig", kubeconfig,
-		"--health-probe-bind-address", m.probeAddr,
+		"--health-probe-bind-address", probeAddr,
 		"--metrics-bind-address", "0",
 		"--webhook-bind-address", freeAddr(),
-	}, args...)...)
-	m.cmd.Stdout, m.cmd.Stderr = m.output, m.output
-	Expect(m.cmd.Start()).To(Succeed())
-	go func() {
-		m.exitErr = m.cmd.Wait()
-		close(m.exited)
-	}()
-	DeferCleanup(func() {
-		select {
-		case <-m.exited:
-		default:
-			_ = m.cmd.Process.Kill()
-			<-m.exited
-		}
-	})
+	}, args...))
+	m.probeAddr = probeAddr
 	return m
 }
 

@@ -154,6 +154,23 @@ helm-package: helm-crds helm-rbac helm-lint ## Package the chart into dist/.
 	mkdir -p dist
 	"$(HELM)" package "$(CHART_DIR)" -d dist
 
+##@ Benchmarks
+
+# BENCH_RECORDS overrides the 1,000,000 records of the throughput benchmark; BENCH_OUT names a
+# file for its table. `make test` runs short smoke versions of everything in test/bench.
+BENCH_RECORDS ?= 1000000
+BENCH_OUT ?= $(CURDIR)/bench-results.md
+
+.PHONY: bench
+bench: setup-envtest setup-postgres ## Run the full benchmarks: throughput of a 1,000,000-record sync (PostgreSQL and SQLite, page sizes 100/1000/10000) against its fetch-only and sink-only limits.
+	NANGO_BENCH_FULL=1 NANGO_BENCH_RECORDS=$(BENCH_RECORDS) NANGO_BENCH_OUT="$(BENCH_OUT)" KUBEBUILDER_ASSETS="$(KUBEBUILDER_ASSETS)" \
+		go test ./test/bench/ -run 'TestThroughput' -count=1 -v -timeout 3h
+
+.PHONY: soak
+soak: setup-envtest setup-postgres ## Run the full soaks: 20 SIGKILLs during a 200,000-record sync, Nango faults, a 30 s PostgreSQL outage.
+	NANGO_SOAK_FULL=1 KUBEBUILDER_ASSETS="$(KUBEBUILDER_ASSETS)" \
+		go test ./test/bench/ -run 'TestSoak' -count=1 -v -timeout 1h
+
 ##@ Dependencies
 
 ## Location to install dependencies to

@@ -18,15 +18,15 @@ package controller
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
 
 	"github.com/nango-operator/nango-operator/internal/nango"
 	"github.com/nango-operator/nango-operator/internal/sink"
 )
-
-// metadataField is the key of Nango's own metadata in a record; the sink keeps it in
-// columns of their own, not in the payload.
-const metadataField = "_nango_metadata"
 
 // sinkRecords converts a page of Nango records for the sink.
 func sinkRecords(records []nango.Record) ([]sink.Record, error) {
@@ -50,21 +50,22 @@ func sinkRecords(records []nango.Record) ([]sink.Record, error) {
 	return out, nil
 }
 
-// payloadOf is a record's own fields, without Nango's metadata. Each value stays the raw
-// JSON Nango sent, so no number loses precision and no null is dropped. A pruned record
-// has no payload.
+// payloadOf is a record's own fields, without Nango's metadata: the record object exactly
+// as Nango sent it, with its top-level "_nango_metadata" member cut out of the bytes.
+// Nothing is decoded or re-encoded, so no number loses precision, no null is dropped, and
+// a page costs one pass over its bytes (decoding each record into a map and encoding it
+// again took more CPU than the rest of a sync). A pruned record has no payload.
 func payloadOf(rec nango.Record) (json.RawMessage, error) {
 	if rec.Pruned() {
 		return nil, nil
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(rec.Fields, &fields); err != nil {
-		return nil, fmt.Errorf("decode fields: %w", err)
+	// The client has validated the page's JSON; a record must also be an object.
+	if !gjson.ParseBytes(rec.Fields).IsObject() {
+		return nil, errors.New("the record is not a JSON object")
 	}
-	delete(fields, metadataField)
-	payload, err := json.Marshal(fields)
+	payload, err := sjson.DeleteBytes(rec.Fields, nango.MetadataField)
 	if err != nil {
-		return nil, fmt.Errorf("encode fields: %w", err)
+		return nil, fmt.Errorf("cut %s out: %w", nango.MetadataField, err)
 	}
 	return payload, nil
 }

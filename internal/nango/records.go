@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tidwall/gjson"
 )
 
 // Action is a record's last_action.
@@ -102,10 +104,9 @@ type wireMetadata struct {
 	Cursor         string  `json:"cursor"`
 }
 
-type wireRecord struct {
-	ID       json.RawMessage `json:"id"`
-	Metadata *wireMetadata   `json:"_nango_metadata"`
-}
+// MetadataField is the member of a record that holds Nango's metadata; every other member
+// is the record's own.
+const MetadataField = "_nango_metadata"
 
 type wirePage struct {
 	Records    []json.RawMessage `json:"records"`
@@ -249,19 +250,26 @@ func decodePage(body []byte) (*RecordsPage, error) {
 	return page, nil
 }
 
+// decodeRecord reads a record's id and metadata. The page's JSON is already validated, so
+// one scan finds the two members, and only the small metadata object is decoded: decoding
+// the whole record again cost a fifth of a sync's CPU.
 func decodeRecord(raw json.RawMessage) (Record, error) {
-	var wr wireRecord
-	if err := json.Unmarshal(raw, &wr); err != nil {
-		return Record{}, err
+	if !gjson.ParseBytes(raw).IsObject() {
+		return Record{}, fmt.Errorf("record %s is not a JSON object", snippet(raw))
 	}
-	id, err := recordID(wr.ID)
+	members := gjson.GetManyBytes(raw, "id", MetadataField)
+	id, err := recordID(json.RawMessage(members[0].Raw))
 	if err != nil {
 		return Record{}, err
 	}
-	if wr.Metadata == nil {
+	if !members[1].IsObject() {
 		return Record{}, fmt.Errorf("record %q has no _nango_metadata", id)
 	}
-	md, err := wr.Metadata.parse()
+	var wm wireMetadata
+	if err := json.Unmarshal([]byte(members[1].Raw), &wm); err != nil {
+		return Record{}, fmt.Errorf("record %q: decode _nango_metadata: %w", id, err)
+	}
+	md, err := wm.parse()
 	if err != nil {
 		return Record{}, fmt.Errorf("record %q: %w", id, err)
 	}

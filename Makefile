@@ -162,9 +162,9 @@ BENCH_RECORDS ?= 1000000
 BENCH_OUT ?= $(CURDIR)/bench-results.md
 
 .PHONY: bench
-bench: setup-envtest setup-postgres ## Run the full benchmarks: throughput of a 1,000,000-record sync (PostgreSQL and SQLite, page sizes 100/1000/10000) against its fetch-only and sink-only limits.
+bench: setup-envtest setup-postgres ## Run the full benchmarks: throughput of a 1,000,000-record sync against its limits, 10,000 NangoSyncs, wake latency while busy, the shared rate limit.
 	NANGO_BENCH_FULL=1 NANGO_BENCH_RECORDS=$(BENCH_RECORDS) NANGO_BENCH_OUT="$(BENCH_OUT)" KUBEBUILDER_ASSETS="$(KUBEBUILDER_ASSETS)" \
-		go test ./test/bench/ -run 'TestThroughput' -count=1 -v -timeout 3h
+		go test ./test/bench/ -run 'TestThroughput|TestScale|TestWakeLatency|TestSharedRateLimit' -count=1 -v -timeout 3h
 
 .PHONY: soak
 soak: setup-envtest setup-postgres ## Run the full soaks: 20 SIGKILLs during a 200,000-record sync, Nango faults, a 30 s PostgreSQL outage.

@@ -30,6 +30,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -348,12 +349,13 @@ func (r *NangoSyncReconciler) conclude(ctx context.Context, nsync, before *syncv
 		setCondition(nsync, syncv1alpha1.ReconcilingCondition, metav1.ConditionTrue, syncv1alpha1.ProgressingReason,
 			fmt.Sprintf("Wrote %d records so far; more pages remain", total(nsync.Status.Records)))
 		apimeta.RemoveStatusCondition(&nsync.Status.Conditions, syncv1alpha1.StalledCondition)
-		// Back of the queue at once: the other NangoSyncs get their turn first.
-		return ctrl.Result{RequeueAfter: time.Millisecond}, nil
+		// Back of the queue at once, behind the other NangoSyncs and below anything a
+		// person or a webhook asks for.
+		return ctrl.Result{RequeueAfter: time.Millisecond, Priority: ptr.To(handler.LowPriority)}, nil
 	}
 
 	r.markSynced(nsync, before)
-	return ctrl.Result{RequeueAfter: wait.Jitter(interval(nsync), intervalJitter)}, nil
+	return ctrl.Result{RequeueAfter: wait.Jitter(interval(nsync), intervalJitter), Priority: ptr.To(handler.LowPriority)}, nil
 }
 
 // markSynced sets the conditions of a sync that read to the end, with an event for the

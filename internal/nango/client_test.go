@@ -278,11 +278,7 @@ func TestDecodeKeepsNullsAndUnknownShapes(t *testing.T) {
 func TestLimiterRegistrySharesPerKey(t *testing.T) {
 	reg := nango.NewLimiterRegistry(nango.LimiterConfig{})
 	a1, a2, b := reg.For("a"), reg.For("a"), reg.For("b")
-	if a1 != a2 || a1 == b || reg.Len() != 2 {
+	if a1 != a2 || a1 == b {
 		t.Fatal("one limiter per key")
-	}
-	reg.Forget("a")
-	if reg.Len() != 1 {
-		t.Fatal("forget")
 	}
 }

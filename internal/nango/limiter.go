@@ -71,22 +71,6 @@ func (r *LimiterRegistry) For(secretKey string) *Limiter {
 	return l
 }
 
-// Forget drops the limiter of a key that is no longer used (after a
-// rotation, say). Clients holding it keep working with it.
-func (r *LimiterRegistry) Forget(secretKey string) {
-	sum := sha256.Sum256([]byte(secretKey))
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.limiters, hex.EncodeToString(sum[:]))
-}
-
-// Len returns how many keys have a limiter.
-func (r *LimiterRegistry) Len() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.limiters)
-}
-
 // Limiter paces the requests of one Nango account.
 //
 // Nango counts requests in fixed windows that open with the first request

@@ -23,11 +23,14 @@ import (
 	"time"
 )
 
-// PreparePage validates a page's records and makes them what a store keeps, the same for
+// PreparePage validates a page's key and records and makes them what a store keeps, the same for
 // every sink: times in UTC to the microsecond (Nango's precision), no payload for a pruned
 // record, deleted_at for a DELETED one, and one version per id (the newest, merged as if
 // the versions were written one after the other). It counts the records kept by action.
-func PreparePage(records []Record) ([]Record, WriteResult, error) {
+func PreparePage(key Key, records []Record) ([]Record, WriteResult, error) {
+	if err := key.Validate(); err != nil {
+		return nil, WriteResult{}, err
+	}
 	kept := make([]Record, 0, len(records))
 	index := make(map[string]int, len(records))
 	for _, r := range records {

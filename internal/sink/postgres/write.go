@@ -81,10 +81,7 @@ func (s *Sink) WritePage(ctx context.Context, key sink.Key, page sink.Page) (sin
 }
 
 func (s *Sink) writePage(ctx context.Context, key sink.Key, page sink.Page) (sink.WriteResult, error) {
-	if err := key.Validate(); err != nil {
-		return sink.WriteResult{}, err
-	}
-	records, result, err := sink.PreparePage(page.Records)
+	records, result, err := sink.PreparePage(key, page.Records)
 	if err != nil {
 		return sink.WriteResult{}, err
 	}

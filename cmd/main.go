@@ -172,6 +172,7 @@ func run(opts options) error {
 
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
 		Scheme:                        scheme,
+		Client:                        controller.ClientOptions(),
 		Metrics:                       metricsOptions,
 		HealthProbeBindAddress:        opts.probeAddr,
 		LeaderElection:                opts.leaderElection,

@@ -86,7 +86,9 @@ type NangoSyncReconciler struct {
 	client.Client
 	// APIReader reads Secrets straight from the API server: the cache holds only their
 	// metadata, so that the manager never keeps every Secret of the cluster in memory.
+	// Values read are kept by resourceVersion in secrets, so each change is read once.
 	APIReader client.Reader
+	secrets   secretValues
 	Recorder  events.EventRecorder
 	// Nango builds Nango clients, sharing one rate limiter per secret key.
 	Nango *NangoClients
@@ -110,11 +112,12 @@ type NangoSyncReconciler struct {
 func (r *NangoSyncReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	logger := log.FromContext(ctx)
 
-	// Read the NangoSync from the API server, not the cache: a sync that carries on right
-	// after its previous reconcile would otherwise often see the status from before that
-	// reconcile's patch, and add its counts to stale totals or handle a resync twice.
+	// The read comes from the cache, which must already hold this reconciler's own last
+	// status patch: a sync that carries on right after its previous reconcile would
+	// otherwise see the status from before it, and handle a resync twice. The manager's
+	// client waits for that (ClientOptions); nothing here needs a read from the API server.
 	nsync := &syncv1alpha1.NangoSync{}
-	if err := r.APIReader.Get(ctx, req.NamespacedName, nsync); err != nil {
+	if err := r.Get(ctx, req.NamespacedName, nsync); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 
@@ -205,25 +208,26 @@ func (r *NangoSyncReconciler) handleResync(ctx context.Context, nsync *syncv1alp
 }
 
 // startCursor answers where reading starts. The sink's checkpoint is written in the same
-// transaction as the records, so it is the truth about what the sink holds: it wins over
-// status.cursor, which lags it after a crash between the sink commit and the status patch.
+// transaction as the records, so it is the truth about what the sink holds: its cursor and
+// counts win over status.cursor and status.records, which lag them after a crash between
+// the sink commit and the status patch.
 func (r *NangoSyncReconciler) startCursor(ctx context.Context, nsync *syncv1alpha1.NangoSync,
 	snk sink.Sink, key sink.Key) (string, error) {
 	checkpoint, err := snk.Checkpoint(ctx, key)
 	if err != nil {
 		return "", &sinkError{fmt.Errorf("read the checkpoint of %s: %w", key, err)}
 	}
-	if checkpoint == "" && nsync.Status.Cursor != "" {
+	if checkpoint.Cursor == "" && nsync.Status.Cursor != "" {
 		// The sink holds nothing for this sync (a new table, or its checkpoint was
 		// removed by hand): reading on from status.cursor would leave the records before
 		// it out of the sink.
 		r.Recorder.Eventf(nsync, nil, corev1.EventTypeWarning, "CheckpointMissing", "Sync",
 			"The sink has no checkpoint for this sync although status.cursor is set; reading every record again into %s",
 			sinkDisplayName(nsync.Spec.Sink))
-		nsync.Status.Records = syncv1alpha1.RecordCounts{}
 	}
-	nsync.Status.Cursor = checkpoint
-	return checkpoint, nil
+	nsync.Status.Cursor = checkpoint.Cursor
+	nsync.Status.Records = recordCounts(checkpoint.Written)
+	return checkpoint.Cursor, nil
 }
 
 // copyPages reads pages after cursor and writes each to the sink, fetching the next page
@@ -254,7 +258,7 @@ func (r *NangoSyncReconciler) copyPages(ctx context.Context, nsync *syncv1alpha1
 			if err != nil {
 				return p, err
 			}
-			p.written = addResults(p.written, written)
+			p.written = p.written.Add(written)
 		}
 		if !more {
 			p.complete = true
@@ -318,7 +322,7 @@ func (r *NangoSyncReconciler) writePage(ctx context.Context, nsync *syncv1alpha1
 		}
 	}
 	nsync.Status.Cursor = checkpoint
-	nsync.Status.Records = addCounts(nsync.Status.Records, written)
+	nsync.Status.Records = addCounts(nsync.Status.Records, written) // as the sink did with its copy
 	return written, nil
 }
 
@@ -453,6 +457,14 @@ func (r *NangoSyncReconciler) cleanSink(ctx context.Context, nsync *syncv1alpha1
 		return fmt.Errorf("delete the checkpoint of %s: %w", key, err)
 	}
 	return nil
+}
+
+// ClientOptions are the options the manager's client must have for this reconciler: a
+// read from the cache waits until the cache holds every write the client made before it
+// (controller-runtime's read-your-writes consistency), so that a reconcile that follows
+// its own status patch sees it. Without them the reconciler reads stale status.
+func ClientOptions() client.Options {
+	return client.Options{Cache: &client.CacheOptions{EnableReadYourWritesConsistency: ptr.To(true)}}
 }
 
 // SetupWithManager registers the reconciler: it watches NangoSyncs and the Secrets they

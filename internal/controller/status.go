@@ -50,18 +50,15 @@ func interval(nsync *syncv1alpha1.NangoSync) time.Duration {
 	return nsync.Spec.Interval.Duration
 }
 
-// addResults adds two write results.
-func addResults(a, b sink.WriteResult) sink.WriteResult {
-	return sink.WriteResult{Added: a.Added + b.Added, Updated: a.Updated + b.Updated, Deleted: a.Deleted + b.Deleted}
+// recordCounts is the status form of the counts a sink keeps with its checkpoint.
+func recordCounts(w sink.WriteResult) syncv1alpha1.RecordCounts {
+	return syncv1alpha1.RecordCounts{Added: w.Added, Updated: w.Updated, Deleted: w.Deleted,
+		Total: w.Added + w.Updated + w.Deleted}
 }
 
 // addCounts adds a write's result to the status counts.
 func addCounts(c syncv1alpha1.RecordCounts, w sink.WriteResult) syncv1alpha1.RecordCounts {
-	c.Added += w.Added
-	c.Updated += w.Updated
-	c.Deleted += w.Deleted
-	c.Total = c.Added + c.Updated + c.Deleted
-	return c
+	return recordCounts(sink.WriteResult{Added: c.Added, Updated: c.Updated, Deleted: c.Deleted}.Add(w))
 }
 
 // total is the number of records written, for messages.

@@ -95,21 +95,39 @@ type WriteResult struct {
 	Added, Updated, Deleted int64
 }
 
+// Add answers the sum of two results.
+func (w WriteResult) Add(o WriteResult) WriteResult {
+	return WriteResult{Added: w.Added + o.Added, Updated: w.Updated + o.Updated, Deleted: w.Deleted + o.Deleted}
+}
+
+// Checkpoint is where the next read of a data set starts, and what was written to get
+// there. Both are stored in the transaction of each page, so after a crash they still
+// agree with the rows: counts kept anywhere else would miss or repeat the last page.
+type Checkpoint struct {
+	// Cursor is the Nango cursor after the last committed page, "" when there is none.
+	Cursor string
+	// Written adds up the results of every page written with a checkpoint since the data
+	// set's first page, or since its checkpoint was last deleted.
+	Written WriteResult
+}
+
 // Sink stores records and checkpoints. Implementations are safe for concurrent use by
 // several NangoSyncs.
 type Sink interface {
-	// Checkpoint answers the cursor stored with the last committed page of key, or "" when
-	// there is none.
-	Checkpoint(ctx context.Context, key Key) (string, error)
+	// Checkpoint answers the checkpoint stored with the last committed page of key, or
+	// the zero Checkpoint when there is none.
+	Checkpoint(ctx context.Context, key Key) (Checkpoint, error)
 
-	// WritePage upserts the page's records and stores its checkpoint, in one transaction.
-	// An empty page.Checkpoint leaves the stored one as it is. An error does not prove
+	// WritePage upserts the page's records and stores its checkpoint, in one transaction:
+	// the cursor becomes page.Checkpoint and the page's result is added to the stored
+	// counts. An empty page.Checkpoint leaves the stored checkpoint, counts included, as
+	// it is. An error does not prove
 	// that nothing was written (a commit can succeed while its answer is lost): either
 	// the whole page or none of it is stored, and Checkpoint tells which.
 	WritePage(ctx context.Context, key Key, page Page) (WriteResult, error)
 
-	// DeleteCheckpoint forgets the checkpoint of key, so that the next read starts over.
-	// The rows stay.
+	// DeleteCheckpoint forgets the checkpoint of key and its counts, so that the next read
+	// starts over. The rows stay.
 	DeleteCheckpoint(ctx context.Context, key Key) error
 
 	// DeleteRows removes every row of key, and its checkpoint.

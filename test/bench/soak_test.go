@@ -222,7 +222,8 @@ func (s *soakRun) mutateAndWatch() {
 		last := ""
 		for {
 			var readBefore time.Time
-			if cp, err := s.sink.Checkpoint(context.Background(), benchKey); err == nil && cp != "" {
+			if c, err := s.sink.Checkpoint(context.Background(), benchKey); err == nil && c.Cursor != "" {
+				cp := c.Cursor
 				if last != "" {
 					if after, err := cursorAfter(last, cp); err != nil || after {
 						s.mu.Lock()
@@ -272,12 +273,31 @@ func (s *soakRun) verify(ctx context.Context, c *nango.Client, within time.Durat
 
 	s.syncNow(ctx)
 	eventually(t, within, 200*time.Millisecond, func() error {
-		cp, err := s.sink.Checkpoint(ctx, benchKey)
+		c, err := s.sink.Checkpoint(ctx, benchKey)
+		cp := c.Cursor
 		if err != nil {
 			return err
 		}
 		if cp != lastCursor {
 			return fmt.Errorf("sink checkpoint %q, emulator's last cursor %q", cp, lastCursor)
+		}
+		return nil
+	})
+	// status.records counts each page once, however often the manager died: it ends
+	// equal to the counts the sink keeps with its checkpoint, in the pages' transactions.
+	eventually(t, 30*time.Second, 200*time.Millisecond, func() error {
+		c, err := s.sink.Checkpoint(ctx, benchKey)
+		if err != nil {
+			return err
+		}
+		ns, err := s.e.getSync(s.namespace, "soak")
+		if err != nil {
+			return err
+		}
+		got, want := ns.Status.Records, c.Written
+		if got.Added != want.Added || got.Updated != want.Updated || got.Deleted != want.Deleted ||
+			got.Total != want.Added+want.Updated+want.Deleted {
+			return fmt.Errorf("status.records %+v, the sink counted %+v", got, want)
 		}
 		return nil
 	})
@@ -332,7 +352,8 @@ func TestSoakKill(t *testing.T) {
 			t.Fatalf("the manager exited by itself; its output:\n%s", m.output)
 		}
 		m.kill()
-		cp, err := s.sink.Checkpoint(context.Background(), benchKey)
+		c, err := s.sink.Checkpoint(context.Background(), benchKey)
+		cp := c.Cursor
 		must(t, err)
 		t.Logf("kill %d after %s at checkpoint %q", k+1, wait, cp)
 		m = e.startManager(t, args...)
@@ -371,7 +392,8 @@ func TestSoakNangoFaults(t *testing.T) {
 	sim.SetFaults(faults)
 	s.syncNow(context.Background())
 	eventually(t, 3*time.Minute, 200*time.Millisecond, func() error {
-		cp, err := s.sink.Checkpoint(context.Background(), benchKey)
+		c, err := s.sink.Checkpoint(context.Background(), benchKey)
+		cp := c.Cursor
 		if err != nil {
 			return err
 		}
@@ -404,7 +426,8 @@ func TestSoakPostgresOutage(t *testing.T) {
 	m := e.startManager(t, "--nango-rate-limit", "1000000000", "--retry-base-delay", "50ms", "--retry-max-delay", "1s")
 	ctx := context.Background()
 	eventually(t, time.Minute, 10*time.Millisecond, func() error {
-		cp, err := s.sink.Checkpoint(ctx, benchKey)
+		c, err := s.sink.Checkpoint(ctx, benchKey)
+		cp := c.Cursor
 		if err != nil || cp == "" {
 			return fmt.Errorf("no checkpoint yet (%v)", err)
 		}

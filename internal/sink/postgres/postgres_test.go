@@ -166,8 +166,8 @@ func TestServerDownIsUnavailableAndRecovers(t *testing.T) {
 	if _, err := s.WritePage(ctx, testKey, page(3)); err != nil {
 		t.Fatalf("WritePage after the server came back: %v", err)
 	}
-	if cursor, err := s.Checkpoint(ctx, testKey); err != nil || cursor != "c3" {
-		t.Fatalf("Checkpoint after the server came back = %q, %v; want c3", cursor, err)
+	if c, err := s.Checkpoint(ctx, testKey); err != nil || c.Cursor != "c3" {
+		t.Fatalf("Checkpoint after the server came back = %+v, %v; want c3", c, err)
 	}
 }
 
@@ -220,8 +220,8 @@ func TestFailureLateInTheTransactionRollsBackEarlierStatements(t *testing.T) {
 	if readErr != nil || len(rows) != 1 || rows[0].ID != "a" {
 		t.Fatalf("rows after the failed page = %+v, %v; want a alone, as before", rows, readErr)
 	}
-	if cursor, _ := s.Checkpoint(ctx, testKey); cursor != "c1" {
-		t.Fatalf("checkpoint after the failed page = %q, want c1", cursor)
+	if c, _ := s.Checkpoint(ctx, testKey); c.Cursor != "c1" {
+		t.Fatalf("checkpoint after the failed page = %q, want c1", c.Cursor)
 	}
 }
 

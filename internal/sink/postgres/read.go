@@ -27,7 +27,7 @@ import (
 	"github.com/nango-operator/nango-operator/internal/sink"
 )
 
-const selectCheckpoint = `SELECT cursor FROM %s
+const selectCheckpoint = `SELECT cursor, added, updated, deleted FROM %s
 WHERE table_name = $1 AND provider_config_key = $2 AND connection_id = $3 AND model = $4 AND variant = $5`
 
 const deleteCheckpoint = `DELETE FROM %s
@@ -43,17 +43,19 @@ FROM %s
 WHERE provider_config_key = $1 AND connection_id = $2 AND model = $3 AND variant = $4
 ORDER BY id COLLATE "C"`
 
-// Checkpoint answers the cursor stored with the last committed page of key, or "".
-func (s *Sink) Checkpoint(ctx context.Context, key sink.Key) (string, error) {
-	var cursor string
-	err := s.pool.QueryRow(ctx, fmt.Sprintf(selectCheckpoint, s.checkpoints), s.checkpointArgs(key)...).Scan(&cursor)
+// Checkpoint answers the checkpoint stored with the last committed page of key, or the
+// zero Checkpoint.
+func (s *Sink) Checkpoint(ctx context.Context, key sink.Key) (sink.Checkpoint, error) {
+	var c sink.Checkpoint
+	err := s.pool.QueryRow(ctx, fmt.Sprintf(selectCheckpoint, s.checkpoints), s.checkpointArgs(key)...).
+		Scan(&c.Cursor, &c.Written.Added, &c.Written.Updated, &c.Written.Deleted)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return "", nil
+		return sink.Checkpoint{}, nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("read checkpoint of %s in %s: %w", key, s.name, classify(err))
+		return sink.Checkpoint{}, fmt.Errorf("read checkpoint of %s in %s: %w", key, s.name, classify(err))
 	}
-	return cursor, nil
+	return c, nil
 }
 
 // DeleteCheckpoint forgets the checkpoint of key; its rows stay.

@@ -53,6 +53,9 @@ const createCheckpointTable = `CREATE TABLE IF NOT EXISTS %s (
 	model text NOT NULL,
 	variant text NOT NULL,
 	cursor text NOT NULL,
+	added bigint NOT NULL DEFAULT 0,
+	updated bigint NOT NULL DEFAULT 0,
+	deleted bigint NOT NULL DEFAULT 0,
 	updated_at timestamptz NOT NULL DEFAULT now(),
 	PRIMARY KEY (table_name, provider_config_key, connection_id, model, variant)
 )`

@@ -59,10 +59,15 @@ USING unnest($5::text[], $6::timestamptz[]) AS d(id, last_modified_at)
 WHERE stored.provider_config_key = $1 AND stored.connection_id = $2 AND stored.model = $3 AND stored.variant = $4
 	AND stored.id = d.id AND stored.last_modified_at <= d.last_modified_at`
 
-const upsertCheckpoint = `INSERT INTO %s AS stored (table_name, provider_config_key, connection_id, model, variant, cursor)
-VALUES ($1, $2, $3, $4, $5, $6)
+// upsertCheckpoint moves the cursor and adds the page's counts to the stored ones.
+const upsertCheckpoint = `INSERT INTO %s AS stored (table_name, provider_config_key, connection_id, model, variant,
+	cursor, added, updated, deleted)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 ON CONFLICT (table_name, provider_config_key, connection_id, model, variant) DO UPDATE SET
 	cursor = EXCLUDED.cursor,
+	added = stored.added + EXCLUDED.added,
+	updated = stored.updated + EXCLUDED.updated,
+	deleted = stored.deleted + EXCLUDED.deleted,
 	updated_at = now()`
 
 // WritePage upserts the page's records and stores its checkpoint in one transaction. An
@@ -85,7 +90,7 @@ func (s *Sink) writePage(ctx context.Context, key sink.Key, page sink.Page) (sin
 	if err != nil {
 		return sink.WriteResult{}, err
 	}
-	batch := s.pageBatch(key, records, page.Checkpoint)
+	batch := s.pageBatch(key, records, page.Checkpoint, result)
 	if batch.Len() == 0 {
 		return result, nil
 	}
@@ -97,7 +102,7 @@ func (s *Sink) writePage(ctx context.Context, key sink.Key, page sink.Page) (sin
 
 // pageBatch queues the page's statements: at most one DELETE, one INSERT and one
 // checkpoint upsert, whatever the number of records.
-func (s *Sink) pageBatch(key sink.Key, records []sink.Record, checkpoint string) *pgx.Batch {
+func (s *Sink) pageBatch(key sink.Key, records []sink.Record, checkpoint string, result sink.WriteResult) *pgx.Batch {
 	upserts, deletes := records, []sink.Record(nil)
 	if s.hardDeletes {
 		upserts, deletes = splitDeleted(records)
@@ -111,7 +116,8 @@ func (s *Sink) pageBatch(key sink.Key, records []sink.Record, checkpoint string)
 	}
 	if checkpoint != "" {
 		batch.Queue(fmt.Sprintf(upsertCheckpoint, s.checkpoints), s.tableName,
-			key.ProviderConfigKey, key.ConnectionID, key.Model, key.Variant, checkpoint)
+			key.ProviderConfigKey, key.ConnectionID, key.Model, key.Variant, checkpoint,
+			result.Added, result.Updated, result.Deleted)
 	}
 	return batch
 }

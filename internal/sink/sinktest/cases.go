@@ -238,6 +238,30 @@ func testDeleteCheckpointKeepsRows(t *testing.T, s *suite) {
 	}
 }
 
+// testCheckpointAddsUpWrites checks the counts stored with the checkpoint: they grow by
+// each page's result, stay put for a page without a checkpoint, belong to one key, and
+// start over with the checkpoint.
+func testCheckpointAddsUpWrites(t *testing.T, s *suite) {
+	sk, k, other := s.sink(t), key("acme"), key("globex")
+	expectWritten(t, sk, k, sink.WriteResult{})
+	write(t, sk, k, "c1", record("a", added, 1), record("b", added, 1))
+	write(t, sk, k, "c2", record("a", updated, 2), record("b", deleted, 2), record("c", added, 2))
+	write(t, sk, other, "o1", record("a", added, 1))
+	expectWritten(t, sk, k, sink.WriteResult{Added: 3, Updated: 1, Deleted: 1})
+	expectWritten(t, sk, other, sink.WriteResult{Added: 1})
+
+	write(t, sk, k, "", record("d", added, 3))
+	expectWritten(t, sk, k, sink.WriteResult{Added: 3, Updated: 1, Deleted: 1})
+
+	if err := sk.DeleteCheckpoint(context.Background(), k); err != nil {
+		t.Fatalf("DeleteCheckpoint: %v", err)
+	}
+	expectWritten(t, sk, k, sink.WriteResult{})
+	write(t, sk, k, "c3", record("a", updated, 4))
+	expectWritten(t, sk, k, sink.WriteResult{Updated: 1})
+	expectWritten(t, sk, other, sink.WriteResult{Added: 1})
+}
+
 func testDeleteRowsRemovesOnlyThatKey(t *testing.T, s *suite) {
 	sk, k, other := s.sink(t), key("acme"), key("globex")
 	write(t, sk, k, "c1", record("a", added, 1), record("b", added, 1))
@@ -410,18 +434,22 @@ func testInterruptedWriteLeavesNothing(t *testing.T, s *suite) {
 	t.Logf("%d writes interrupted at successive points before one completed", interrupted)
 }
 
-// expectBeforeOrAfter fails the test unless k holds exactly the rows and checkpoint it had
-// before the page, or exactly those after it, and answers which.
+// expectBeforeOrAfter fails the test unless k holds exactly the rows and checkpoint (cursor
+// and counts) it had before the page, or exactly those after it, and answers which.
 func expectBeforeOrAfter(t *testing.T, sk Sink, k sink.Key, before, page []sink.Record) (after bool) {
 	t.Helper()
-	rows, cursor := readRows(t, sk, k), checkpoint(t, sk, k)
+	rows, c := readRows(t, sk, k), checkpoint(t, sk, k)
+	countedBefore := int64(len(before))
+	countedAfter := countedBefore + int64(len(page))
 	switch {
-	case cursor == "before" && diffRecords(before, rows) == "":
+	case c.Cursor == "before" && diffRecords(before, rows) == "" && total(c.Written) == countedBefore:
 		return false
-	case cursor == "after" && len(rows) == len(page):
+	case c.Cursor == "after" && len(rows) == len(page) && total(c.Written) == countedAfter:
 		return true
 	}
-	t.Fatalf("a write stopped half way: checkpoint %q with %d rows (%d before the page, %d after it)",
-		cursor, len(rows), len(before), len(page))
+	t.Fatalf("a write stopped half way: checkpoint %q counting %+v with %d rows (%d before the page, %d after it)",
+		c.Cursor, c.Written, len(rows), len(before), len(page))
 	return false
 }
+
+func total(w sink.WriteResult) int64 { return w.Added + w.Updated + w.Deleted }

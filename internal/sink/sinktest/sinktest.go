@@ -79,6 +79,7 @@ func Run(t *testing.T, open Opener) {
 		{"CheckpointIsWrittenWithThePage", testCheckpointIsWrittenWithThePage},
 		{"EmptyPageMovesCheckpoint", testEmptyPageMovesCheckpoint},
 		{"DeleteCheckpointKeepsRows", testDeleteCheckpointKeepsRows},
+		{"CheckpointAddsUpWrites", testCheckpointAddsUpWrites},
 		{"DeleteRowsRemovesOnlyThatKey", testDeleteRowsRemovesOnlyThatKey},
 		{"DuplicateIDWithinPage", testDuplicateIDWithinPage},
 		{"WriteResultCountsByAction", testWriteResultCountsByAction},
@@ -198,13 +199,13 @@ func readRows(t *testing.T, s Sink, k sink.Key) []sink.Record {
 	return rows
 }
 
-func checkpoint(t *testing.T, s sink.Sink, k sink.Key) string {
+func checkpoint(t *testing.T, s sink.Sink, k sink.Key) sink.Checkpoint {
 	t.Helper()
-	cursor, err := s.Checkpoint(context.Background(), k)
+	c, err := s.Checkpoint(context.Background(), k)
 	if err != nil {
 		t.Fatalf("Checkpoint: %v", err)
 	}
-	return cursor
+	return c
 }
 
 // expectRows fails the test unless the rows stored for k are want, in id order.
@@ -215,10 +216,19 @@ func expectRows(t *testing.T, s Sink, k sink.Key, want ...sink.Record) {
 	}
 }
 
+// expectCheckpoint fails the test unless the cursor stored for k is want.
 func expectCheckpoint(t *testing.T, s sink.Sink, k sink.Key, want string) {
 	t.Helper()
-	if got := checkpoint(t, s, k); got != want {
+	if got := checkpoint(t, s, k).Cursor; got != want {
 		t.Fatalf("checkpoint of %s = %q, want %q", k, got, want)
+	}
+}
+
+// expectWritten fails the test unless the counts stored with k's checkpoint are want.
+func expectWritten(t *testing.T, s sink.Sink, k sink.Key, want sink.WriteResult) {
+	t.Helper()
+	if got := checkpoint(t, s, k).Written; got != want {
+		t.Fatalf("counts stored with the checkpoint of %s = %+v, want %+v", k, got, want)
 	}
 }
 

@@ -26,7 +26,7 @@ import (
 	"github.com/nango-operator/nango-operator/internal/sink"
 )
 
-const selectCheckpoint = `SELECT cursor FROM %s
+const selectCheckpoint = `SELECT cursor, added, updated, deleted FROM %s
 WHERE table_name = ? AND provider_config_key = ? AND connection_id = ? AND model = ? AND variant = ?`
 
 const deleteCheckpoint = `DELETE FROM %s
@@ -41,17 +41,19 @@ FROM %s
 WHERE provider_config_key = ? AND connection_id = ? AND model = ? AND variant = ?
 ORDER BY id`
 
-// Checkpoint answers the cursor stored with the last committed page of key, or "".
-func (s *Sink) Checkpoint(ctx context.Context, key sink.Key) (string, error) {
-	var cursor string
-	err := s.db.QueryRowContext(ctx, fmt.Sprintf(selectCheckpoint, s.checkpoints), s.checkpointArgs(key)...).Scan(&cursor)
+// Checkpoint answers the checkpoint stored with the last committed page of key, or the
+// zero Checkpoint.
+func (s *Sink) Checkpoint(ctx context.Context, key sink.Key) (sink.Checkpoint, error) {
+	var c sink.Checkpoint
+	err := s.db.QueryRowContext(ctx, fmt.Sprintf(selectCheckpoint, s.checkpoints), s.checkpointArgs(key)...).
+		Scan(&c.Cursor, &c.Written.Added, &c.Written.Updated, &c.Written.Deleted)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", nil
+		return sink.Checkpoint{}, nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("read checkpoint of %s in %s: %w", key, s.name, classify(err))
+		return sink.Checkpoint{}, fmt.Errorf("read checkpoint of %s in %s: %w", key, s.name, classify(err))
 	}
-	return cursor, nil
+	return c, nil
 }
 
 // DeleteCheckpoint forgets the checkpoint of key; its rows stay.

@@ -46,6 +46,9 @@ const createCheckpointTable = `CREATE TABLE IF NOT EXISTS %s (
 	model TEXT NOT NULL,
 	variant TEXT NOT NULL,
 	cursor TEXT NOT NULL,
+	added INTEGER NOT NULL DEFAULT 0,
+	updated INTEGER NOT NULL DEFAULT 0,
+	deleted INTEGER NOT NULL DEFAULT 0,
 	updated_at TEXT NOT NULL,
 	PRIMARY KEY (table_name, provider_config_key, connection_id, model, variant)
 )`

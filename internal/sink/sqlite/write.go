@@ -54,10 +54,15 @@ const deleteRecord = `DELETE FROM %s
 WHERE provider_config_key = ? AND connection_id = ? AND model = ? AND variant = ? AND id = ?
 	AND last_modified_at <= ?`
 
-const upsertCheckpoint = `INSERT INTO %s (table_name, provider_config_key, connection_id, model, variant, cursor, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?)
+// upsertCheckpoint moves the cursor and adds the page's counts to the stored ones.
+const upsertCheckpoint = `INSERT INTO %s AS stored (table_name, provider_config_key, connection_id, model, variant,
+	cursor, added, updated, deleted, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (table_name, provider_config_key, connection_id, model, variant) DO UPDATE SET
 	cursor = excluded.cursor,
+	added = stored.added + excluded.added,
+	updated = stored.updated + excluded.updated,
+	deleted = stored.deleted + excluded.deleted,
 	updated_at = excluded.updated_at`
 
 // WritePage upserts the page's records and stores its checkpoint in one transaction. An
@@ -95,7 +100,7 @@ func (s *Sink) writePage(ctx context.Context, key sink.Key, page sink.Page) (sin
 		if err := s.upsertRecords(ctx, tx, key, upserts, now); err != nil {
 			return err
 		}
-		return s.upsertCheckpoint(ctx, tx, key, page.Checkpoint, now)
+		return s.upsertCheckpoint(ctx, tx, key, sink.Checkpoint{Cursor: page.Checkpoint, Written: result}, now)
 	})
 	return result, classify(err)
 }
@@ -139,12 +144,14 @@ func (s *Sink) deleteRecords(ctx context.Context, tx *sql.Tx, key sink.Key, reco
 	return nil
 }
 
-func (s *Sink) upsertCheckpoint(ctx context.Context, tx *sql.Tx, key sink.Key, cursor, now string) error {
-	if cursor == "" {
+// upsertCheckpoint stores c.Cursor and adds c.Written to the stored counts.
+func (s *Sink) upsertCheckpoint(ctx context.Context, tx *sql.Tx, key sink.Key, c sink.Checkpoint, now string) error {
+	if c.Cursor == "" {
 		return nil
 	}
 	_, err := tx.ExecContext(ctx, fmt.Sprintf(upsertCheckpoint, s.checkpoints),
-		s.tableName, key.ProviderConfigKey, key.ConnectionID, key.Model, key.Variant, cursor, now)
+		s.tableName, key.ProviderConfigKey, key.ConnectionID, key.Model, key.Variant, c.Cursor,
+		c.Written.Added, c.Written.Updated, c.Written.Deleted, now)
 	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}

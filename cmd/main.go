@@ -39,6 +39,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -199,8 +200,9 @@ func run(opts options) error {
 		Recorder:  mgr.GetEventRecorder("nango-operator"),
 		Nango: controller.NewNangoClients(&http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
 			nango.NewLimiterRegistry(nango.LimiterConfig{Limit: opts.nangoRateLimit, Window: opts.nangoRateWindow})),
-		Sinks:   sinks,
-		Options: reconcilerOptions,
+		Sinks:      sinks,
+		Options:    reconcilerOptions,
+		Registerer: ctrlmetrics.Registry,
 	}
 	if err := reconciler.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up the NangoSync controller: %w", err)

@@ -336,9 +336,13 @@ type NangoSyncStatus struct {
 	// +optional
 	Sink string `json:"sink,omitempty"`
 
-	// lastSyncTime is when the last complete sync (to the end of Nango's records) finished.
+	// lastChangeTime is when a complete sync (to the end of Nango's records) last wrote
+	// records to the sink, or first found there were none. A sync that finds nothing new
+	// leaves the whole status as it is, so that idle NangoSyncs cost the API server no
+	// writes; the metric nango_operator_sync_last_success_timestamp_seconds moves with
+	// every complete sync, and Ready turns False as soon as one fails.
 	// +optional
-	LastSyncTime *metav1.Time `json:"lastSyncTime,omitempty"`
+	LastChangeTime *metav1.Time `json:"lastChangeTime,omitempty"`
 
 	// records counts the records written to the sink since the NangoSync was created or
 	// last resynced, by the action Nango reported.
@@ -384,7 +388,7 @@ type RecordCounts struct {
 // +kubebuilder:printcolumn:name="Model",type=string,JSONPath=`.spec.model`
 // +kubebuilder:printcolumn:name="Sink",type=string,JSONPath=`.status.sink`
 // +kubebuilder:printcolumn:name="Records",type=integer,JSONPath=`.status.records.total`
-// +kubebuilder:printcolumn:name="Last Sync",type=date,JSONPath=`.status.lastSyncTime`
+// +kubebuilder:printcolumn:name="Last Change",type=date,JSONPath=`.status.lastChangeTime`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Status",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].message`

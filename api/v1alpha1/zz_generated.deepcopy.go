@@ -149,8 +149,8 @@ func (in *NangoSyncStatus) DeepCopyInto(out *NangoSyncStatus) {
 			(*in)[i].DeepCopyInto(&(*out)[i])
 		}
 	}
-	if in.LastSyncTime != nil {
-		in, out := &in.LastSyncTime, &out.LastSyncTime
+	if in.LastChangeTime != nil {
+		in, out := &in.LastChangeTime, &out.LastChangeTime
 		*out = (*in).DeepCopy()
 	}
 	out.Records = in.Records

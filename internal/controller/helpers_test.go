@@ -444,3 +444,25 @@ func eventReasons(g Gomega, nsync *syncv1alpha1.NangoSync) []string {
 	}
 	return reasons
 }
+
+// lastSuccess answers the reconciler's nango_operator_sync_last_success_timestamp_seconds
+// of nsync, and whether it has one.
+func lastSuccess(g Gomega, nsync *syncv1alpha1.NangoSync) (time.Time, bool) {
+	families, err := reconcilerMetrics.Gather()
+	g.Expect(err).NotTo(HaveOccurred())
+	for _, family := range families {
+		if family.GetName() != "nango_operator_sync_last_success_timestamp_seconds" {
+			continue
+		}
+		for _, m := range family.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["namespace"] == nsync.Namespace && labels["name"] == nsync.Name {
+				return time.Unix(0, int64(m.GetGauge().GetValue()*float64(time.Second))), true
+			}
+		}
+	}
+	return time.Time{}, false
+}

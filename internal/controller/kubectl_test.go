@@ -52,7 +52,7 @@ var _ = Describe("kubectl", func() {
 		nsync.Status = syncv1alpha1.NangoSyncStatus{
 			ObservedGeneration: nsync.Generation,
 			Sink:               "postgres/hubspot_contacts",
-			LastSyncTime:       &metav1.Time{Time: time.Now()},
+			LastChangeTime:     &metav1.Time{Time: time.Now()},
 			Records:            syncv1alpha1.RecordCounts{Added: 40, Updated: 1, Deleted: 1, Total: 42},
 			Conditions: []metav1.Condition{{
 				Type:               syncv1alpha1.ReadyCondition,
@@ -65,11 +65,11 @@ var _ = Describe("kubectl", func() {
 		Expect(k8sClient.Status().Update(ctx, nsync)).To(Succeed())
 
 		out := kubectl("get", "nangosyncs", "--namespace", "default")
-		Expect(out).To(MatchRegexp(`(?m)^NAME\s+CONNECTION\s+INTEGRATION\s+MODEL\s+SINK\s+RECORDS\s+LAST SYNC\s+READY\s+AGE\s*$`))
+		Expect(out).To(MatchRegexp(`(?m)^NAME\s+CONNECTION\s+INTEGRATION\s+MODEL\s+SINK\s+RECORDS\s+LAST CHANGE\s+READY\s+AGE\s*$`))
 		Expect(out).To(MatchRegexp(`(?m)^acme-hubspot-contacts\s+acme-corp\s+hubspot\s+Contact\s+postgres/hubspot_contacts\s+42\s+\d+s\s+True\s+\d+s\s*$`))
 
 		wide := kubectl("get", "nangosyncs", "--namespace", "default", "-o", "wide")
-		Expect(wide).To(MatchRegexp(`(?m)^NAME\s+CONNECTION\s+INTEGRATION\s+MODEL\s+SINK\s+RECORDS\s+LAST SYNC\s+READY\s+REASON\s+STATUS\s+AGE\s*$`))
+		Expect(wide).To(MatchRegexp(`(?m)^NAME\s+CONNECTION\s+INTEGRATION\s+MODEL\s+SINK\s+RECORDS\s+LAST CHANGE\s+READY\s+REASON\s+STATUS\s+AGE\s*$`))
 		Expect(wide).To(MatchRegexp(`(?m)^acme-hubspot-contacts\s.*\sTrue\s+Synced\s+Synced 42 records\s+\d+s\s*$`))
 
 		By("finding it by its short name and its categories")

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -95,6 +96,9 @@ type NangoSyncReconciler struct {
 	// Sinks opens sinks and shares them between NangoSyncs that write to the same place.
 	Sinks *Sinks
 	Options
+	// Registerer registers the reconciler's metrics; nil registers none.
+	Registerer prometheus.Registerer
+	metrics    *metrics
 	// Fault, when set, is called at each FaultPoint; an error it returns ends the sync
 	// there as a crash would. For tests only.
 	Fault func(point FaultPoint, nsync *syncv1alpha1.NangoSync) error
@@ -118,6 +122,9 @@ func (r *NangoSyncReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	// client waits for that (ClientOptions); nothing here needs a read from the API server.
 	nsync := &syncv1alpha1.NangoSync{}
 	if err := r.Get(ctx, req.NamespacedName, nsync); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.metrics.forget(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 
@@ -358,15 +365,20 @@ func (r *NangoSyncReconciler) conclude(ctx context.Context, nsync, before *syncv
 		return ctrl.Result{RequeueAfter: time.Millisecond, Priority: ptr.To(handler.LowPriority)}, nil
 	}
 
-	r.markSynced(nsync, before)
+	r.markSynced(nsync, before, p.written)
+	r.metrics.synced(client.ObjectKeyFromObject(nsync))
 	return ctrl.Result{RequeueAfter: wait.Jitter(interval(nsync), intervalJitter), Priority: ptr.To(handler.LowPriority)}, nil
 }
 
 // markSynced sets the conditions of a sync that read to the end, with an event for the
-// first sync and for a recovery.
-func (r *NangoSyncReconciler) markSynced(nsync, before *syncv1alpha1.NangoSync) {
-	now := metav1.Now()
-	nsync.Status.LastSyncTime = &now
+// first sync and for a recovery. The time of the last change moves only when the sync
+// wrote records: a sync that found nothing new leaves the status as it was, and costs the
+// API server no write.
+func (r *NangoSyncReconciler) markSynced(nsync, before *syncv1alpha1.NangoSync, written sink.WriteResult) {
+	if written != (sink.WriteResult{}) || nsync.Status.LastChangeTime == nil {
+		now := metav1.Now()
+		nsync.Status.LastChangeTime = &now
+	}
 	wasReady := apimeta.FindStatusCondition(before.Status.Conditions, syncv1alpha1.ReadyCondition)
 	message := fmt.Sprintf("Synced %d records", total(nsync.Status.Records))
 	setCondition(nsync, syncv1alpha1.ReadyCondition, metav1.ConditionTrue, syncv1alpha1.SyncedReason, message)
@@ -374,7 +386,7 @@ func (r *NangoSyncReconciler) markSynced(nsync, before *syncv1alpha1.NangoSync) 
 	apimeta.RemoveStatusCondition(&nsync.Status.Conditions, syncv1alpha1.StalledCondition)
 
 	switch {
-	case wasReady == nil || before.Status.LastSyncTime == nil:
+	case wasReady == nil || before.Status.LastChangeTime == nil:
 		r.Recorder.Eventf(nsync, nil, corev1.EventTypeNormal, "FirstSync", "Sync",
 			"First sync complete: %d records written to %s", total(nsync.Status.Records), nsync.Status.Sink)
 	case wasReady.Status != metav1.ConditionTrue:
@@ -438,6 +450,7 @@ func (r *NangoSyncReconciler) finalize(ctx context.Context, nsync *syncv1alpha1.
 	if err := r.Patch(ctx, nsync, patch); err != nil {
 		return client.IgnoreNotFound(fmt.Errorf("remove finalizer: %w", err))
 	}
+	r.metrics.forget(client.ObjectKeyFromObject(nsync))
 	return nil
 }
 
@@ -471,6 +484,11 @@ func ClientOptions() client.Options {
 // name (metadata only), and indexes NangoSyncs by those Secrets.
 func (r *NangoSyncReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.Options = r.withDefaults()
+	m, err := newMetrics(r.Registerer)
+	if err != nil {
+		return err
+	}
+	r.metrics = m
 	if err := indexSecretNames(context.Background(), mgr.GetFieldIndexer(), r.DefaultSecret.Name); err != nil {
 		return err
 	}

@@ -276,6 +276,11 @@ var _ = Describe("NangoSync reconciler", func() {
 			d, nsync := syncedNangoSync(spec)
 			Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(nsync), nsync)).To(Succeed())
 			Expect(nsync.Finalizers).To(ContainElement(syncv1alpha1.NangoSyncFinalizer))
+			Eventually(func(g Gomega) {
+				synced, ok := lastSuccess(g, nsync)
+				g.Expect(ok).To(BeTrue(), "no last-success metric for a synced NangoSync")
+				g.Expect(synced).To(BeTemporally("~", time.Now(), time.Minute))
+			}).Should(Succeed())
 			patch := client.MergeFrom(nsync.DeepCopy())
 			nsync.Spec.DeletionPolicy = policy
 			Expect(k8sClient.Patch(ctx, nsync, patch)).To(Succeed())
@@ -292,6 +297,10 @@ var _ = Describe("NangoSync reconciler", func() {
 			checkpoint, err := snk.Checkpoint(ctx, d.key())
 			Expect(err).NotTo(HaveOccurred())
 			Expect(checkpoint).To(BeZero(), "the checkpoint outlived its NangoSync")
+			Eventually(func(g Gomega) {
+				_, ok := lastSuccess(g, nsync)
+				g.Expect(ok).To(BeFalse(), "the metric outlived its NangoSync")
+			}).Should(Succeed())
 		},
 		Entry("Retain keeps the rows", syncv1alpha1.DeletionPolicyRetain, 1500),
 		Entry("Delete removes them", syncv1alpha1.DeletionPolicyDelete, 0),

@@ -27,6 +27,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -69,6 +70,8 @@ var (
 	faults = &faultHook{}
 	// nangoRequests logs the record requests the emulator answered.
 	nangoRequests = &requestLog{}
+	// reconcilerMetrics holds the reconciler's metrics.
+	reconcilerMetrics = prometheus.NewRegistry()
 )
 
 // TestMain shares one throwaway PostgreSQL server among the tests of this package.
@@ -146,7 +149,8 @@ func startReconciler() {
 			RetryBaseDelay:          50 * time.Millisecond,
 			RetryMaxDelay:           time.Second,
 		},
-		Fault: faults.fire,
+		Fault:      faults.fire,
+		Registerer: reconcilerMetrics,
 	}
 	Expect(reconciler.SetupWithManager(mgr)).To(Succeed())
 

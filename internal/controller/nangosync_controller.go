@@ -99,6 +99,8 @@ type NangoSyncReconciler struct {
 	// Registerer registers the reconciler's metrics; nil registers none.
 	Registerer prometheus.Registerer
 	metrics    *metrics
+	// waiting tells which NangoSyncs wait in the queue to sync now (see wakeQueue).
+	waiting waitingWakes
 	// Fault, when set, is called at each FaultPoint; an error it returns ends the sync
 	// there as a crash would. For tests only.
 	Fault func(point FaultPoint, nsync *syncv1alpha1.NangoSync) error
@@ -238,8 +240,10 @@ func (r *NangoSyncReconciler) startCursor(ctx context.Context, nsync *syncv1alph
 }
 
 // copyPages reads pages after cursor and writes each to the sink, fetching the next page
-// while the sink writes the current one. It stops at the end of Nango's records, or when
-// the reconcile's page or time budget is spent.
+// while the sink writes the current one. It stops at the end of Nango's records, when the
+// reconcile's page or time budget is spent, or after the page in hand when another
+// NangoSync waits to sync now (a webhook or a person asked), so that it waits for one page
+// and not for a whole budget.
 func (r *NangoSyncReconciler) copyPages(ctx context.Context, nsync *syncv1alpha1.NangoSync,
 	nangoClient *nango.Client, snk sink.Sink, key sink.Key, cursor string) (progress, error) {
 	ctx, cancel := context.WithCancel(ctx)
@@ -255,7 +259,7 @@ func (r *NangoSyncReconciler) copyPages(ctx context.Context, nsync *syncv1alpha1
 		}
 		page := fetched.page
 		more := page.NextCursor != ""
-		withinBudget := pages < r.MaxPagesPerReconcile && time.Now().Before(deadline)
+		withinBudget := pages < r.MaxPagesPerReconcile && time.Now().Before(deadline) && !r.waiting.any()
 		if more && withinBudget {
 			next = r.fetchPage(ctx, nangoClient, nsync, page.NextCursor)
 		}
@@ -498,6 +502,7 @@ func (r *NangoSyncReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.syncsUsingSecret),
 			builder.WithPredicates(predicate.ResourceVersionChangedPredicate{})).
 		WithOptions(controller.Options{
+			NewQueue:                newWakeQueue(&r.waiting, mgr.GetLogger()),
 			MaxConcurrentReconciles: r.MaxConcurrentReconciles,
 			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](
 				r.RetryBaseDelay, r.RetryMaxDelay),

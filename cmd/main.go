@@ -55,6 +55,7 @@ type options struct {
 	secureMetrics      bool
 	enableHTTP2        bool
 	probeAddr          string
+	pprofAddr          string
 	leaderElection     bool
 	leaderElectionID   string
 	leaderElectionNS   string
@@ -85,6 +86,8 @@ func (o *options) bindFlags(fs *flag.FlagSet) {
 		"Serve metrics over HTTP/2 too. Off by default against the HTTP/2 Stream Cancellation and Rapid Reset CVEs.")
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081",
 		"The address the /healthz and /readyz probes bind to.")
+	fs.StringVar(&o.pprofAddr, "pprof-bind-address", "0",
+		"The address Go's pprof profiles are served on (plain HTTP, unauthenticated: bind it to localhost); 0 disables them.")
 	fs.BoolVar(&o.leaderElection, "leader-elect", false,
 		"Elect a leader among replicas, so that only one reconciles NangoSyncs at a time.")
 	fs.StringVar(&o.leaderElectionID, "leader-election-id", "nango-operator.sync.nango.dev",
@@ -176,6 +179,7 @@ func run(opts options) error {
 		Client:                        controller.ClientOptions(),
 		Metrics:                       metricsOptions,
 		HealthProbeBindAddress:        opts.probeAddr,
+		PprofBindAddress:              opts.pprofAddr,
 		LeaderElection:                opts.leaderElection,
 		LeaderElectionID:              opts.leaderElectionID,
 		LeaderElectionNamespace:       opts.leaderElectionNS,

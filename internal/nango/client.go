@@ -171,7 +171,7 @@ func (c *Client) attempt(ctx context.Context, r request) (int, http.Header, []by
 	if resp.StatusCode >= 300 {
 		limit = min(limit, maxErrorBodyBytes)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	body, err := readBody(resp.Body, resp.ContentLength, limit+1)
 	if err != nil {
 		return 0, nil, nil, c.networkError(ctx, r.op, err)
 	}
@@ -184,6 +184,19 @@ func (c *Client) attempt(ctx context.Context, r request) (int, http.Header, []by
 		}
 	}
 	return resp.StatusCode, resp.Header, body, nil
+}
+
+// readBody reads r to its end, but no more than maxBytes. A page is about a megabyte:
+// when the answer says how long it is, the buffer is sized for it at once instead of
+// growing (and copying) as io.ReadAll does; maxBytes also bounds what a wrong
+// Content-Length can make it allocate.
+func readBody(r io.Reader, contentLength, maxBytes int64) ([]byte, error) {
+	var buf bytes.Buffer
+	if contentLength > 0 {
+		buf.Grow(int(min(contentLength, maxBytes)) + bytes.MinRead)
+	}
+	_, err := buf.ReadFrom(io.LimitReader(r, maxBytes))
+	return buf.Bytes(), err
 }
 
 func (c *Client) newRequest(ctx context.Context, r request) (*http.Request, error) {

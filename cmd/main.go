@@ -106,8 +106,8 @@ func (o *options) bindFlags(fs *flag.FlagSet) {
 		"The length of Nango's rate limit window.")
 	fs.IntVar(&o.reconciler.MaxConcurrentReconciles, "max-concurrent-reconciles", 4,
 		"How many NangoSyncs sync at the same time.")
-	fs.IntVar(&o.reconciler.MaxPagesPerReconcile, "max-pages-per-reconcile", 20,
-		"Pages one sync reads before it lets the others go first; it carries on right after.")
+	fs.IntVar(&o.reconciler.MaxRecordsPerReconcile, "max-records-per-reconcile", 20000,
+		"Records one sync reads (in whole pages) before it lets the others go first; it carries on right after.")
 	fs.DurationVar(&o.reconciler.MaxTimePerReconcile, "max-time-per-reconcile", 10*time.Second,
 		"Time one sync spends before it lets the others go first; it carries on right after.")
 	fs.DurationVar(&o.reconciler.RetryBaseDelay, "retry-base-delay", time.Second,

@@ -54,11 +54,11 @@ type Options struct {
 	// DefaultSecret names the Secret (in each NangoSync's namespace) and key holding the
 	// Nango secret key for NangoSyncs without spec.nango.secretRef.
 	DefaultSecret syncv1alpha1.SecretKeyReference
-	// MaxPagesPerReconcile and MaxTimePerReconcile bound one reconcile, so that one huge
+	// MaxRecordsPerReconcile and MaxTimePerReconcile bound one reconcile, so that one huge
 	// sync does not starve the others: past either, the sync saves its progress and goes
 	// to the back of the queue.
-	MaxPagesPerReconcile int
-	MaxTimePerReconcile  time.Duration
+	MaxRecordsPerReconcile int
+	MaxTimePerReconcile    time.Duration
 	// MaxConcurrentReconciles is how many NangoSyncs sync at once.
 	MaxConcurrentReconciles int
 	// RetryBaseDelay and RetryMaxDelay bound the exponential backoff of failed syncs.
@@ -66,10 +66,10 @@ type Options struct {
 }
 
 const (
-	defaultMaxPagesPerReconcile = 20
-	defaultMaxTimePerReconcile  = 10 * time.Second
-	defaultRetryBaseDelay       = time.Second
-	defaultRetryMaxDelay        = 5 * time.Minute
+	defaultMaxRecordsPerReconcile = 20000
+	defaultMaxTimePerReconcile    = 10 * time.Second
+	defaultRetryBaseDelay         = time.Second
+	defaultRetryMaxDelay          = 5 * time.Minute
 	// intervalJitter spreads the syncs of NangoSyncs created together over 5% of their
 	// interval, so they do not all hit Nango in the same second forever.
 	intervalJitter = 0.05
@@ -414,8 +414,8 @@ func (r *NangoSyncReconciler) SetupWithManager(mgr ctrl.Manager) error {
 }
 
 func (o Options) withDefaults() Options {
-	if o.MaxPagesPerReconcile <= 0 {
-		o.MaxPagesPerReconcile = defaultMaxPagesPerReconcile
+	if o.MaxRecordsPerReconcile <= 0 {
+		o.MaxRecordsPerReconcile = defaultMaxRecordsPerReconcile
 	}
 	if o.MaxTimePerReconcile <= 0 {
 		o.MaxTimePerReconcile = defaultMaxTimePerReconcile

@@ -32,16 +32,19 @@ import (
 // Nango is read with. A bigger page is written as it is.
 const writeBatchRecords = 1000
 
-// fetched is one page read from Nango, or why it could not be.
+// fetched is one page read from Nango, its records converted for the sink, or why it
+// could not be. The page's answer itself is not kept: converted records own their bytes,
+// so a page costs its memory once.
 type fetched struct {
-	page *nango.RecordsPage
-	err  error
+	records    []sink.Record
+	nextCursor string
+	err        error
 }
 
 // copyPages reads pages after cursor and writes them to the sink in batches of at least
 // writeBatchRecords records, each batch in one transaction with the cursor after its last
 // page. A reader runs ahead by up to a batch while the sink writes. Reading stops at the
-// end of Nango's records, when the reconcile's page or time budget is spent, or when
+// end of Nango's records, when the reconcile's record or time budget is spent, or when
 // another NangoSync waits to sync now (a webhook or a person asked), so that it waits for
 // the pages in hand and not for a whole budget. Pages read are written even when reading
 // fails after them.
@@ -51,7 +54,7 @@ func (r *NangoSyncReconciler) copyPages(ctx context.Context, nsync *syncv1alpha1
 	defer cancel() // stops the reader when writing fails
 
 	var p progress
-	var batch []*nango.RecordsPage
+	var batch []fetched
 	records := 0
 	flush := func() error {
 		written, err := r.writeBatch(ctx, nsync, snk, key, batch)
@@ -63,9 +66,9 @@ func (r *NangoSyncReconciler) copyPages(ctx context.Context, nsync *syncv1alpha1
 		if f.err != nil {
 			return p, joinWriteError(f.err, flush())
 		}
-		batch = append(batch, f.page)
-		records += len(f.page.Records)
-		last := f.page.NextCursor == ""
+		batch = append(batch, f)
+		records += len(f.records)
+		last := f.nextCursor == ""
 		if records >= writeBatchRecords || last {
 			if err := flush(); err != nil {
 				return p, err
@@ -88,9 +91,10 @@ func joinWriteError(readErr, writeErr error) error {
 	return fmt.Errorf("%w; writing the pages read before it failed too: %w", readErr, writeErr)
 }
 
-// readPages reads pages after cursor in the background, up to a batch ahead of the
-// writer, until the last page, an error, or the end of the budget; then it closes the
-// channel. Cancelling ctx stops it.
+// readPages reads pages after cursor in the background and converts their records for
+// the sink, up to a batch ahead of the writer, until the last page, an error, or the end
+// of the budget; then it closes the channel. Cancelling ctx stops it. Converting here
+// rather than in the writer keeps that work off the sink's critical path.
 func (r *NangoSyncReconciler) readPages(ctx context.Context, nangoClient *nango.Client,
 	nsync *syncv1alpha1.NangoSync, cursor string) <-chan fetched {
 	req := nango.ListRecordsRequest{
@@ -103,57 +107,68 @@ func (r *NangoSyncReconciler) readPages(ctx context.Context, nangoClient *nango.
 	if cursor == "" && nsync.Spec.ModifiedAfter != nil {
 		req.ModifiedAfter = nsync.Spec.ModifiedAfter.Time
 	}
-	ahead := 1
+	// The reader holds one page while it waits to hand it over, so a channel one page
+	// shorter than a batch keeps it a batch ahead of the writer, and a page of a batch or
+	// more one page ahead.
+	ahead := 0
 	if req.Limit > 0 {
-		ahead = max(1, writeBatchRecords/req.Limit)
+		ahead = max(0, writeBatchRecords/req.Limit-1)
 	}
 	out := make(chan fetched, ahead)
 	deadline := time.Now().Add(r.MaxTimePerReconcile)
 	go func() {
 		defer close(out)
-		for pages := 1; ; pages++ {
+		for read := 0; ; {
 			req.Cursor = cursor
-			page, err := nangoClient.ListRecords(ctx, req)
-			if err != nil {
-				err = fmt.Errorf("list records of %s/%s/%s: %w", req.ProviderConfigKey, req.ConnectionID, req.Model, err)
-			}
+			f := fetchPage(ctx, nangoClient, req)
 			select {
-			case out <- fetched{page: page, err: err}:
+			case out <- f:
 			case <-ctx.Done():
 				return
 			}
-			if err != nil || page.NextCursor == "" {
+			if f.err != nil || f.nextCursor == "" {
 				return
 			}
-			if pages >= r.MaxPagesPerReconcile || !time.Now().Before(deadline) || r.waiting.any() {
+			if read += len(f.records); read >= r.MaxRecordsPerReconcile || !time.Now().Before(deadline) || r.waiting.any() {
 				return
 			}
-			cursor = page.NextCursor
+			cursor = f.nextCursor
 		}
 	}()
 	return out
 }
 
+// fetchPage reads one page and converts its records for the sink.
+func fetchPage(ctx context.Context, nangoClient *nango.Client, req nango.ListRecordsRequest) fetched {
+	page, err := nangoClient.ListRecords(ctx, req)
+	if err != nil {
+		return fetched{err: fmt.Errorf("list records of %s/%s/%s: %w", req.ProviderConfigKey, req.ConnectionID, req.Model, err)}
+	}
+	records, err := sinkRecords(page.Records)
+	if err != nil {
+		return fetched{err: fmt.Errorf("records of %s/%s/%s: %w", req.ProviderConfigKey, req.ConnectionID, req.Model, err)}
+	}
+	return fetched{records: records, nextCursor: page.NextCursor}
+}
+
 // writeBatch writes the records of pages and the cursor after the last one to the sink in
 // one transaction, then moves status.cursor and status.records as the sink moved its own.
 func (r *NangoSyncReconciler) writeBatch(ctx context.Context, nsync *syncv1alpha1.NangoSync,
-	snk sink.Sink, key sink.Key, pages []*nango.RecordsPage) (sink.WriteResult, error) {
+	snk sink.Sink, key sink.Key, pages []fetched) (sink.WriteResult, error) {
 	if len(pages) == 0 {
 		return sink.WriteResult{}, nil
 	}
-	var records []sink.Record
-	for _, page := range pages {
-		converted, err := sinkRecords(page.Records)
-		if err != nil {
-			return sink.WriteResult{}, err
+	records := pages[0].records
+	if len(pages) > 1 {
+		records = nil
+		for _, page := range pages {
+			records = append(records, page.records...)
 		}
-		records = append(records, converted...)
 	}
 	if len(records) == 0 {
 		return sink.WriteResult{}, nil // nothing new: the cursor stays where it is
 	}
-	lastPage := pages[len(pages)-1]
-	checkpoint := lastPage.NextCursor
+	checkpoint := pages[len(pages)-1].nextCursor
 	if checkpoint == "" {
 		checkpoint = records[len(records)-1].Cursor
 	}

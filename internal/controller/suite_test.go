@@ -143,7 +143,7 @@ func startReconciler() {
 		Options: Options{
 			DefaultNangoURL:         simServer.URL,
 			DefaultSecret:           syncv1alpha1.SecretKeyReference{Name: "nango", Key: "secretKey"},
-			MaxPagesPerReconcile:    5,
+			MaxRecordsPerReconcile:  5000,
 			MaxTimePerReconcile:     5 * time.Second,
 			MaxConcurrentReconciles: 4,
 			RetryBaseDelay:          50 * time.Millisecond,

@@ -17,10 +17,11 @@ limitations under the License.
 package sink
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/tidwall/gjson"
 )
 
 // PreparePage validates a page's key and records and makes them what a store keeps, the same for
@@ -64,7 +65,10 @@ func validateRecord(r Record) error {
 	default:
 		return fmt.Errorf("record %q has unknown action %q", r.ID, r.Action)
 	}
-	if len(r.Payload) > 0 && !json.Valid(r.Payload) {
+	// gjson's validator is several times faster than encoding/json's, and this runs on
+	// every record of every write. It recurses on nesting; the operator's payloads come
+	// from answers the Nango client checked for depth.
+	if len(r.Payload) > 0 && !gjson.ValidBytes(r.Payload) {
 		return fmt.Errorf("record %q has a payload that is not valid JSON", r.ID)
 	}
 	return nil

@@ -19,6 +19,8 @@ package bench
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -241,7 +243,14 @@ type sample struct {
 func operatorRun(t *testing.T, e *env, url string, spec syncv1alpha1.SinkSpec, pgURL string, pageSize, n int) operatorResult {
 	t.Helper()
 	namespace := e.newNamespace(t, benchSecretKey, pgURL)
-	m := e.startManager(t, "--nango-rate-limit", "1000000000", "--max-concurrent-reconciles", "4")
+	args := []string{"--nango-rate-limit", "1000000000", "--max-concurrent-reconciles", "4"}
+	args = append(args, strings.Fields(os.Getenv("NANGO_BENCH_MANAGER_ARGS"))...)
+	pprofAddr := freeAddr(t)
+	profileDir := os.Getenv("NANGO_BENCH_PROFILE_DIR")
+	if profileDir != "" {
+		args = append(args, "--pprof-bind-address", pprofAddr)
+	}
+	m := e.startManager(t, args...)
 	defer m.stop()
 	m.waitReady(t)
 
@@ -271,6 +280,14 @@ func operatorRun(t *testing.T, e *env, url string, spec syncv1alpha1.SinkSpec, p
 	ns.Spec.Interval = &metav1.Duration{Duration: time.Hour}
 	start := time.Now()
 	must(t, e.k8s.Create(context.Background(), ns))
+	if profileDir != "" {
+		kind := "sqlite"
+		if spec.Postgres != nil {
+			kind = "postgres"
+		}
+		profiled := profileManager(t, pprofAddr, filepath.Join(profileDir, fmt.Sprintf("%s-%d.pprof", kind, pageSize)))
+		defer func() { <-profiled }()
+	}
 	var progress []sample
 	eventually(t, time.Duration(n/500)*time.Second+2*time.Minute, 100*time.Millisecond, func() error {
 		got, err := e.getSync(namespace, "bench")
@@ -304,4 +321,32 @@ func operatorRun(t *testing.T, e *env, url string, spec syncv1alpha1.SinkSpec, p
 		}
 	}
 	return res
+}
+
+// profileManager records a CPU profile of the manager through its pprof endpoint while the
+// sync runs, for NANGO_BENCH_PROFILE_SECONDS (default 10) seconds, into path; the channel
+// closes when it is written. Inspect it with go tool pprof -top <manager binary> path.
+func profileManager(t *testing.T, addr, path string) <-chan struct{} {
+	t.Helper()
+	seconds := envInt(t, "NANGO_BENCH_PROFILE_SECONDS", 10)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, seconds))
+		if err != nil {
+			t.Logf("profile the manager: %v", err)
+			return
+		}
+		defer func() { _ = resp.Body.Close() }()
+		profile, err := io.ReadAll(resp.Body)
+		if err == nil {
+			err = os.WriteFile(path, profile, 0o644)
+		}
+		if err != nil {
+			t.Logf("profile the manager: %v", err)
+			return
+		}
+		t.Logf("CPU profile of the manager (%d s): %s", seconds, path)
+	}()
+	return done
 }

@@ -44,10 +44,10 @@ type fetched struct {
 // copyPages reads pages after cursor and writes them to the sink in batches of at least
 // writeBatchRecords records, each batch in one transaction with the cursor after its last
 // page. A reader runs ahead by up to a batch while the sink writes. Reading stops at the
-// end of Nango's records, when the reconcile's record or time budget is spent, or when
-// another NangoSync waits to sync now (a webhook or a person asked), so that it waits for
-// the pages in hand and not for a whole budget. Pages read are written even when reading
-// fails after them.
+// end of Nango's records, or when the reconcile's record or time budget is spent. When
+// another NangoSync waits to sync now (a webhook or a person asked), the pages in hand are
+// written and the worker is handed over, so a wake waits for one write and not for a
+// whole budget. Pages read are written even when reading fails after them.
 func (r *NangoSyncReconciler) copyPages(ctx context.Context, nsync *syncv1alpha1.NangoSync,
 	nangoClient *nango.Client, snk sink.Sink, key sink.Key, cursor string) (progress, error) {
 	ctx, cancel := context.WithCancel(ctx)
@@ -69,13 +69,19 @@ func (r *NangoSyncReconciler) copyPages(ctx context.Context, nsync *syncv1alpha1
 		batch = append(batch, f)
 		records += len(f.records)
 		last := f.nextCursor == ""
-		if records >= writeBatchRecords || last {
+		// Another NangoSync waits to sync now: write what is in hand and let it have the
+		// worker; pages read ahead are read again next time.
+		yield := !last && r.waiting.any()
+		if records >= writeBatchRecords || last || yield {
 			if err := flush(); err != nil {
 				return p, err
 			}
 		}
 		if last {
 			p.complete = true
+			return p, nil
+		}
+		if yield {
 			return p, nil
 		}
 	}

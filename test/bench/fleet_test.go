@@ -26,6 +26,7 @@ import (
 	"database/sql"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -77,20 +78,23 @@ func (e *env) deleteSyncsOnCleanup(t *testing.T, namespace string) {
 	t.Helper()
 	t.Cleanup(func() {
 		ctx := context.Background()
-		if err := e.k8s.DeleteAllOf(ctx, &syncv1alpha1.NangoSync{}, client.InNamespace(namespace)); err != nil {
-			t.Errorf("delete the NangoSyncs of %s: %v", namespace, err)
-			return
-		}
+		// A delete-collection of 10,000 objects can outlast the API server's request
+		// timeout part way through: ask again while some are not being deleted yet.
 		eventually(t, 5*time.Minute, 200*time.Millisecond, func() error {
 			var list metav1.PartialObjectMetadataList
 			list.SetGroupVersionKind(syncv1alpha1.GroupVersion.WithKind("NangoSyncList"))
 			if err := e.k8s.List(ctx, &list, client.InNamespace(namespace)); err != nil {
 				return err
 			}
-			if len(list.Items) > 0 {
-				return fmt.Errorf("%d NangoSyncs of %s are not gone", len(list.Items), namespace)
+			if len(list.Items) == 0 {
+				return nil
 			}
-			return nil
+			if slices.ContainsFunc(list.Items, func(m metav1.PartialObjectMetadata) bool { return m.DeletionTimestamp == nil }) {
+				if err := e.k8s.DeleteAllOf(ctx, &syncv1alpha1.NangoSync{}, client.InNamespace(namespace)); err != nil {
+					return fmt.Errorf("delete the NangoSyncs of %s: %w", namespace, err)
+				}
+			}
+			return fmt.Errorf("%d NangoSyncs of %s are not gone", len(list.Items), namespace)
 		})
 	})
 }

@@ -45,14 +45,14 @@ import (
 // the manager's receiver and polls the sink every 2 ms until the record is there.
 //
 // Smoke (go test): 50 webhooks, 100 busy NangoSyncs of 200 records at page size 5. Full
-// (NANGO_BENCH_FULL=1): 500 webhooks, 100 busy NangoSyncs of 6,000 records at page size 5;
+// (NANGO_BENCH_FULL=1): 500 webhooks, 100 busy NangoSyncs of 20,000 records at page size 5;
 // fails over the targets p50 < 50 ms, p99 < 250 ms. NANGO_WAKE_WEBHOOKS, NANGO_WAKE_BUSY,
 // NANGO_WAKE_BUSY_RECORDS and NANGO_WAKE_CONCURRENCY (--max-concurrent-reconciles, default
 // 4, the manager's default) override.
 func TestWakeLatency(t *testing.T) {
 	webhooks, busy, busyRecords := 50, 100, 200
 	if fullBench() {
-		webhooks, busyRecords = 500, 6000
+		webhooks, busyRecords = 500, 20000
 	}
 	webhooks = envInt(t, "NANGO_WAKE_WEBHOOKS", webhooks)
 	busy = envInt(t, "NANGO_WAKE_BUSY", busy)

@@ -45,9 +45,9 @@ type fetched struct {
 // writeBatchRecords records, each batch in one transaction with the cursor after its last
 // page. A reader runs ahead by up to a batch while the sink writes. Reading stops at the
 // end of Nango's records, or when the reconcile's record or time budget is spent. When
-// another NangoSync waits to sync now (a webhook or a person asked), the pages in hand are
-// written and the worker is handed over, so a wake waits for one write and not for a
-// whole budget. Pages read are written even when reading fails after them.
+// another NangoSync waits to sync now (a webhook or a person asked), the worker is handed
+// over after the write in progress, so a wake waits for one write and not for a whole
+// budget. Pages read are written even when reading fails after them.
 func (r *NangoSyncReconciler) copyPages(ctx context.Context, nsync *syncv1alpha1.NangoSync,
 	nangoClient *nango.Client, snk sink.Sink, key sink.Key, cursor string) (progress, error) {
 	ctx, cancel := context.WithCancel(ctx)
@@ -55,11 +55,12 @@ func (r *NangoSyncReconciler) copyPages(ctx context.Context, nsync *syncv1alpha1
 
 	var p progress
 	var batch []fetched
-	records := 0
+	records, writes := 0, 0
 	flush := func() error {
 		written, err := r.writeBatch(ctx, nsync, snk, key, batch)
 		batch, records = batch[:0], 0
 		p.written = p.written.Add(written)
+		writes++
 		return err
 	}
 	for f := range r.readPages(ctx, nangoClient, nsync, cursor) {
@@ -69,10 +70,11 @@ func (r *NangoSyncReconciler) copyPages(ctx context.Context, nsync *syncv1alpha1
 		batch = append(batch, f)
 		records += len(f.records)
 		last := f.nextCursor == ""
-		// Another NangoSync waits to sync now: write what is in hand and let it have the
-		// worker; pages read ahead are read again next time.
-		yield := !last && r.waiting.any()
-		if records >= writeBatchRecords || last || yield {
+		// Another NangoSync waits to sync now: let it have the worker, and the sink, at
+		// once. Pages not written yet are read again next time, unless this reconcile has
+		// written nothing so far: every reconcile moves the cursor, however many wakes come.
+		yield := !last && r.waiting.claimYield()
+		if records >= writeBatchRecords || last || (yield && writes == 0) {
 			if err := flush(); err != nil {
 				return p, err
 			}
@@ -135,7 +137,7 @@ func (r *NangoSyncReconciler) readPages(ctx context.Context, nangoClient *nango.
 			if f.err != nil || f.nextCursor == "" {
 				return
 			}
-			if read += len(f.records); read >= r.MaxRecordsPerReconcile || !time.Now().Before(deadline) || r.waiting.any() {
+			if read += len(f.records); read >= r.MaxRecordsPerReconcile || !time.Now().Before(deadline) {
 				return
 			}
 			cursor = f.nextCursor

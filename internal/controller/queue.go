@@ -80,10 +80,12 @@ func (q *wakeQueue) Get() (reconcile.Request, bool) {
 	return item, shutdown
 }
 
-// waitingWakes is the set of NangoSyncs waiting in the queue to sync now.
+// waitingWakes is the set of NangoSyncs waiting in the queue to sync now, and how many
+// busy reconciles are handing their workers over to them.
 type waitingWakes struct {
-	mu    sync.Mutex
-	items map[reconcile.Request]struct{}
+	mu       sync.Mutex
+	items    map[reconcile.Request]struct{}
+	yielding int
 }
 
 func (w *waitingWakes) add(items ...reconcile.Request) {
@@ -97,15 +99,27 @@ func (w *waitingWakes) add(items ...reconcile.Request) {
 	}
 }
 
+// remove notes that a worker took item. A wake served is a yield no longer needed.
 func (w *waitingWakes) remove(item reconcile.Request) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	delete(w.items, item)
+	if _, ok := w.items[item]; ok {
+		delete(w.items, item)
+		if w.yielding > 0 {
+			w.yielding--
+		}
+	}
 }
 
-// any reports whether a wake is waiting for a worker.
-func (w *waitingWakes) any() bool {
+// claimYield reports whether the caller, a busy reconcile, should hand its worker over:
+// true while more wakes wait than reconciles are already handing theirs over, so that one
+// wake stops one busy sync, not all of them.
+func (w *waitingWakes) claimYield() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return len(w.items) > 0
+	if len(w.items) > w.yielding {
+		w.yielding++
+		return true
+	}
+	return false
 }

@@ -47,21 +47,29 @@ func TestWakeQueueCountsOnlyWakes(t *testing.T) {
 	pq.AddWithOpts(priorityqueue.AddOpts{After: time.Hour}, item("interval"))
 	q.AddAfter(item("later"), time.Hour)
 	q.AddRateLimited(item("failed"))
-	if waiting.any() {
+	if waiting.claimYield() {
 		t.Fatal("a requeue counted as a waiting wake")
 	}
 
 	// A webhook's or a person's change is added at the default priority.
 	q.Add(item("woken"))
 	pq.AddWithOpts(priorityqueue.AddOpts{}, item("created"))
-	if !waiting.any() {
-		t.Fatal("no waiting wake after two were added")
+	// Two wakes wait: two busy reconciles hand their workers over, a third carries on.
+	if !waiting.claimYield() || !waiting.claimYield() {
+		t.Fatal("a busy reconcile did not make room for a waiting wake")
+	}
+	if waiting.claimYield() {
+		t.Fatal("more busy reconciles made room than wakes wait")
 	}
 	for range 3 { // the two wakes first, then the low-priority requeue
 		got, _, _ := pq.GetWithPriority()
 		q.Done(got)
 	}
-	if waiting.any() {
+	if waiting.claimYield() {
 		t.Fatal("wakes handed to workers still count as waiting")
+	}
+	q.Add(item("woken-again"))
+	if !waiting.claimYield() {
+		t.Fatal("served wakes still count as made room for")
 	}
 }

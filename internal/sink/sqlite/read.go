@@ -45,7 +45,7 @@ ORDER BY id`
 // zero Checkpoint.
 func (s *Sink) Checkpoint(ctx context.Context, key sink.Key) (sink.Checkpoint, error) {
 	var c sink.Checkpoint
-	err := s.db.QueryRowContext(ctx, fmt.Sprintf(selectCheckpoint, s.checkpoints), s.checkpointArgs(key)...).
+	err := s.reader.QueryRowContext(ctx, fmt.Sprintf(selectCheckpoint, s.checkpoints), s.checkpointArgs(key)...).
 		Scan(&c.Cursor, &c.Written.Added, &c.Written.Updated, &c.Written.Deleted)
 	if errors.Is(err, sql.ErrNoRows) {
 		return sink.Checkpoint{}, nil
@@ -94,7 +94,7 @@ func (s *Sink) ReadRows(ctx context.Context, key sink.Key) ([]sink.Record, error
 }
 
 func (s *Sink) readRows(ctx context.Context, key sink.Key) ([]sink.Record, error) {
-	rows, err := s.db.QueryContext(ctx, fmt.Sprintf(selectRecords, s.records),
+	rows, err := s.reader.QueryContext(ctx, fmt.Sprintf(selectRecords, s.records),
 		key.ProviderConfigKey, key.ConnectionID, key.Model, key.Variant)
 	if err != nil {
 		return nil, err

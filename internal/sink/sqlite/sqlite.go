@@ -25,8 +25,10 @@ limitations under the License.
 //
 // The database runs in WAL mode, so reads never wait for a write, with synchronous=FULL:
 // a page committed is on disk before the controller moves status.cursor past it. SQLite
-// has one writer at a time; a Sink holds one connection, so its own writes queue in Go,
-// and sinks on the same file wait for each other up to Options.BusyTimeout.
+// has one writer at a time; a Sink holds one connection for writes, so its own writes
+// queue in Go, and sinks on the same file wait for each other up to Options.BusyTimeout.
+// Reads (checkpoints, rows) go through read-only connections of their own, so that a sync
+// starting does not wait behind the writes of the others to learn where it stands.
 package sqlite
 
 import (
@@ -65,7 +67,8 @@ type Options struct {
 // Sink writes records to one table of an SQLite database file. It is safe for concurrent
 // use; share one per file and table.
 type Sink struct {
-	db          *sql.DB
+	db          *sql.DB // the one writing connection
+	reader      *sql.DB // read-only connections
 	hardDeletes bool
 
 	// name is path:table, for errors.
@@ -99,7 +102,7 @@ func Open(ctx context.Context, path string, opts Options) (*Sink, error) {
 	if opts.BusyTimeout <= 0 {
 		opts.BusyTimeout = DefaultBusyTimeout
 	}
-	db, err := sql.Open("sqlite", dataSourceName(path, opts.BusyTimeout))
+	db, err := sql.Open("sqlite", dataSourceName(path, opts.BusyTimeout, false))
 	if err != nil {
 		return nil, fmt.Errorf("open SQLite sink %s: %w", s.name, err)
 	}
@@ -114,15 +117,29 @@ func Open(ctx context.Context, path string, opts Options) (*Sink, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("open SQLite sink %s: %w", s.name, classify(err))
 	}
+	// Opened once the file is in WAL mode, which the writer set.
+	if s.reader, err = sql.Open("sqlite", dataSourceName(path, opts.BusyTimeout, true)); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open SQLite sink %s for reading: %w", s.name, err)
+	}
+	s.reader.SetMaxOpenConns(readConnections)
 	return s, nil
 }
 
+// readConnections bounds the read-only connections of a Sink.
+const readConnections = 4
+
 // dataSourceName is path with the settings every connection needs. _txlock=immediate makes
 // BEGIN take the write lock at once: a transaction that would take it only at its first
-// write could find it taken and fail without waiting for busy_timeout.
-func dataSourceName(path string, busyTimeout time.Duration) string {
+// write could find it taken and fail without waiting for busy_timeout. Read-only
+// connections only read: they leave the journal mode to the writer.
+func dataSourceName(path string, busyTimeout time.Duration, readOnly bool) string {
 	params := url.Values{}
 	params.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", max(busyTimeout.Milliseconds(), 1)))
+	if readOnly {
+		params.Add("_pragma", "query_only(1)")
+		return path + "?" + params.Encode()
+	}
 	params.Add("_pragma", "journal_mode(WAL)")
 	params.Add("_pragma", "synchronous(FULL)")
 	params.Set("_txlock", "immediate")
@@ -134,9 +151,9 @@ func quoteIdentifier(name string) string {
 	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
 }
 
-// Close closes the database.
+// Close closes the database connections.
 func (s *Sink) Close() error {
-	return s.db.Close()
+	return errors.Join(s.reader.Close(), s.db.Close())
 }
 
 // String names the sink: path:table.

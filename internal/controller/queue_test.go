@@ -55,8 +55,10 @@ func TestWakeQueueCountsOnlyWakes(t *testing.T) {
 	q.Add(item("woken"))
 	pq.AddWithOpts(priorityqueue.AddOpts{}, item("created"))
 	// Two wakes wait: two busy reconciles hand their workers over, a third carries on.
-	if !waiting.claimYield() || !waiting.claimYield() {
-		t.Fatal("a busy reconcile did not make room for a waiting wake")
+	for range 2 {
+		if !waiting.claimYield() {
+			t.Fatal("a busy reconcile did not make room for a waiting wake")
+		}
 	}
 	if waiting.claimYield() {
 		t.Fatal("more busy reconciles made room than wakes wait")

@@ -167,8 +167,10 @@ func indexSecretNames(ctx context.Context, indexer client.FieldIndexer, defaultS
 // syncsUsingSecret maps a changed Secret to the NangoSyncs of its namespace that read it.
 func (r *NangoSyncReconciler) syncsUsingSecret(ctx context.Context, secret client.Object) []reconcile.Request {
 	var list syncv1alpha1.NangoSyncList
+	// Matched on spec fields, which no write of the manager changes: no need to wait for
+	// the cache to hold the reconciler's own pending status patches.
 	if err := r.List(ctx, &list, client.InNamespace(secret.GetNamespace()),
-		client.MatchingFields{secretNamesIndex: secret.GetName()}); err != nil {
+		client.MatchingFields{secretNamesIndex: secret.GetName()}, client.DisableReadYourWritesConsistency); err != nil {
 		log.FromContext(ctx).Error(err, "list NangoSyncs using a Secret", "secret", client.ObjectKeyFromObject(secret))
 		return nil
 	}

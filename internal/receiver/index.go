@@ -102,8 +102,11 @@ func candidates(ctx context.Context, reader client.Reader, wh webhook) ([]syncv1
 func list(ctx context.Context, reader client.Reader, index, key string,
 	exact func(*syncv1alpha1.NangoSync) bool) ([]syncv1alpha1.NangoSync, error) {
 	var syncs syncv1alpha1.NangoSyncList
-	// The receiver only reads what it lists, so the cache's objects need no copy.
-	if err := reader.List(ctx, &syncs, client.MatchingFields{index: key}, client.UnsafeDisableDeepCopy); err != nil {
+	// The receiver only reads what it lists, so the cache's objects need no copy. It matches
+	// on spec fields no write of the manager changes, so it need not wait until the cache
+	// holds the manager's own pending writes (the reconciler's status patches).
+	if err := reader.List(ctx, &syncs, client.MatchingFields{index: key}, client.UnsafeDisableDeepCopy,
+		client.DisableReadYourWritesConsistency); err != nil {
 		return nil, fmt.Errorf("list NangoSyncs by %s: %w", index, err)
 	}
 	kept := syncs.Items[:0]

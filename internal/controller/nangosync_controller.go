@@ -89,7 +89,6 @@ type NangoSyncReconciler struct {
 	// metadata, so that the manager never keeps every Secret of the cluster in memory.
 	// Values read are kept by resourceVersion in secrets, so each change is read once.
 	APIReader client.Reader
-	secrets   secretValues
 	Recorder  events.EventRecorder
 	// Nango builds Nango clients, sharing one rate limiter per secret key.
 	Nango *NangoClients
@@ -98,12 +97,17 @@ type NangoSyncReconciler struct {
 	Options
 	// Registerer registers the reconciler's metrics; nil registers none.
 	Registerer prometheus.Registerer
-	metrics    *metrics
-	// waiting tells which NangoSyncs wait in the queue to sync now (see wakeQueue).
-	waiting waitingWakes
 	// Fault, when set, is called at each FaultPoint; an error it returns ends the sync
 	// there as a crash would. For tests only.
 	Fault func(point FaultPoint, nsync *syncv1alpha1.NangoSync) error
+
+	// State of the running reconciler: metrics comes from SetupWithManager, the rest
+	// works from its zero value.
+	metrics *metrics
+	// secrets keeps the data of the Secrets NangoSyncs read, by resourceVersion.
+	secrets secretValues
+	// waiting tells which NangoSyncs wait in the queue to sync now (see wakeQueue).
+	waiting waitingWakes
 }
 
 // The permissions the manager needs; `make manifests` writes them to config/rbac/role.yaml.

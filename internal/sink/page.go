@@ -98,6 +98,19 @@ func storedTime(t time.Time) time.Time {
 	return t.UTC().Truncate(time.Microsecond)
 }
 
+// SplitDeleted separates the records deleted at the source from the others, for a sink
+// that deletes hard.
+func SplitDeleted(records []Record) (kept, deleted []Record) {
+	for _, r := range records {
+		if r.Action == ActionDeleted {
+			deleted = append(deleted, r)
+		} else {
+			kept = append(kept, r)
+		}
+	}
+	return kept, deleted
+}
+
 func countByAction(records []Record) WriteResult {
 	var result WriteResult
 	for _, r := range records {

@@ -105,7 +105,7 @@ func (s *Sink) writePage(ctx context.Context, key sink.Key, page sink.Page) (sin
 func (s *Sink) pageBatch(key sink.Key, records []sink.Record, checkpoint string, result sink.WriteResult) *pgx.Batch {
 	upserts, deletes := records, []sink.Record(nil)
 	if s.hardDeletes {
-		upserts, deletes = splitDeleted(records)
+		upserts, deletes = sink.SplitDeleted(records)
 	}
 	batch := &pgx.Batch{}
 	if len(deletes) > 0 {
@@ -120,18 +120,6 @@ func (s *Sink) pageBatch(key sink.Key, records []sink.Record, checkpoint string,
 			result.Added, result.Updated, result.Deleted)
 	}
 	return batch
-}
-
-// splitDeleted separates the records deleted at the source from the others.
-func splitDeleted(records []sink.Record) (kept, deleted []sink.Record) {
-	for _, r := range records {
-		if r.Action == sink.ActionDeleted {
-			deleted = append(deleted, r)
-		} else {
-			kept = append(kept, r)
-		}
-	}
-	return kept, deleted
 }
 
 // upsertArgs turns records into the column arrays upsertRecords unnests.

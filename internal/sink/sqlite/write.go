@@ -90,7 +90,7 @@ func (s *Sink) writePage(ctx context.Context, key sink.Key, page sink.Page) (sin
 	}
 	upserts, deletes := records, []sink.Record(nil)
 	if s.hardDeletes {
-		upserts, deletes = splitDeleted(records)
+		upserts, deletes = sink.SplitDeleted(records)
 	}
 	now := formatTime(time.Now())
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
@@ -156,18 +156,6 @@ func (s *Sink) upsertCheckpoint(ctx context.Context, tx *sql.Tx, key sink.Key, c
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	return nil
-}
-
-// splitDeleted separates the records deleted at the source from the others.
-func splitDeleted(records []sink.Record) (kept, deleted []sink.Record) {
-	for _, r := range records {
-		if r.Action == sink.ActionDeleted {
-			deleted = append(deleted, r)
-		} else {
-			kept = append(kept, r)
-		}
-	}
-	return kept, deleted
 }
 
 // payloadText is the payload as stored: text, or NULL to keep the stored fields.

@@ -128,18 +128,10 @@ func (s *Sim) handleSyncTrigger(w http.ResponseWriter, r *http.Request, env *env
 		writeError(w, http.StatusBadRequest, errorBody{Code: "unknown_provider_config", Message: "Unknown provider config key"})
 		return
 	}
-	conns := make([]*connection, 0, len(integ.connections))
-	if body.ConnectionID != "" {
-		conn := integ.connections[body.ConnectionID]
-		if conn == nil {
-			writeError(w, http.StatusNotFound, errorBody{Code: codeUnknownConnection, Message: "Connection not found"})
-			return
-		}
-		conns = append(conns, conn)
-	} else {
-		for _, c := range integ.connections {
-			conns = append(conns, c)
-		}
+	conns, ok := integ.connectionsNamed(body.ConnectionID)
+	if !ok {
+		writeError(w, http.StatusNotFound, errorBody{Code: codeUnknownConnection, Message: "Connection not found"})
+		return
 	}
 	var matched []SyncSpec
 	for _, spec := range integ.syncs {
@@ -211,19 +203,10 @@ func (s *Sim) handleSyncStatus(w http.ResponseWriter, r *http.Request, env *envi
 		writeError(w, http.StatusBadRequest, errorBody{Code: "unknown_provider_config", Message: "Unknown provider config key"})
 		return
 	}
-	var conns []*connection
-	if connID != "" {
-		conn := integ.connections[connID]
-		if conn == nil {
-			writeError(w, http.StatusNotFound, errorBody{Code: codeUnknownConnection, Message: "Connection not found"})
-			return
-		}
-		conns = append(conns, conn)
-	} else {
-		for _, c := range integ.connections {
-			conns = append(conns, c)
-		}
-		slices.SortFunc(conns, func(a, b *connection) int { return strings.Compare(a.id, b.id) })
+	conns, ok := integ.connectionsNamed(connID)
+	if !ok {
+		writeError(w, http.StatusNotFound, errorBody{Code: codeUnknownConnection, Message: "Connection not found"})
+		return
 	}
 	names := strings.Split(syncs, ",")
 	out := []syncStatus{}
@@ -236,6 +219,21 @@ func (s *Sim) handleSyncStatus(w http.ResponseWriter, r *http.Request, env *envi
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"syncs": out})
+}
+
+// connectionsNamed answers the connection connID of the integration, or every one of them
+// by id when connID is empty; false when there is no such connection.
+func (integ *integration) connectionsNamed(connID string) ([]*connection, bool) {
+	if connID != "" {
+		conn := integ.connections[connID]
+		return []*connection{conn}, conn != nil
+	}
+	conns := make([]*connection, 0, len(integ.connections))
+	for _, c := range integ.connections {
+		conns = append(conns, c)
+	}
+	slices.SortFunc(conns, func(a, b *connection) int { return strings.Compare(a.id, b.id) })
+	return conns, true
 }
 
 func (s *Sim) statusOfLocked(conn *connection, spec SyncSpec) syncStatus {

@@ -31,7 +31,9 @@ const BenchPageSize = 1000
 // does: alternately a page of new records and a page of newer versions of the previous
 // page's records, each with a realistic payload of about 300 bytes. It reports records/s.
 func BenchmarkWritePage(b *testing.B, s sink.Sink) {
-	ctx := context.Background()
+	// Cancellable, as the reconciler's context is.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	k := key("bench")
 	pages := 0
 	b.ResetTimer()

@@ -106,13 +106,13 @@ func (o *options) bindFlags(fs *flag.FlagSet) {
 		"The length of Nango's rate limit window.")
 	fs.IntVar(&o.reconciler.MaxConcurrentReconciles, "max-concurrent-reconciles", 4,
 		"How many NangoSyncs sync at the same time.")
-	fs.IntVar(&o.reconciler.MaxRecordsPerReconcile, "max-records-per-reconcile", 20000,
+	fs.IntVar(&o.reconciler.MaxRecordsPerReconcile, "max-records-per-reconcile", controller.DefaultMaxRecordsPerReconcile,
 		"Records one sync reads (in whole pages) before it lets the others go first; it carries on right after.")
-	fs.DurationVar(&o.reconciler.MaxTimePerReconcile, "max-time-per-reconcile", 10*time.Second,
+	fs.DurationVar(&o.reconciler.MaxTimePerReconcile, "max-time-per-reconcile", controller.DefaultMaxTimePerReconcile,
 		"Time one sync spends before it lets the others go first; it carries on right after.")
-	fs.DurationVar(&o.reconciler.RetryBaseDelay, "retry-base-delay", time.Second,
+	fs.DurationVar(&o.reconciler.RetryBaseDelay, "retry-base-delay", controller.DefaultRetryBaseDelay,
 		"The first wait before a failed sync is retried; it doubles on each failure.")
-	fs.DurationVar(&o.reconciler.RetryMaxDelay, "retry-max-delay", 5*time.Minute,
+	fs.DurationVar(&o.reconciler.RetryMaxDelay, "retry-max-delay", controller.DefaultRetryMaxDelay,
 		"The longest wait before a failed sync is retried.")
 	fs.StringVar(&o.webhook.bindAddress, "webhook-bind-address", ":8090",
 		"The address the Nango webhook receiver (path "+receiver.Path+") binds to on every replica; 0 disables it.")

@@ -65,15 +65,22 @@ type Options struct {
 	RetryBaseDelay, RetryMaxDelay time.Duration
 }
 
+// The defaults of Options, and of the manager's flags.
 const (
-	defaultMaxRecordsPerReconcile = 20000
-	defaultMaxTimePerReconcile    = 10 * time.Second
-	defaultRetryBaseDelay         = time.Second
-	defaultRetryMaxDelay          = 5 * time.Minute
-	// intervalJitter spreads the syncs of NangoSyncs created together over 5% of their
-	// interval, so they do not all hit Nango in the same second forever.
-	intervalJitter = 0.05
+	// DefaultMaxRecordsPerReconcile is large enough that ending a reconcile (a status
+	// patch, and a first page read with nothing to overlap it) costs little even at pages
+	// of 10,000 records, and small enough that a huge sync shows its progress in status every
+	// few seconds. Wakes do not wait for it: a sync hands its worker over as soon as another
+	// is asked to sync now.
+	DefaultMaxRecordsPerReconcile = 100000
+	DefaultMaxTimePerReconcile    = 10 * time.Second
+	DefaultRetryBaseDelay         = time.Second
+	DefaultRetryMaxDelay          = 5 * time.Minute
 )
+
+// intervalJitter spreads the syncs of NangoSyncs created together over 5% of their
+// interval, so they do not all hit Nango in the same second forever.
+const intervalJitter = 0.05
 
 // FaultPoint names a place in a sync where tests inject a crash.
 type FaultPoint string
@@ -419,19 +426,19 @@ func (r *NangoSyncReconciler) SetupWithManager(mgr ctrl.Manager) error {
 
 func (o Options) withDefaults() Options {
 	if o.MaxRecordsPerReconcile <= 0 {
-		o.MaxRecordsPerReconcile = defaultMaxRecordsPerReconcile
+		o.MaxRecordsPerReconcile = DefaultMaxRecordsPerReconcile
 	}
 	if o.MaxTimePerReconcile <= 0 {
-		o.MaxTimePerReconcile = defaultMaxTimePerReconcile
+		o.MaxTimePerReconcile = DefaultMaxTimePerReconcile
 	}
 	if o.MaxConcurrentReconciles <= 0 {
 		o.MaxConcurrentReconciles = 1
 	}
 	if o.RetryBaseDelay <= 0 {
-		o.RetryBaseDelay = defaultRetryBaseDelay
+		o.RetryBaseDelay = DefaultRetryBaseDelay
 	}
 	if o.RetryMaxDelay <= 0 {
-		o.RetryMaxDelay = defaultRetryMaxDelay
+		o.RetryMaxDelay = DefaultRetryMaxDelay
 	}
 	return o
 }

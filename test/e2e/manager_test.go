@@ -142,6 +142,15 @@ var _ = Describe("the manager binary", func() {
 		Expect(lease.Spec.HolderIdentity).To(Or(BeNil(), HaveValue(BeEmpty())))
 	}, SpecTimeout(2*time.Minute))
 
+	It("is not ready while its informers cannot sync, and still alive", func() {
+		// A user with no RBAC at all: the manager cannot list NangoSyncs.
+		m := startManager("--kubeconfig", impersonatingKubeconfig(kubeconfig, GinkgoT().TempDir(), "nobody"))
+		Eventually(func() (int, error) { return m.probe("/healthz") }).WithTimeout(30 * time.Second).Should(Equal(http.StatusOK))
+		Consistently(func() (int, error) { return m.probe("/readyz") }).WithTimeout(3 * time.Second).
+			Should(Equal(http.StatusInternalServerError))
+		Expect(m.output.String()).To(ContainSubstring("forbidden"))
+	})
+
 	It("refuses a Nango URL it cannot use, saying what to fix", func() {
 		m := startManager("--nango-url", "api.nango.dev")
 		Expect(m.exitCode(30 * time.Second)).To(Equal(1))

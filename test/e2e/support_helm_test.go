@@ -173,13 +173,20 @@ func (c *chartCluster) writeFile(name, contents string) string {
 // administrator), as the manager pod would with its ServiceAccount's token.
 func (c *chartCluster) impersonatingKubeconfig(user string) string {
 	GinkgoHelper()
-	config, err := clientcmd.LoadFromFile(c.kubeconfig)
+	return impersonatingKubeconfig(c.kubeconfig, c.dir, user)
+}
+
+// impersonatingKubeconfig writes into dir a copy of the administrator's kubeconfig that
+// acts as user.
+func impersonatingKubeconfig(kubeconfig, dir, user string) string {
+	GinkgoHelper()
+	config, err := clientcmd.LoadFromFile(kubeconfig)
 	Expect(err).NotTo(HaveOccurred())
 	Expect(config.AuthInfos).NotTo(BeEmpty())
 	for _, auth := range config.AuthInfos {
 		auth.Impersonate = user
 	}
-	path := filepath.Join(c.dir, strings.NewReplacer(":", "-").Replace(user)+".kubeconfig")
+	path := filepath.Join(dir, strings.NewReplacer(":", "-").Replace(user)+".kubeconfig")
 	Expect(clientcmd.WriteToFile(*config, path)).To(Succeed())
 	return path
 }

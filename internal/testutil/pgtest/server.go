@@ -226,15 +226,29 @@ func (s *Server) DSN(database string) string {
 
 // CreateDatabase creates an empty database on the running server.
 func (s *Server) CreateDatabase(ctx context.Context, name string) error {
+	if err := s.execAsSuperuser(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return fmt.Errorf("create database %s: %w", name, err)
+	}
+	return nil
+}
+
+// DropDatabase drops a database of the running server, closing its connections first.
+func (s *Server) DropDatabase(ctx context.Context, name string) error {
+	if err := s.execAsSuperuser(ctx, "DROP DATABASE "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+		return fmt.Errorf("drop database %s: %w", name, err)
+	}
+	return nil
+}
+
+// execAsSuperuser runs one statement in the server's postgres database.
+func (s *Server) execAsSuperuser(ctx context.Context, sql string) error {
 	conn, err := pgx.Connect(ctx, s.DSN("postgres"))
 	if err != nil {
 		return fmt.Errorf("connect to the test server: %w", err)
 	}
 	defer func() { _ = conn.Close(context.Background()) }()
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
-		return fmt.Errorf("create database %s: %w", name, err)
-	}
-	return nil
+	_, err = conn.Exec(ctx, sql)
+	return err
 }
 
 // run runs one of the server's binaries as the server's user; its output goes into the error.

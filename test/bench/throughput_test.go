@@ -66,7 +66,7 @@ func TestThroughput(t *testing.T) {
 	b := &throughputBench{t: t, e: cluster(t), n: n, recordSize: recordSize, pg: pgtest.StartServer(t)}
 	_, b.url = newSim(t, n, recordSize)
 
-	var results []throughputRound
+	results := make([]throughputRound, 0, rounds)
 	for round := range rounds {
 		t.Logf("round %d of %d", round+1, rounds)
 		results = append(results, b.round(pageSizes))

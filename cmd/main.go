@@ -214,7 +214,7 @@ func run(opts options) error {
 		return fmt.Errorf("set up the NangoSync controller: %w", err)
 	}
 
-	if err := setupReceiver(mgr, opts.webhook); err != nil {
+	if err := setupReceiver(mgr, opts.webhook, reconciler.WakeInProcess); err != nil {
 		return err
 	}
 
@@ -251,8 +251,9 @@ func informersSynced(c cache.Cache) healthz.Checker {
 	}
 }
 
-// setupReceiver adds the Nango webhook receiver unless its address is "0".
-func setupReceiver(mgr ctrl.Manager, o webhookOptions) error {
+// setupReceiver adds the Nango webhook receiver unless its address is "0". Its wakes also
+// go to wakeInProcess, the controller of this replica.
+func setupReceiver(mgr ctrl.Manager, o webhookOptions, wakeInProcess func(types.NamespacedName, string)) error {
 	if o.bindAddress == "0" {
 		return nil
 	}
@@ -264,6 +265,7 @@ func setupReceiver(mgr ctrl.Manager, o webhookOptions) error {
 		BindAddress:          o.bindAddress,
 		SigningSecret:        types.NamespacedName{Namespace: namespace, Name: o.signingSecret},
 		AllowLegacySignature: o.allowLegacy,
+		WakeInProcess:        wakeInProcess,
 	}); err != nil {
 		return fmt.Errorf("set up the webhook receiver: %w", err)
 	}

@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -115,6 +116,10 @@ type NangoSyncReconciler struct {
 	secrets secretValues
 	// waiting tells which NangoSyncs wait in the queue to sync now (see wakeQueue).
 	waiting waitingWakes
+	// queue is the controller's queue once it runs, for WakeInProcess.
+	queue atomic.Pointer[wakeQueue]
+	// inProcess remembers the wakes WakeInProcess handed over.
+	inProcess inProcessWakes
 }
 
 // The permissions the manager needs; `make manifests` writes them to config/rbac/role.yaml.
@@ -137,6 +142,7 @@ func (r *NangoSyncReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if err := r.Get(ctx, req.NamespacedName, nsync); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.metrics.forget(req.NamespacedName)
+			r.inProcess.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -164,8 +170,21 @@ func (r *NangoSyncReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		}
 	}()
 
-	progress, err := r.sync(ctx, nsync)
-	return r.conclude(ctx, nsync, before, progress, err)
+	requested := nsync.Annotations[syncv1alpha1.RequestedAtAnnotation]
+	if r.inProcess.takeServed(req.NamespacedName, requested) {
+		// The annotation's event, for a webhook whose in-process wake a complete sync has
+		// served since: Nango has nothing new for it.
+		logger.V(1).Info("the requested sync was already served in-process", "requestedAt", requested)
+		nsync.Status.LastHandledRequestedAt = requested
+		return ctrl.Result{RequeueAfter: wait.Jitter(interval(nsync), intervalJitter), Priority: ptr.To(handler.LowPriority)}, nil
+	}
+	delivered := r.inProcess.latest(req.NamespacedName)
+	progress, syncErr := r.sync(ctx, nsync)
+	result, err := r.conclude(ctx, nsync, before, progress, syncErr)
+	if syncErr == nil && progress.complete && r.inProcess.markServed(req.NamespacedName, delivered, requested) {
+		nsync.Status.LastHandledRequestedAt = delivered
+	}
+	return result, err
 }
 
 // progress is what one reconcile did.
@@ -368,6 +387,7 @@ func (r *NangoSyncReconciler) finalize(ctx context.Context, nsync *syncv1alpha1.
 		return client.IgnoreNotFound(fmt.Errorf("remove finalizer: %w", err))
 	}
 	r.metrics.forget(client.ObjectKeyFromObject(nsync))
+	r.inProcess.forget(client.ObjectKeyFromObject(nsync))
 	return nil
 }
 
@@ -415,7 +435,7 @@ func (r *NangoSyncReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.syncsUsingSecret),
 			builder.WithPredicates(predicate.ResourceVersionChangedPredicate{})).
 		WithOptions(controller.Options{
-			NewQueue:                newWakeQueue(&r.waiting, mgr.GetLogger()),
+			NewQueue:                r.newQueue(mgr.GetLogger()),
 			MaxConcurrentReconciles: r.MaxConcurrentReconciles,
 			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](
 				r.RetryBaseDelay, r.RetryMaxDelay),

@@ -17,6 +17,7 @@ limitations under the License.
 package controller
 
 import (
+	"fmt"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -25,6 +26,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
@@ -97,6 +99,44 @@ var _ = Describe("NangoSync reconciler", func() {
 		Entry("SQLite", sqliteSinkSpec),
 		Entry("PostgreSQL", postgresSinkSpec),
 	)
+
+	It("syncs at once on an in-process wake, and reads Nango once for it and its annotation", func() {
+		d := newDataSet(uniqueName("hooli"), "Contact")
+		Expect(sim.CreateConnection(d.ref.ConnectionRef, "hubspot")).To(Succeed())
+		d.upsert(ids("rec", 0, 10), 1)
+		spec := sqliteSinkSpec("contacts")
+		snk := openSink(spec)
+		nsync := newNangoSyncFor(d, spec)
+		create(nsync)
+		expectReason(nsync, metav1.ConditionTrue, syncv1alpha1.SyncedReason)
+		key := client.ObjectKeyFromObject(nsync)
+
+		By("syncing new records on the in-process wake alone, before any annotation")
+		d.upsert(ids("new", 0, 5), 1)
+		logPosition := nangoRequests.len()
+		requestedAt := time.Now().UTC().Format(time.RFC3339Nano)
+		theReconciler.WakeInProcess(key, requestedAt)
+		Eventually(func(g Gomega) { d.matches(g, snk) }).WithTimeout(10 * time.Second).Should(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, key, nsync)).To(Succeed())
+			g.Expect(nsync.Status.LastHandledRequestedAt).To(Equal(requestedAt))
+			g.Expect(nsync.Status.Records.Total).To(Equal(int64(15)))
+		}).WithTimeout(10 * time.Second).Should(Succeed())
+		Expect(theReconciler.inProcess.echoPending(key)).To(BeTrue(), "the annotation is still to come")
+
+		By("skipping the sync that the same request's annotation asks for")
+		patch := client.RawPatch(types.MergePatchType, fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`,
+			syncv1alpha1.RequestedAtAnnotation, requestedAt))
+		Expect(k8sClient.Patch(ctx, nsync, patch)).To(Succeed())
+		Eventually(func() bool { return theReconciler.inProcess.echoPending(key) }).WithTimeout(10 * time.Second).Should(BeFalse())
+		Expect(nangoRequests.since(logPosition, d.ref.ConnectionID)).To(HaveLen(1))
+
+		By("syncing again for a later request from another replica")
+		d.upsert(ids("later", 0, 1), 1)
+		annotate(nsync, syncv1alpha1.RequestedAtAnnotation)
+		Eventually(func(g Gomega) { d.matches(g, snk) }).WithTimeout(10 * time.Second).Should(Succeed())
+		Expect(nangoRequests.since(logPosition, d.ref.ConnectionID)).To(HaveLen(2))
+	})
 
 	It("resumes from the sink's checkpoint after a crash between the sink commit and the status patch", func() {
 		d := newDataSet(uniqueName("initech"), "Contact")

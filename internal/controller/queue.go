@@ -37,33 +37,50 @@ import (
 type wakeQueue struct {
 	priorityqueue.PriorityQueue[reconcile.Request]
 	waiting *waitingWakes
+	// echo tells the wakes that only repeat one already served in-process (see
+	// inProcessWakes): they wait at normal priority, but no busy sync hands its worker
+	// over for them.
+	echo func(reconcile.Request) bool
 }
 
-// newWakeQueue returns the controller's queue constructor, noting waiting wakes in waiting.
-func newWakeQueue(waiting *waitingWakes, logger logr.Logger) func(string, workqueue.TypedRateLimiter[reconcile.Request]) workqueue.TypedRateLimitingInterface[reconcile.Request] {
+// newQueue returns the controller's queue constructor. The queue notes waiting wakes in
+// r.waiting, and is kept in r.queue for WakeInProcess: it exists only once the controller
+// runs, on the leader.
+func (r *NangoSyncReconciler) newQueue(logger logr.Logger) func(string, workqueue.TypedRateLimiter[reconcile.Request]) workqueue.TypedRateLimitingInterface[reconcile.Request] {
 	return func(name string, rateLimiter workqueue.TypedRateLimiter[reconcile.Request]) workqueue.TypedRateLimitingInterface[reconcile.Request] {
-		return &wakeQueue{
+		q := &wakeQueue{
 			PriorityQueue: priorityqueue.New(name, func(o *priorityqueue.Opts[reconcile.Request]) {
 				o.Log = logger.WithValues("controller", name)
 				o.RateLimiter = rateLimiter
 			}),
-			waiting: waiting,
+			waiting: &r.waiting,
+			echo:    func(item reconcile.Request) bool { return r.inProcess.echoPending(item.NamespacedName) },
 		}
+		r.queue.Store(q)
+		return q
 	}
 }
 
 // Add adds item at the default priority: a wake.
 func (q *wakeQueue) Add(item reconcile.Request) {
-	q.waiting.add(item)
+	q.noteWakes(item)
 	q.PriorityQueue.Add(item)
 }
 
 // AddWithOpts adds items; those due now at the default priority or above are wakes.
 func (q *wakeQueue) AddWithOpts(o priorityqueue.AddOpts, items ...reconcile.Request) {
 	if o.After <= 0 && !o.RateLimited && (o.Priority == nil || *o.Priority >= 0) {
-		q.waiting.add(items...)
+		q.noteWakes(items...)
 	}
 	q.PriorityQueue.AddWithOpts(o, items...)
+}
+
+func (q *wakeQueue) noteWakes(items ...reconcile.Request) {
+	for _, item := range items {
+		if !q.echo(item) {
+			q.waiting.add(item)
+		}
+	}
 }
 
 // GetWithPriority hands an item to a worker: it no longer waits.

@@ -30,8 +30,9 @@ import (
 )
 
 func TestWakeQueueCountsOnlyWakes(t *testing.T) {
-	var waiting waitingWakes
-	q := newWakeQueue(&waiting, logr.Discard())("test",
+	r := &NangoSyncReconciler{}
+	waiting := &r.waiting
+	q := r.newQueue(logr.Discard())("test",
 		workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](time.Hour, time.Hour))
 	defer q.ShutDown()
 	pq, ok := q.(priorityqueue.PriorityQueue[reconcile.Request])
@@ -73,5 +74,23 @@ func TestWakeQueueCountsOnlyWakes(t *testing.T) {
 	q.Add(item("woken-again"))
 	if !waiting.claimYield() {
 		t.Fatal("served wakes still count as made room for")
+	}
+	got, _, _ := pq.GetWithPriority()
+	q.Done(got)
+
+	// An in-process wake is a wake; the annotation event that echoes it, once a complete
+	// sync served it, is not.
+	r.WakeInProcess(item("webhook").NamespacedName, "t1")
+	if !waiting.claimYield() {
+		t.Fatal("an in-process wake did not count as waiting")
+	}
+	got, _, _ = pq.GetWithPriority()
+	q.Done(got)
+	if !r.inProcess.markServed(got.NamespacedName, "t1", "") {
+		t.Fatal("a complete sync did not serve the in-process wake")
+	}
+	q.Add(item("webhook"))
+	if waiting.claimYield() {
+		t.Fatal("the annotation event of a served wake made a busy sync hand its worker over")
 	}
 }

@@ -72,6 +72,8 @@ var (
 	nangoRequests = &requestLog{}
 	// reconcilerMetrics holds the reconciler's metrics.
 	reconcilerMetrics = prometheus.NewRegistry()
+	// theReconciler is the reconciler the manager runs, for its in-process wakes.
+	theReconciler *NangoSyncReconciler
 )
 
 // TestMain shares one throwaway PostgreSQL server among the tests of this package.
@@ -153,6 +155,7 @@ func startReconciler() {
 		Registerer: reconcilerMetrics,
 	}
 	Expect(reconciler.SetupWithManager(mgr)).To(Succeed())
+	theReconciler = reconciler
 
 	go func() {
 		defer GinkgoRecover()

@@ -85,6 +85,10 @@ type Options struct {
 	// Workers write wakes; QueueSize bounds the NangoSyncs waiting for one.
 	Workers   int
 	QueueSize int
+	// WakeInProcess, when set, is called for each NangoSync a verified webhook wakes, with
+	// the requested-at value its annotation patch will carry, before that patch is
+	// written: the controller of this replica, if it runs here, can start at once.
+	WakeInProcess func(nsync types.NamespacedName, requestedAt string)
 }
 
 func (o Options) withDefaults() Options {
@@ -111,6 +115,7 @@ type Receiver struct {
 	allowLegacySignature bool
 	keys                 *keyCache
 	waker                *waker
+	wakeInProcess        func(types.NamespacedName, string)
 	metrics              *metrics
 	log                  logr.Logger
 }
@@ -131,6 +136,7 @@ func New(opts Options) (*Receiver, error) {
 		allowLegacySignature: opts.AllowLegacySignature,
 		keys:                 newKeyCache(opts.SecretReader, opts.KeyTTL, opts.KeyRefreshInterval),
 		waker:                newWaker(opts.Client, opts.Workers, opts.QueueSize, m, opts.Log),
+		wakeInProcess:        opts.WakeInProcess,
 		metrics:              m,
 		log:                  opts.Log,
 	}, nil
@@ -319,6 +325,9 @@ func (r *Receiver) act(wh webhook, targets []types.NamespacedName, arrived time.
 	case run.succeeded():
 		for _, key := range targets {
 			r.waker.add(key, func(work *wakeWork) { work.mergeSuccess(arrived) })
+			if r.wakeInProcess != nil {
+				r.wakeInProcess(key, requestedAtValue(arrived))
+			}
 		}
 		r.log.V(1).Info("waking NangoSyncs for new records", "nangosyncs", targets)
 		return accepted(resultWake)

@@ -20,9 +20,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -263,6 +265,39 @@ func TestLegacySignatureOptIn(t *testing.T) {
 	g.Expect(h.post(http.MethodPost, Path, body, req).Code).To(Equal(http.StatusAccepted), By)
 }
 
+func TestInProcessWakeGoesBeforeThePatchWithItsValue(t *testing.T) {
+	g := NewWithT(t)
+	var mu sync.Mutex
+	inProcess := map[types.NamespacedName]string{}
+	h := newHarness(t, true, func(o *Options) {
+		o.WakeInProcess = func(key types.NamespacedName, requestedAt string) {
+			mu.Lock()
+			defer mu.Unlock()
+			inProcess[key] = requestedAt
+		}
+	}, fixtures()...)
+	woken := func() map[types.NamespacedName]string {
+		mu.Lock()
+		defer mu.Unlock()
+		return maps.Clone(inProcess)
+	}
+
+	By := "a failed run wakes nothing in-process"
+	failed := syncPayload("Contact", "base", false)
+	failed["error"] = map[string]string{"type": "script_error", "description": "d"}
+	g.Expect(h.webhook(operatorKey, encode(t, failed))).To(Equal(http.StatusAccepted))
+	g.Expect(woken()).To(BeEmpty(), By)
+
+	By = "a successful run wakes its NangoSyncs in-process with the value their annotation gets"
+	g.Expect(h.webhook(operatorKey, encode(t, syncPayload("Contact", "base", true)))).To(Equal(http.StatusAccepted))
+	g.Expect(woken()).To(HaveLen(2), By) // before the 202, so before any patch
+	for _, key := range []types.NamespacedName{contacts, ownKey} {
+		g.Expect(woken()).To(HaveKeyWithValue(key, Not(BeEmpty())), By)
+		g.Eventually(func() map[string]string { return h.annotations(key) }).
+			Should(HaveKeyWithValue(syncv1alpha1.RequestedAtAnnotation, woken()[key]), By)
+	}
+}
+
 func TestFailedRunIsAnnotatedAndWakesNothing(t *testing.T) {
 	g := NewWithT(t)
 	h := newHarness(t, true, nil, fixtures()...)
@@ -394,12 +429,12 @@ func TestHTTPServerHasTimeouts(t *testing.T) {
 func TestAnnotationPatch(t *testing.T) {
 	g := NewWithT(t)
 	now := time.Date(2026, 5, 1, 10, 0, 0, 123456789, time.UTC)
-	patch, err := annotationPatch(wakeWork{wake: true, clearFailure: true}, now)
+	patch, err := annotationPatch(wakeWork{wake: true, requestedAt: now, clearFailure: true})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(string(patch)).To(MatchJSON(`{"metadata":{"annotations":{
 		"sync.nango.dev/requested-at":"2026-05-01T10:00:00.123456789Z","sync.nango.dev/nango-run-failure":null}}}`))
 
-	patch, err = annotationPatch(wakeWork{failure: &RunFailure{Type: "t", Description: "d", SyncName: "s", FailedAt: "f"}}, now)
+	patch, err = annotationPatch(wakeWork{failure: &RunFailure{Type: "t", Description: "d", SyncName: "s", FailedAt: "f"}})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(string(patch)).To(MatchJSON(`{"metadata":{"annotations":{
 		"sync.nango.dev/nango-run-failure":"{\"type\":\"t\",\"description\":\"d\",\"syncName\":\"s\",\"failedAt\":\"f\"}"}}}`))

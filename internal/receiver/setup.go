@@ -44,6 +44,8 @@ type Config struct {
 	SigningSecret types.NamespacedName
 	// AllowLegacySignature accepts the legacy X-Nango-Signature.
 	AllowLegacySignature bool
+	// WakeInProcess, when set, also hands each wake to the controller of this replica.
+	WakeInProcess func(nsync types.NamespacedName, requestedAt string)
 }
 
 // SetupWithManager adds the receiver to mgr: its field indexes, its wake workers and its
@@ -58,6 +60,7 @@ func SetupWithManager(mgr manager.Manager, cfg Config) error {
 		SecretReader:         mgr.GetAPIReader(),
 		SigningSecret:        cfg.SigningSecret,
 		AllowLegacySignature: cfg.AllowLegacySignature,
+		WakeInProcess:        cfg.WakeInProcess,
 		Registerer:           ctrlmetrics.Registry,
 		Log:                  mgr.GetLogger().WithName("webhook-receiver"),
 	})

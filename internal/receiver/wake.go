@@ -34,9 +34,9 @@ import (
 
 // Waking goes through the API server, as Flux's receivers do: a merge patch of the
 // sync.nango.dev/requested-at annotation, which the leader's controller watches. Any
-// replica can write it, so a webhook answered by a follower wakes the sync on the leader;
-// an in-process channel would reach only the controller of the replica that got the
-// webhook, which is idle on a follower.
+// replica can write it, so a webhook answered by a follower wakes the sync on the leader.
+// On the leader itself, Options.WakeInProcess also hands the wake to the controller at
+// once, without waiting for the patch and its watch event.
 
 // wakeAttempts and wakeRetryWait bound the retries of a patch the API server refused for a
 // passing reason. Waking is a hint: after the last attempt the interval takes over.
@@ -50,6 +50,9 @@ const (
 type wakeWork struct {
 	// since is the arrival of the earliest webhook merged in, for the wake latency.
 	since time.Time
+	// requestedAt is the arrival of the latest successful run merged in: the value of the
+	// requested-at annotation, and of the in-process wake that went before it.
+	requestedAt time.Time
 	// wake: a successful run asked for a sync.
 	wake bool
 	// failure is the latest failed run, nil when none came or a success came after it.
@@ -63,6 +66,9 @@ func (w *wakeWork) empty() bool { return !w.wake && w.failure == nil && !w.clear
 // mergeSuccess adds a successful run that arrived at arrived.
 func (w *wakeWork) mergeSuccess(arrived time.Time) {
 	w.noteArrival(arrived)
+	if arrived.After(w.requestedAt) {
+		w.requestedAt = arrived
+	}
 	w.wake, w.failure, w.clearFailure = true, nil, true
 }
 
@@ -181,7 +187,7 @@ func (w *waker) drain(ctx context.Context, key types.NamespacedName) {
 // write merge-patches the annotations of work onto the NangoSync, retrying a few times.
 // A NangoSync deleted meanwhile needs no wake.
 func (w *waker) write(ctx context.Context, key types.NamespacedName, work wakeWork) error {
-	patch, err := annotationPatch(work, w.now())
+	patch, err := annotationPatch(work)
 	if err != nil {
 		return err
 	}
@@ -204,12 +210,12 @@ func (w *waker) write(ctx context.Context, key types.NamespacedName, work wakeWo
 }
 
 // annotationPatch is the JSON merge patch of work: a new requested-at value to wake, the
-// failure annotation set or removed. Every wake gets a new value, so that the controller's
-// annotation predicate sees a change.
-func annotationPatch(work wakeWork, now time.Time) ([]byte, error) {
+// failure annotation set or removed. Every wake gets a new value (the arrival of its latest
+// webhook, to the nanosecond), so that the controller's annotation predicate sees a change.
+func annotationPatch(work wakeWork) ([]byte, error) {
 	annotations := map[string]any{}
 	if work.wake {
-		annotations[syncv1alpha1.RequestedAtAnnotation] = now.UTC().Format(time.RFC3339Nano)
+		annotations[syncv1alpha1.RequestedAtAnnotation] = requestedAtValue(work.requestedAt)
 	}
 	switch {
 	case work.failure != nil:
@@ -226,6 +232,11 @@ func annotationPatch(work wakeWork, now time.Time) ([]byte, error) {
 		return nil, fmt.Errorf("encode the wake patch: %w", err)
 	}
 	return patch, nil
+}
+
+// requestedAtValue is how the requested-at annotation writes a webhook's arrival.
+func requestedAtValue(arrived time.Time) string {
+	return arrived.UTC().Format(time.RFC3339Nano)
 }
 
 // queued answers how many NangoSyncs wait for a wake or are being woken.

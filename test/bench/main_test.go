@@ -22,6 +22,7 @@ package bench
 
 import (
 	"bufio"
+	"errors"
 	"bytes"
 	"context"
 	"fmt"
@@ -223,6 +224,13 @@ func freeAddr(t *testing.T) string {
 // startManager runs the manager binary; it is killed when the test ends if still running.
 func (e *env) startManager(t *testing.T, args ...string) *manager {
 	t.Helper()
+	return e.startManagerWithEnv(t, nil, args...)
+}
+
+// startManagerWithEnv starts the manager with environment variables (NAME=value) added to
+// the test's own.
+func (e *env) startManagerWithEnv(t *testing.T, environment []string, args ...string) *manager {
+	t.Helper()
 	m := &manager{probeAddr: freeAddr(t), output: &lockedBuffer{}, exited: make(chan struct{})}
 	m.cmd = exec.Command(e.managerBinary, append([]string{
 		"--kubeconfig", e.kubeconfig,
@@ -230,6 +238,7 @@ func (e *env) startManager(t *testing.T, args ...string) *manager {
 		"--metrics-bind-address", "0",
 		"--webhook-bind-address", "0",
 	}, args...)...)
+	m.cmd.Env = append(os.Environ(), environment...)
 	m.cmd.Stdout, m.cmd.Stderr = m.output, m.output
 	must(t, m.cmd.Start())
 	go func() {
@@ -302,6 +311,51 @@ func rssBytes(pid int) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+}
+
+// userHZ is the unit of the CPU times in /proc: clock ticks of 1/100 s on Linux.
+const userHZ = 100
+
+// cpuSeconds is the user and system CPU time process pid has used so far.
+func cpuSeconds(pid int) (float64, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name, in parentheses, may hold spaces: fields count from after it.
+	end := strings.LastIndexByte(string(stat), ')')
+	fields := strings.Fields(string(stat[end+1:]))
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("short /proc/%d/stat", pid)
+	}
+	utime, err := strconv.ParseInt(fields[11], 10, 64)
+	if err != nil {
+		return 0, err
+	}
+	stime, err := strconv.ParseInt(fields[12], 10, 64)
+	return float64(utime+stime) / userHZ, err
+}
+
+// machineCPU is the CPU time the whole machine has spent busy (user, nice, system, irq,
+// softirq) and stolen by the hypervisor for other guests, on all cores, so far.
+func machineCPU() (busy, steal float64, err error) {
+	stat, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	line, _, _ := strings.Cut(string(stat), "\n")
+	fields := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	if len(fields) < 9 || fields[0] != "cpu" {
+		return 0, 0, errors.New("no cpu line in /proc/stat")
+	}
+	ticks := make([]int64, 8)
+	for i := range ticks {
+		if ticks[i], err = strconv.ParseInt(fields[i+1], 10, 64); err != nil {
+			return 0, 0, err
+		}
+	}
+	busyTicks := ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6]
+	return float64(busyTicks) / userHZ, float64(ticks[7]) / userHZ, nil
 }
 
 // eventually polls f every interval until it returns nil or timeout passes, then fails

@@ -87,8 +87,8 @@ func TestThroughput(t *testing.T) {
 		}
 	}
 
-	fmt.Fprintf(report, "\n| sink | page size | operator time | records/s | slower limit | ratio | max RSS | RSS at 10%% / 50%% / 90%% |\n"+
-		"|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(report, "\n| sink | page size | operator time | records/s | slower limit | ratio | max RSS | RSS at 10%% / 50%% / 90%% | CPU cores used: manager / machine / stolen |\n"+
+		"|---|---|---|---|---|---|---|---|---|\n")
 	var failures []string
 	for _, kind := range sinkKinds {
 		for _, ps := range pageSizes {
@@ -102,9 +102,11 @@ func TestThroughput(t *testing.T) {
 				maxRSS = max(maxRSS, r.operator[kind][ps].maxRSS)
 			}
 			last := results[len(results)-1].operator[kind][ps]
-			fmt.Fprintf(report, "| %s | %d | %s | %.0f | %s | %s | %d MiB | %d / %d / %d MiB |\n",
+			cores := func(cpu float64) float64 { return cpu / last.elapsed.Seconds() }
+			fmt.Fprintf(report, "| %s | %d | %s | %.0f | %s | %s | %d MiB | %d / %d / %d MiB | %.2f / %.2f / %.2f |\n",
 				kind, ps, durations(times), rate(n, median(times)), durations(limits), ratioList(ratios),
-				maxRSS/mib, last.rssAt[0]/mib, last.rssAt[1]/mib, last.rssAt[2]/mib)
+				maxRSS/mib, last.rssAt[0]/mib, last.rssAt[1]/mib, last.rssAt[2]/mib,
+				cores(last.managerCPU), cores(last.machineCPU), cores(last.stolenCPU))
 
 			maxRatio, rssBound := 4.0, int64(300*mib) // smoke: loose, the run is short and the machine shared
 			if fullBench() {
@@ -352,6 +354,9 @@ type operatorResult struct {
 	elapsed time.Duration
 	maxRSS  int64
 	rssAt   [3]int64 // at 10%, 50% and 90% of the records written
+	// CPU time used meanwhile, in seconds: by the manager, by the whole machine (the
+	// emulator, the API server and PostgreSQL too), and stolen from it by other guests.
+	managerCPU, machineCPU, stolenCPU float64
 }
 
 type sample struct {
@@ -371,7 +376,7 @@ func operatorRun(t *testing.T, e *env, url string, spec syncv1alpha1.SinkSpec, p
 	if profileDir != "" {
 		args = append(args, "--pprof-bind-address", pprofAddr)
 	}
-	m := e.startManager(t, args...)
+	m := e.startManagerWithEnv(t, strings.Fields(os.Getenv("NANGO_BENCH_MANAGER_ENV")), args...)
 	defer m.stop()
 	m.waitReady(t)
 
@@ -399,6 +404,10 @@ func operatorRun(t *testing.T, e *env, url string, spec syncv1alpha1.SinkSpec, p
 
 	ns := nangoSync(namespace, "bench", url, int32(pageSize), spec)
 	ns.Spec.Interval = &metav1.Duration{Duration: time.Hour}
+	cpuBefore, err := cpuSeconds(m.cmd.Process.Pid)
+	must(t, err)
+	busyBefore, stealBefore, err := machineCPU()
+	must(t, err)
 	start := time.Now()
 	must(t, e.k8s.Create(context.Background(), ns))
 	if profileDir != "" {
@@ -424,6 +433,11 @@ func operatorRun(t *testing.T, e *env, url string, spec syncv1alpha1.SinkSpec, p
 		return fmt.Errorf("Ready=%s (%s), %d of %d records", status, reason, total, n)
 	})
 	res := operatorResult{elapsed: time.Since(start)}
+	cpuAfter, err := cpuSeconds(m.cmd.Process.Pid)
+	must(t, err)
+	busyAfter, stealAfter, err := machineCPU()
+	must(t, err)
+	res.managerCPU, res.machineCPU, res.stolenCPU = cpuAfter-cpuBefore, busyAfter-busyBefore, stealAfter-stealBefore
 	close(stopSampling)
 	<-sampled
 	// Deleted while its manager runs, so that its finalizer goes before its sink is dropped.

@@ -21,5 +21,7 @@ limitations under the License.
 // status.cursor after a crash between the two. One reconcile reads a bounded number of
 // pages, then goes to the back of the queue, so that one huge sync never starves the
 // others. Failures become conditions with a reason and a message that says what to fix,
-// retried with exponential backoff.
+// retried with exponential backoff. A webhook wakes a NangoSync through its requested-at
+// annotation, and, when the webhook reached this replica and it leads, in-process first
+// (WakeInProcess); a busy sync then hands its worker over after the write in progress.
 package controller

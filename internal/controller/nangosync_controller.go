@@ -171,11 +171,13 @@ func (r *NangoSyncReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	}()
 
 	requested := nsync.Annotations[syncv1alpha1.RequestedAtAnnotation]
-	if r.inProcess.takeServed(req.NamespacedName, requested) {
+	if r.inProcess.takeServed(req.NamespacedName, requested) &&
+		nsync.Generation == nsync.Status.ObservedGeneration && !resyncRequested(nsync) {
 		// The annotation's event, for a webhook whose in-process wake a complete sync has
-		// served since: Nango has nothing new for it.
+		// served since, and nothing else new: Nango has nothing new for it.
 		logger.V(1).Info("the requested sync was already served in-process", "requestedAt", requested)
 		nsync.Status.LastHandledRequestedAt = requested
+		r.reflectNangoRun(nsync, before) // the same patch may have cleared a failed run
 		return ctrl.Result{RequeueAfter: wait.Jitter(interval(nsync), intervalJitter), Priority: ptr.To(handler.LowPriority)}, nil
 	}
 	delivered := r.inProcess.latest(req.NamespacedName)
@@ -221,10 +223,10 @@ func (r *NangoSyncReconciler) sync(ctx context.Context, nsync *syncv1alpha1.Nang
 // has a value not handled yet, and asks Nango for a full resync when spec.syncName is set.
 func (r *NangoSyncReconciler) handleResync(ctx context.Context, nsync *syncv1alpha1.NangoSync,
 	nangoClient *nango.Client, snk sink.Sink, key sink.Key) error {
-	requested, ok := nsync.Annotations[syncv1alpha1.ResyncAnnotation]
-	if !ok || requested == nsync.Status.LastHandledResyncAt {
+	if !resyncRequested(nsync) {
 		return nil
 	}
+	requested := nsync.Annotations[syncv1alpha1.ResyncAnnotation]
 	if nsync.Spec.SyncName != "" {
 		if err := nangoClient.TriggerSync(ctx, nango.TriggerSyncRequest{
 			ProviderConfigKey: nsync.Spec.ProviderConfigKey,
@@ -244,6 +246,12 @@ func (r *NangoSyncReconciler) handleResync(ctx context.Context, nsync *syncv1alp
 	r.Recorder.Eventf(nsync, nil, corev1.EventTypeNormal, "Resync", "Resync",
 		"Forgot the cursor (resync requested at %q); reading every record again", requested)
 	return nil
+}
+
+// resyncRequested reports whether the resync annotation has a value not handled yet.
+func resyncRequested(nsync *syncv1alpha1.NangoSync) bool {
+	requested, ok := nsync.Annotations[syncv1alpha1.ResyncAnnotation]
+	return ok && requested != nsync.Status.LastHandledResyncAt
 }
 
 // startCursor answers where reading starts. The sink's checkpoint is written in the same

@@ -136,6 +136,20 @@ var _ = Describe("NangoSync reconciler", func() {
 		annotate(nsync, syncv1alpha1.RequestedAtAnnotation)
 		Eventually(func(g Gomega) { d.matches(g, snk) }).WithTimeout(10 * time.Second).Should(Succeed())
 		Expect(nangoRequests.since(logPosition, d.ref.ConnectionID)).To(HaveLen(2))
+
+		By("syncing when the served request's annotation comes with a spec change")
+		requestedAt = time.Now().UTC().Format(time.RFC3339Nano)
+		theReconciler.WakeInProcess(key, requestedAt)
+		Eventually(func() bool { return theReconciler.inProcess.echoPending(key) }).WithTimeout(10 * time.Second).Should(BeTrue())
+		Expect(nangoRequests.since(logPosition, d.ref.ConnectionID)).To(HaveLen(3))
+		patch = client.RawPatch(types.MergePatchType, fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}},"spec":{"pageSize":500}}`,
+			syncv1alpha1.RequestedAtAnnotation, requestedAt))
+		Expect(k8sClient.Patch(ctx, nsync, patch)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, key, nsync)).To(Succeed())
+			g.Expect(nsync.Status.ObservedGeneration).To(Equal(nsync.Generation))
+		}).WithTimeout(10 * time.Second).Should(Succeed())
+		Expect(nangoRequests.since(logPosition, d.ref.ConnectionID)).To(HaveLen(4))
 	})
 
 	It("resumes from the sink's checkpoint after a crash between the sink commit and the status patch", func() {

@@ -17,7 +17,8 @@ limitations under the License.
 // Package receiver is the operator's endpoint for Nango's webhooks. It verifies each
 // webhook's signature over the raw body, finds the NangoSyncs the webhook concerns through
 // field indexes, and wakes them through the API server, so that new records reach the sink
-// within moments instead of at the next interval. It runs on every replica, leader or not.
+// within moments instead of at the next interval. It runs on every replica, leader or not;
+// on the leader it also hands each wake to the controller in-process (Options.WakeInProcess).
 //
 // Webhooks are hints: one that is refused, lost or dropped only delays a sync to its
 // interval. So the receiver answers as soon as a webhook is verified and its wakes are

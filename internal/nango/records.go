@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 )
@@ -249,7 +250,10 @@ func decodeValidPage(body []byte) (*RecordsPage, error) {
 	if err := validJSON(body); err != nil {
 		return nil, err
 	}
-	answer := gjson.ParseBytes(body)
+	// Parsed in place: gjson.ParseBytes would copy the whole answer into a string first.
+	// body is never modified (see decodePage), and the strings a record keeps (its id and
+	// cursor) are copied out of it, so that a record kept does not keep the whole page.
+	answer := gjson.Parse(unsafe.String(unsafe.SliceData(body), len(body)))
 	if answer.Type == gjson.Null {
 		return nil, errors.New(`no "records" array`)
 	}
@@ -278,6 +282,7 @@ func decodeValidPage(body []byte) (*RecordsPage, error) {
 	if !records.IsArray() {
 		return nil, errors.New(`no "records" array`)
 	}
+	page.NextCursor = strings.Clone(page.NextCursor)
 	page.Records = []Record{}
 	records.ForEach(func(_, raw gjson.Result) bool {
 		var rec Record
@@ -339,9 +344,9 @@ func bytesOf(body []byte, v gjson.Result) json.RawMessage {
 func recordID(v gjson.Result) (string, error) {
 	switch v.Type {
 	case gjson.String:
-		return text(v), nil
+		return strings.Clone(text(v)), nil
 	case gjson.Number:
-		return v.Raw, nil
+		return strings.Clone(v.Raw), nil
 	case gjson.Null:
 		return "", errors.New(`record has no "id"`)
 	}
@@ -450,8 +455,8 @@ func (w *wireMetadata) parse() (RecordMetadata, error) {
 	if md.PrunedAt, err = parseOptionalTimestamp(w.PrunedAt); err != nil {
 		return md, fmt.Errorf("pruned_at: %w", err)
 	}
-	md.LastAction = Action(w.LastAction)
-	md.Cursor = w.Cursor
+	md.LastAction = Action(strings.Clone(w.LastAction))
+	md.Cursor = strings.Clone(w.Cursor)
 	return md, nil
 }
 

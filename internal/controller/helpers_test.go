@@ -300,6 +300,18 @@ func newNangoSyncFor(d *dataSet, sinkSpec syncv1alpha1.SinkSpec) *syncv1alpha1.N
 	}
 }
 
+// contactsIntoSQLite gives a new connection n Contact records in the emulator, and answers
+// their data set, an SQLite sink of the test's own, and a NangoSync (not created yet) that
+// copies one into the other.
+func contactsIntoSQLite(connectionPrefix string, n int) (*dataSet, rowReader, *syncv1alpha1.NangoSync) {
+	GinkgoHelper()
+	d := newDataSet(uniqueName(connectionPrefix), "Contact")
+	Expect(sim.CreateConnection(d.ref.ConnectionRef, "hubspot")).To(Succeed())
+	d.upsert(ids("rec", 0, n), 1)
+	spec := sqliteSinkSpec("contacts")
+	return d, openSink(spec), newNangoSyncFor(d, spec)
+}
+
 // create creates a NangoSync and deletes it after the test.
 func create(nsync *syncv1alpha1.NangoSync) {
 	GinkgoHelper()

@@ -101,12 +101,7 @@ var _ = Describe("NangoSync reconciler", func() {
 	)
 
 	It("syncs at once on an in-process wake, and reads Nango once for it and its annotation", func() {
-		d := newDataSet(uniqueName("hooli"), "Contact")
-		Expect(sim.CreateConnection(d.ref.ConnectionRef, "hubspot")).To(Succeed())
-		d.upsert(ids("rec", 0, 10), 1)
-		spec := sqliteSinkSpec("contacts")
-		snk := openSink(spec)
-		nsync := newNangoSyncFor(d, spec)
+		d, snk, nsync := contactsIntoSQLite("hooli", 10)
 		create(nsync)
 		expectReason(nsync, metav1.ConditionTrue, syncv1alpha1.SyncedReason)
 		key := client.ObjectKeyFromObject(nsync)
@@ -153,12 +148,7 @@ var _ = Describe("NangoSync reconciler", func() {
 	})
 
 	It("resumes from the sink's checkpoint after a crash between the sink commit and the status patch", func() {
-		d := newDataSet(uniqueName("initech"), "Contact")
-		Expect(sim.CreateConnection(d.ref.ConnectionRef, "hubspot")).To(Succeed())
-		d.upsert(ids("rec", 0, 3000), 1)
-		spec := sqliteSinkSpec("contacts")
-		snk := openSink(spec)
-		nsync := newNangoSyncFor(d, spec)
+		d, snk, nsync := contactsIntoSQLite("initech", 3000)
 
 		By("crashing once, right after the sink committed the first page")
 		crashedAt := make(chan int, 1)

@@ -168,7 +168,11 @@ func (r *NangoSyncReconciler) writeBatch(ctx context.Context, nsync *syncv1alpha
 	}
 	records := pages[0].records
 	if len(pages) > 1 {
-		records = nil
+		n := 0
+		for _, page := range pages {
+			n += len(page.records)
+		}
+		records = make([]sink.Record, 0, n)
 		for _, page := range pages {
 			records = append(records, page.records...)
 		}

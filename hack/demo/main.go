@@ -29,7 +29,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -43,6 +42,7 @@ import (
 
 	"github.com/nango-operator/nango-operator/internal/sink"
 	"github.com/nango-operator/nango-operator/internal/sink/sqlite"
+	"github.com/nango-operator/nango-operator/internal/testutil/freeport"
 )
 
 const (
@@ -168,11 +168,11 @@ func (d *demo) startAPIServer(ctx context.Context) error {
 }
 
 func (d *demo) startNango(ctx context.Context) error {
-	addr, err := freeAddr()
+	addr, err := freeport.Addr()
 	if err != nil {
 		return err
 	}
-	if d.receiverAddr, err = freeAddr(); err != nil {
+	if d.receiverAddr, err = freeport.Addr(); err != nil {
 		return err
 	}
 	out, err := d.start(ctx, "nango-sim", filepath.Join(d.dir, "nango-sim"),
@@ -205,7 +205,7 @@ stringData: {signingKey: %[3]s}
 `, namespace, d.secretKey, d.signingKey)); err != nil {
 		return err
 	}
-	probeAddr, err := freeAddr()
+	probeAddr, err := freeport.Addr()
 	if err != nil {
 		return err
 	}
@@ -454,15 +454,6 @@ func waitFor(ctx context.Context, timeout time.Duration, done func() (bool, erro
 		case <-ticker.C:
 		}
 	}
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().String(), nil
 }
 
 func merge(a, b map[string]any) map[string]any {

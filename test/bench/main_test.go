@@ -21,12 +21,13 @@ limitations under the License.
 package bench
 
 import (
+	"github.com/nango-operator/nango-operator/internal/testutil/freeport"
+
 	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -215,10 +216,9 @@ func (b *lockedBuffer) String() string {
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeport.Addr()
 	must(t, err)
-	defer func() { _ = l.Close() }()
-	return l.Addr().String()
+	return addr
 }
 
 // startManager runs the manager binary; it is killed when the test ends if still running.

@@ -17,11 +17,12 @@ limitations under the License.
 package e2e
 
 import (
+	"github.com/nango-operator/nango-operator/internal/testutil/freeport"
+
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os/exec"
 	"sync"
@@ -66,10 +67,9 @@ func (b *syncBuffer) String() string {
 // freeAddr returns a loopback address with a port nobody listens on right now.
 func freeAddr() string {
 	GinkgoHelper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeport.Addr()
 	Expect(err).NotTo(HaveOccurred())
-	defer func() { _ = l.Close() }()
-	return l.Addr().String()
+	return addr
 }
 
 // startManager runs the manager binary against the envtest API server. It is killed at the

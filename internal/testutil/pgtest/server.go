@@ -35,11 +35,12 @@ limitations under the License.
 package pgtest
 
 import (
+	"github.com/nango-operator/nango-operator/internal/testutil/freeport"
+
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -393,10 +394,9 @@ func serverCredential() (*syscall.Credential, error) {
 // freePort asks the kernel for a free loopback port. Another process could take it before
 // the server binds it; Start then fails with the server log saying so.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freeport.Port()
 	if err != nil {
 		return 0, fmt.Errorf("find a free port: %w", err)
 	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return port, nil
 }

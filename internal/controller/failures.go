@@ -58,20 +58,28 @@ func classify(err error) failure {
 	if !errors.As(err, &nangoErr) {
 		return failure{reason: syncv1alpha1.ReconcileFailedReason, message: err.Error()}
 	}
-	switch nangoErr.Kind {
+	f := nangoFailure(nangoErr.Kind, err)
+	// The kinds a retry cannot fix until a person changes something: nango knows which.
+	f.stalled = nango.IsTerminal(err)
+	return f
+}
+
+// nangoFailure is the reason and message of a Nango error of kind.
+func nangoFailure(kind nango.Kind, err error) failure {
+	switch kind {
 	case nango.KindUnauthorized, nango.KindForbidden:
-		return failure{reason: syncv1alpha1.UnauthorizedReason, stalled: true, message: fmt.Sprintf(
+		return failure{reason: syncv1alpha1.UnauthorizedReason, message: fmt.Sprintf(
 			"Nango refused the secret key: %s. Put the secret key of the connection's Nango environment in the Secret named by spec.nango.secretRef",
 			err.Error())}
 	case nango.KindUnknownConnection:
-		return failure{reason: syncv1alpha1.UnknownConnectionReason, stalled: true, message: fmt.Sprintf(
+		return failure{reason: syncv1alpha1.UnknownConnectionReason, message: fmt.Sprintf(
 			"%s. Check spec.connectionId and spec.providerConfigKey against the Nango dashboard", err.Error())}
 	case nango.KindInvalidCursor:
-		return failure{reason: syncv1alpha1.InvalidCursorReason, stalled: true, message: fmt.Sprintf(
+		return failure{reason: syncv1alpha1.InvalidCursorReason, message: fmt.Sprintf(
 			"%s. Set the annotation %s to a new value to read every record again",
 			err.Error(), syncv1alpha1.ResyncAnnotation)}
 	case nango.KindInvalidRequest:
-		return failure{reason: syncv1alpha1.InvalidRequestReason, stalled: true, message: fmt.Sprintf(
+		return failure{reason: syncv1alpha1.InvalidRequestReason, message: fmt.Sprintf(
 			"%s. Check spec.model, spec.variant and spec.modifiedAfter (at most 365 days ago)", err.Error())}
 	case nango.KindRateLimited:
 		return failure{reason: syncv1alpha1.RateLimitedReason, retryAfter: max(nango.RetryAfter(err), minRateLimitWait),

@@ -1,39 +1,17 @@
 package nango_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/nango-operator/nango-operator/internal/nango"
 	"github.com/nango-operator/nango-operator/internal/nangosim"
+	"github.com/nango-operator/nango-operator/internal/testutil/records"
 )
-
-// benchFiller pads synthetic records to about 1 KiB, like test/bench's.
-var benchFiller = bytes.Repeat([]byte("lorem ipsum dolor sit amet "), 30)[:760]
-
-// benchRecord is record i as a JSON object of about 1 KiB, shaped like test/bench's
-// records: an id, nested fields, a big number, a null and a padding note.
-func benchRecord(i int) json.RawMessage {
-	const size = 1024
-	b := make([]byte, 0, size+64)
-	b = append(b, `{"id":"c-`...)
-	b = strconv.AppendInt(b, int64(i), 10)
-	b = append(b, `","email":"contact`...)
-	b = strconv.AppendInt(b, int64(i), 10)
-	b = append(b, `@example.com","firstName":"Ada","lastName":"Lovelace","company":"Analytical Engines Ltd",`+
-		`"score":12345678901234567890.5,"nullable":null,"tags":["vip","emea"],`+
-		`"address":{"street":"12 St James's Square","city":"London","postcode":"SW1Y 4JH"},"version":0,"note":"`...)
-	if pad := size - len(b) - 2; pad > 0 {
-		b = append(b, benchFiller[:min(pad, len(benchFiller))]...)
-	}
-	return append(b, `"}`...)
-}
 
 const benchPageSize = 1000
 
@@ -48,7 +26,7 @@ func benchSim(b *testing.B, n int) (*nangosim.Sim, string) {
 	for start := 0; start < n; start += benchPageSize {
 		batch = batch[:0]
 		for i := start; i < min(n, start+benchPageSize); i++ {
-			batch = append(batch, benchRecord(i))
+			batch = append(batch, json.RawMessage(records.JSON(i, 0, 1024)))
 		}
 		if _, err := sim.UpsertRecords(contacts, batch); err != nil {
 			b.Fatal(err)
@@ -59,9 +37,9 @@ func benchSim(b *testing.B, n int) (*nangosim.Sim, string) {
 }
 
 // reportPerRecord reports the time a record took and the records a second.
-func reportPerRecord(b *testing.B, records int) {
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(records), "ns/record")
-	b.ReportMetric(float64(records)/b.Elapsed().Seconds(), "records/s")
+func reportPerRecord(b *testing.B, n int) {
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/record")
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "records/s")
 }
 
 // BenchmarkListRecords pages through an in-process emulator over HTTP (loopback), pages of

@@ -23,7 +23,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
-	"strconv"
 	"testing"
 	"time"
 
@@ -34,6 +33,7 @@ import (
 	"github.com/nango-operator/nango-operator/internal/nango"
 	"github.com/nango-operator/nango-operator/internal/nangosim"
 	"github.com/nango-operator/nango-operator/internal/sink"
+	"github.com/nango-operator/nango-operator/internal/testutil/records"
 )
 
 const (
@@ -48,30 +48,6 @@ var benchModelRef = nangosim.ModelRef{
 	Model:         benchModel,
 }
 
-// filler pads payloads to about 1 KiB.
-var filler = bytes.Repeat([]byte("lorem ipsum dolor sit amet "), 30)[:760]
-
-// recordJSON is record i at version v: a JSON object of about size bytes (1 KiB when size
-// is 1024) with an id, nested fields, a big number, a null and a padding note.
-func recordJSON(i, v, size int) []byte {
-	b := make([]byte, 0, size+64)
-	b = append(b, `{"id":"c-`...)
-	b = strconv.AppendInt(b, int64(i), 10)
-	b = append(b, `","email":"contact`...)
-	b = strconv.AppendInt(b, int64(i), 10)
-	b = append(b, `@example.com","firstName":"Ada","lastName":"Lovelace","company":"Analytical Engines Ltd",`+
-		`"score":12345678901234567890.5,"nullable":null,"tags":["vip","emea"],`+
-		`"address":{"street":"12 St James's Square","city":"London","postcode":"SW1Y 4JH"},"version":`...)
-	b = strconv.AppendInt(b, int64(v), 10)
-	b = append(b, `,"note":"`...)
-	if pad := size - len(b) - 2; pad > 0 {
-		b = append(b, filler[:min(pad, len(filler))]...)
-	}
-	return append(b, `"}`...)
-}
-
-func recordID(i int) string { return "c-" + strconv.Itoa(i) }
-
 // newSim builds an emulator with the bench connection and n records of about size bytes,
 // served over HTTP.
 func newSim(t *testing.T, n, size int) (*nangosim.Sim, string) {
@@ -83,7 +59,7 @@ func newSim(t *testing.T, n, size int) (*nangosim.Sim, string) {
 	for start := 0; start < n; start += batch {
 		recs = recs[:0]
 		for i := start; i < min(n, start+batch); i++ {
-			recs = append(recs, recordJSON(i, 0, size))
+			recs = append(recs, records.JSON(i, 0, size))
 		}
 		if _, err := sim.UpsertRecords(benchModelRef, recs); err != nil {
 			t.Fatal(err)

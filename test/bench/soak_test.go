@@ -34,6 +34,7 @@ import (
 	"github.com/nango-operator/nango-operator/internal/nangosim"
 	"github.com/nango-operator/nango-operator/internal/sink/postgres"
 	"github.com/nango-operator/nango-operator/internal/testutil/pgtest"
+	"github.com/nango-operator/nango-operator/internal/testutil/records"
 )
 
 // soakRecordSize keeps soak records small: the soaks are about correctness under faults.
@@ -77,7 +78,7 @@ func (d *dataSet) upsert(ids []int) {
 	recs := make([]json.RawMessage, len(ids))
 	for k, i := range ids {
 		d.version[i]++
-		recs[k] = recordJSON(i, d.version[i], soakRecordSize)
+		recs[k] = records.JSON(i, d.version[i], soakRecordSize)
 	}
 	_, err := d.sim.UpsertRecords(benchModelRef, recs)
 	must(d.t, err)
@@ -85,7 +86,7 @@ func (d *dataSet) upsert(ids []int) {
 	for k, i := range ids {
 		h, err := hashPayload(recs[k])
 		must(d.t, err)
-		d.want[recordID(i)] = state{hash: h}
+		d.want[records.ID(i)] = state{hash: h}
 		d.lastWrite[i] = now
 		d.deleted[i] = false
 		d.n = max(d.n, i+1)
@@ -116,7 +117,7 @@ func (d *dataSet) mutate(readBefore time.Time) {
 	var deleted []int
 	for _, i := range pick(5) {
 		if !d.deleted[i] {
-			deletes = append(deletes, recordID(i))
+			deletes = append(deletes, records.ID(i))
 			deleted = append(deleted, i)
 		}
 	}
@@ -128,7 +129,7 @@ func (d *dataSet) mutate(readBefore time.Time) {
 		// Never prune a record this round updates: the new version would be pruned before
 		// the sink could read it.
 		if !updated[i] && !readBefore.IsZero() && d.lastWrite[i].Add(5*time.Millisecond).Before(readBefore) {
-			prunes = append(prunes, recordID(i))
+			prunes = append(prunes, records.ID(i))
 		}
 	}
 	d.mu.Unlock()
@@ -140,9 +141,9 @@ func (d *dataSet) mutate(readBefore time.Time) {
 		must(d.t, err)
 		now := time.Now()
 		for _, i := range deleted {
-			s := d.want[recordID(i)]
+			s := d.want[records.ID(i)]
 			s.deleted = true
-			d.want[recordID(i)] = s
+			d.want[records.ID(i)] = s
 			d.deleted[i] = true
 			d.lastWrite[i] = now
 		}

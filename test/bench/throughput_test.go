@@ -38,6 +38,7 @@ import (
 	"github.com/nango-operator/nango-operator/internal/sink/postgres"
 	"github.com/nango-operator/nango-operator/internal/sink/sqlite"
 	"github.com/nango-operator/nango-operator/internal/testutil/pgtest"
+	"github.com/nango-operator/nango-operator/internal/testutil/records"
 )
 
 const mib = 1 << 20
@@ -291,9 +292,9 @@ func generatedState(t *testing.T, n, size int) map[string]state {
 	t.Helper()
 	want := make(map[string]state, n)
 	for i := range n {
-		h, err := hashPayload(recordJSON(i, 0, size))
+		h, err := hashPayload(records.JSON(i, 0, size))
 		must(t, err)
-		want[recordID(i)] = state{hash: h}
+		want[records.ID(i)] = state{hash: h}
 	}
 	return want
 }
@@ -329,19 +330,19 @@ func sinkOnly(t *testing.T, s sink.Sink, batch, n, size int) time.Duration {
 	ctx, cancel := context.WithCancel(context.Background()) // cancellable, as a reconcile's is
 	defer cancel()
 	var spent time.Duration
-	records := make([]sink.Record, 0, batch)
+	page := make([]sink.Record, 0, batch)
 	for start := 0; start < n; start += batch {
-		records = records[:0]
+		page = page[:0]
 		for i := start; i < min(n, start+batch); i++ {
 			at := base.Add(time.Duration(i) * time.Microsecond)
-			records = append(records, sink.Record{
-				ID: recordID(i), Payload: recordJSON(i, 0, size), Action: sink.ActionAdded,
+			page = append(page, sink.Record{
+				ID: records.ID(i), Payload: records.JSON(i, 0, size), Action: sink.ActionAdded,
 				FirstSeenAt: at, LastModifiedAt: at, Cursor: fmt.Sprint("cursor-", i),
 			})
 		}
 		began := time.Now()
 		if _, err := s.WritePage(ctx, benchKey,
-			sink.Page{Records: records, Checkpoint: fmt.Sprint("cursor-", start+len(records)-1)}); err != nil {
+			sink.Page{Records: page, Checkpoint: fmt.Sprint("cursor-", start+len(page)-1)}); err != nil {
 			t.Fatal(err)
 		}
 		spent += time.Since(began)

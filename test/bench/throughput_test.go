@@ -261,24 +261,26 @@ func median[T time.Duration | float64](values []T) T {
 
 // durations prints the median, then each round's value when there are several.
 func durations(values []time.Duration) string {
-	out := median(values).Round(time.Millisecond).String()
-	if len(values) > 1 {
-		each := make([]string, len(values))
-		for i, v := range values {
-			each[i] = v.Round(10 * time.Millisecond).String()
-		}
-		out += " (" + strings.Join(each, ", ") + ")"
-	}
-	return out
+	return medianAndRounds(values,
+		func(v time.Duration) string { return v.Round(time.Millisecond).String() },
+		func(v time.Duration) string { return v.Round(10 * time.Millisecond).String() })
 }
 
-// ratioList prints the median ratio, then each round's when there are several.
+// ratioList prints the median ratio in bold, then each round's when there are several.
 func ratioList(values []float64) string {
-	out := fmt.Sprintf("**%.2f**", median(values))
+	return medianAndRounds(values,
+		func(v float64) string { return fmt.Sprintf("**%.2f**", v) },
+		func(v float64) string { return fmt.Sprintf("%.2f", v) })
+}
+
+// medianAndRounds prints the median of values, then every value in brackets when there are
+// several.
+func medianAndRounds[T time.Duration | float64](values []T, formatMedian, formatRound func(T) string) string {
+	out := formatMedian(median(values))
 	if len(values) > 1 {
 		each := make([]string, len(values))
 		for i, v := range values {
-			each[i] = fmt.Sprintf("%.2f", v)
+			each[i] = formatRound(v)
 		}
 		out += " (" + strings.Join(each, ", ") + ")"
 	}

@@ -28,8 +28,9 @@ import (
 	"github.com/nango-operator/nango-operator/internal/sink"
 )
 
-// sinkRecords converts a page of Nango records for the sink.
-func sinkRecords(records []nango.Record) ([]sink.Record, error) {
+// SinkRecords converts a page of Nango records for the sink, as every sync does (exported
+// for the benchmarks, whose sink-only limit ingests exactly the records a sync writes).
+func SinkRecords(records []nango.Record) ([]sink.Record, error) {
 	out := make([]sink.Record, len(records))
 	for i, rec := range records {
 		payload, err := payloadOf(rec)

@@ -17,6 +17,7 @@ limitations under the License.
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -24,6 +25,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -33,6 +35,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
+	"github.com/nango-operator/nango-operator/internal/controller"
 	"github.com/nango-operator/nango-operator/internal/nango"
 	"github.com/nango-operator/nango-operator/internal/sink"
 	"github.com/nango-operator/nango-operator/internal/sink/postgres"
@@ -53,7 +56,9 @@ const mib = 1 << 20
 //
 // Smoke (go test): 20,000 records, page size 1000, one round. Full (NANGO_BENCH_FULL=1, make
 // bench): NANGO_BENCH_RECORDS (default 1,000,000) records, page sizes 100, 1000 and 10000,
-// three rounds.
+// three rounds. To look at one case: NANGO_BENCH_PAGE_SIZE (one page size),
+// NANGO_BENCH_BATCH_SIZES (sink-only batch sizes, comma-separated; the page sizes by
+// default), NANGO_BENCH_SINKS (postgres,sqlite).
 func TestThroughput(t *testing.T) {
 	n, pageSizes, rounds := 20_000, []int{1000}, 1
 	if fullBench() {
@@ -63,14 +68,23 @@ func TestThroughput(t *testing.T) {
 		pageSizes = []int{envInt(t, "NANGO_BENCH_PAGE_SIZE", 0)}
 	}
 	rounds = envInt(t, "NANGO_BENCH_RUNS", rounds)
+	batchSizes := pageSizes
+	if only := os.Getenv("NANGO_BENCH_BATCH_SIZES"); only != "" {
+		batchSizes = nil
+		for _, f := range strings.Split(only, ",") {
+			size, err := strconv.Atoi(f)
+			must(t, err)
+			batchSizes = append(batchSizes, size)
+		}
+	}
 	const recordSize = 1024
-	b := &throughputBench{t: t, e: cluster(t), n: n, recordSize: recordSize, pg: pgtest.StartServer(t)}
+	b := &throughputBench{t: t, e: cluster(t), n: n, recordSize: recordSize, pg: pgtest.StartServer(t), sinks: sinkKinds()}
 	_, b.url = newSim(t, n, recordSize)
 
 	results := make([]throughputRound, 0, rounds)
 	for round := range rounds {
 		t.Logf("round %d of %d", round+1, rounds)
-		results = append(results, b.round(pageSizes))
+		results = append(results, b.round(pageSizes, batchSizes))
 	}
 
 	report := &strings.Builder{}
@@ -81,8 +95,8 @@ func TestThroughput(t *testing.T) {
 		times := each(results, func(r throughputRound) time.Duration { return r.fetch[ps] })
 		fmt.Fprintf(report, "| fetch-only | %d | %s | %.0f |\n", ps, durations(times), rate(n, median(times)))
 	}
-	for _, kind := range sinkKinds {
-		for _, bs := range pageSizes {
+	for _, kind := range b.sinks {
+		for _, bs := range batchSizes {
 			times := each(results, func(r throughputRound) time.Duration { return r.sink[kind][bs] })
 			fmt.Fprintf(report, "| sink-only %s | %d | %s | %.0f |\n", kind, bs, durations(times), rate(n, median(times)))
 		}
@@ -91,7 +105,7 @@ func TestThroughput(t *testing.T) {
 	fmt.Fprintf(report, "\n| sink | page size | operator time | records/s | slower limit | ratio | max RSS | RSS at 10%% / 50%% / 90%% | CPU cores used: manager / machine / stolen |\n"+
 		"|---|---|---|---|---|---|---|---|---|\n")
 	var failures []string
-	for _, kind := range sinkKinds {
+	for _, kind := range b.sinks {
 		for _, ps := range pageSizes {
 			times := each(results, func(r throughputRound) time.Duration { return r.operator[kind][ps].elapsed })
 			limits := each(results, func(r throughputRound) time.Duration { return r.slowerLimit(kind, ps) })
@@ -137,7 +151,14 @@ func TestThroughput(t *testing.T) {
 	}
 }
 
-var sinkKinds = []string{"postgres", "sqlite"}
+// sinkKinds are the sinks measured: postgres and sqlite, or those NANGO_BENCH_SINKS lists
+// (comma-separated).
+func sinkKinds() []string {
+	if only := os.Getenv("NANGO_BENCH_SINKS"); only != "" {
+		return strings.Split(only, ",")
+	}
+	return []string{"postgres", "sqlite"}
+}
 
 // throughputBench is what every round of TestThroughput shares: the API server, the
 // emulator seeded with n records, and the PostgreSQL server.
@@ -148,6 +169,7 @@ type throughputBench struct {
 	pg            *pgtest.Server
 	n, recordSize int
 	databases     int
+	sinks         []string
 }
 
 // throughputRound is one measure of the two limits and of the operator, by sink kind and
@@ -172,24 +194,24 @@ func (r throughputRound) slowerLimit(kind string, pageSize int) time.Duration {
 // round measures fetch-only at each page size, sink-only of both sinks at each batch size,
 // then the operator into both sinks at each page size, each into a sink of its own that is
 // dropped afterwards (a million records take a GiB).
-func (b *throughputBench) round(pageSizes []int) throughputRound {
+func (b *throughputBench) round(pageSizes, batchSizes []int) throughputRound {
 	t := b.t
 	r := throughputRound{fetch: map[int]time.Duration{}, sink: map[string]map[int]time.Duration{},
 		operator: map[string]map[int]operatorResult{}}
 	for _, ps := range pageSizes {
 		r.fetch[ps] = fetchOnly(t, b.url, ps, b.n)
 	}
-	for _, kind := range sinkKinds {
+	for _, kind := range b.sinks {
 		r.sink[kind] = map[int]time.Duration{}
-		for _, bs := range pageSizes {
+		for _, bs := range batchSizes {
 			spec, pgURL, drop := b.newSink(kind)
 			s := b.openSink(spec, pgURL)
-			r.sink[kind][bs] = sinkOnly(t, s, bs, b.n, b.recordSize)
+			r.sink[kind][bs] = sinkOnly(t, s, b.url, bs, b.n)
 			must(t, s.Close())
 			drop()
 		}
 	}
-	for _, kind := range sinkKinds {
+	for _, kind := range b.sinks {
 		r.operator[kind] = map[int]operatorResult{}
 		for _, ps := range pageSizes {
 			spec, pgURL, drop := b.newSink(kind)
@@ -324,30 +346,40 @@ func fetchOnly(t *testing.T, url string, pageSize, n int) time.Duration {
 	return d
 }
 
-// sinkOnly writes n records in pages of batch with sink.WritePage and answers the time
-// spent inside WritePage (building the pages is not counted).
-func sinkOnly(t *testing.T, s sink.Sink, batch, n, size int) time.Duration {
+// sinkOnly writes the emulator's n records with sink.WritePage in pages of batch records,
+// and answers the time spent inside WritePage. The pages are the records a sync writes,
+// converted as a sync converts them (ids, payloads, Nango's cursors and times): they are
+// read from the emulator before each write, which is not counted.
+func sinkOnly(t *testing.T, s sink.Sink, url string, batch, n int) time.Duration {
 	t.Helper()
-	base := time.Now().Add(-time.Hour).UTC().Truncate(time.Microsecond)
+	c := newNangoClient(t, url)
 	ctx, cancel := context.WithCancel(context.Background()) // cancellable, as a reconcile's is
 	defer cancel()
 	var spent time.Duration
-	page := make([]sink.Record, 0, batch)
-	for start := 0; start < n; start += batch {
-		page = page[:0]
-		for i := start; i < min(n, start+batch); i++ {
-			at := base.Add(time.Duration(i) * time.Microsecond)
-			page = append(page, sink.Record{
-				ID: records.ID(i), Payload: records.JSON(i, 0, size), Action: sink.ActionAdded,
-				FirstSeenAt: at, LastModifiedAt: at, Cursor: fmt.Sprint("cursor-", i),
-			})
+	cursor, written := "", 0
+	for {
+		page, err := c.ListRecords(ctx, nango.ListRecordsRequest{
+			ConnectionID: benchConn, ProviderConfigKey: benchPCK, Model: benchModel, Cursor: cursor, Limit: batch})
+		must(t, err)
+		records, err := controller.SinkRecords(page.Records)
+		must(t, err)
+		checkpoint := page.NextCursor
+		if checkpoint == "" && len(records) > 0 {
+			checkpoint = records[len(records)-1].Cursor
 		}
 		began := time.Now()
-		if _, err := s.WritePage(ctx, benchKey,
-			sink.Page{Records: page, Checkpoint: fmt.Sprint("cursor-", start+len(page)-1)}); err != nil {
+		if _, err := s.WritePage(ctx, benchKey, sink.Page{Records: records, Checkpoint: checkpoint}); err != nil {
 			t.Fatal(err)
 		}
 		spent += time.Since(began)
+		written += len(records)
+		if page.NextCursor == "" {
+			break
+		}
+		cursor = page.NextCursor
+	}
+	if written != n {
+		t.Fatalf("sink-only wrote %d records, want %d", written, n)
 	}
 	return spent
 }
@@ -372,6 +404,10 @@ type sample struct {
 func operatorRun(t *testing.T, e *env, url string, spec syncv1alpha1.SinkSpec, pgURL string, pageSize, n int) operatorResult {
 	t.Helper()
 	namespace := e.newNamespace(t, benchSecretKey, pgURL)
+	kind := "sqlite"
+	if spec.Postgres != nil {
+		kind = "postgres"
+	}
 	args := []string{"--nango-rate-limit", "1000000000", "--max-concurrent-reconciles", "4"}
 	args = append(args, strings.Fields(os.Getenv("NANGO_BENCH_MANAGER_ARGS"))...)
 	pprofAddr := freeAddr(t)
@@ -414,10 +450,6 @@ func operatorRun(t *testing.T, e *env, url string, spec syncv1alpha1.SinkSpec, p
 	start := time.Now()
 	must(t, e.k8s.Create(context.Background(), ns))
 	if profileDir != "" {
-		kind := "sqlite"
-		if spec.Postgres != nil {
-			kind = "postgres"
-		}
 		profiled := profileManager(t, pprofAddr, filepath.Join(profileDir, fmt.Sprintf("%s-%d.pprof", kind, pageSize)))
 		defer func() { <-profiled }()
 	}
@@ -436,6 +468,11 @@ func operatorRun(t *testing.T, e *env, url string, spec syncv1alpha1.SinkSpec, p
 		return fmt.Errorf("Ready=%s (%s), %d of %d records", status, reason, total, n)
 	})
 	res := operatorResult{elapsed: time.Since(start)}
+	if dir := os.Getenv("NANGO_BENCH_LOG_DIR"); dir != "" {
+		// The first line is when the NangoSync was created, to read the log's times against.
+		path := filepath.Join(dir, fmt.Sprintf("%s-%d-%d.log", kind, pageSize, start.UnixMilli()))
+		must(t, os.WriteFile(path, fmt.Appendf(nil, "created %s\n%s", start.Format(time.RFC3339Nano), m.output), 0o644))
+	}
 	cpuAfter, err := cpuSeconds(m.cmd.Process.Pid)
 	must(t, err)
 	busyAfter, stealAfter, err := machineCPU()
@@ -469,16 +506,19 @@ func operatorRun(t *testing.T, e *env, url string, spec syncv1alpha1.SinkSpec, p
 	return res
 }
 
-// profileManager records a CPU profile of the manager through its pprof endpoint while the
+// profileManager records a profile of the manager through its pprof endpoint while the
 // sync runs, for NANGO_BENCH_PROFILE_SECONDS (default 10) seconds, into path; the channel
-// closes when it is written. Inspect it with go tool pprof -top <manager binary> path.
+// closes when it is written. NANGO_BENCH_PROFILE names the profile: "profile" (CPU, the
+// default), "trace" (an execution trace) or "allocs". Inspect it with go tool pprof -top
+// <manager binary> path, or go tool trace path.
 func profileManager(t *testing.T, addr, path string) <-chan struct{} {
 	t.Helper()
 	seconds := envInt(t, "NANGO_BENCH_PROFILE_SECONDS", 10)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, seconds))
+		kind := cmp.Or(os.Getenv("NANGO_BENCH_PROFILE"), "profile")
+		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", addr, kind, seconds))
 		if err != nil {
 			t.Logf("profile the manager: %v", err)
 			return

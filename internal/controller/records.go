@@ -22,8 +22,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/tidwall/sjson"
-
 	"github.com/nango-operator/nango-operator/internal/nango"
 	"github.com/nango-operator/nango-operator/internal/sink"
 )
@@ -51,11 +49,9 @@ func SinkRecords(records []nango.Record) ([]sink.Record, error) {
 	return out, nil
 }
 
-// payloadOf is a record's own fields, without Nango's metadata: the record object exactly
-// as Nango sent it, with its top-level "_nango_metadata" member cut out of the bytes.
-// Nothing is decoded or re-encoded, so no number loses precision, no null is dropped, and
-// a page costs one pass over its bytes (decoding each record into a map and encoding it
-// again took more CPU than the rest of a sync). A pruned record has no payload.
+// payloadOf is a record's own fields, without Nango's metadata (nango.Record.Payload):
+// nothing is decoded or re-encoded, and a page costs one pass over its bytes. A pruned
+// record has no payload.
 func payloadOf(rec nango.Record) (json.RawMessage, error) {
 	if rec.Pruned() {
 		return nil, nil
@@ -65,9 +61,5 @@ func payloadOf(rec nango.Record) (json.RawMessage, error) {
 	if trimmed := bytes.TrimLeft(rec.Fields, " \t\r\n"); len(trimmed) == 0 || trimmed[0] != '{' {
 		return nil, errors.New("the record is not a JSON object")
 	}
-	payload, err := sjson.DeleteBytes(rec.Fields, nango.MetadataField)
-	if err != nil {
-		return nil, fmt.Errorf("cut %s out: %w", nango.MetadataField, err)
-	}
-	return payload, nil
+	return rec.Payload(), nil
 }

@@ -118,8 +118,65 @@ func sameDecoding(t *testing.T, body []byte) {
 		}
 		return
 	}
-	if !reflect.DeepEqual(got, want) {
+	if !reflect.DeepEqual(nango.WithoutPayloadSpans(got), want) {
 		t.Fatalf("%q:\n got %+v\nwant %+v", snip(body), got, want)
+	}
+	for _, r := range got.Records {
+		samePayload(t, r)
+	}
+}
+
+// samePayload fails unless r.Payload() is valid JSON holding the members of r.Fields, in
+// order and as written, but for the first named "_nango_metadata".
+func samePayload(t *testing.T, r nango.Record) {
+	t.Helper()
+	payload := r.Payload()
+	if !json.Valid(payload) {
+		t.Fatalf("record %q: payload %q is not valid JSON", r.ID, payload)
+	}
+	var want []string
+	cut := false
+	gjson.ParseBytes(r.Fields).ForEach(func(key, value gjson.Result) bool {
+		if !cut && key.Str == nango.MetadataField {
+			cut = true
+		} else {
+			want = append(want, key.Raw+":"+value.Raw)
+		}
+		return true
+	})
+	var got []string
+	gjson.ParseBytes(payload).ForEach(func(key, value gjson.Result) bool {
+		got = append(got, key.Raw+":"+value.Raw)
+		return true
+	})
+	if !cut || !reflect.DeepEqual(got, want) {
+		t.Fatalf("record %q: payload of %q:\n got members %q\nwant %q", r.ID, r.Fields, got, want)
+	}
+}
+
+// TestPayloadCutsMetadataOnly: Payload cuts Nango's metadata out of a record, with one
+// comma, and keeps every other byte.
+func TestPayloadCutsMetadataOnly(t *testing.T) {
+	const meta = `{"first_seen_at":"2026-04-14T18:46:03.097459+00:00","last_modified_at":"2026-04-14T18:46:03.097459+00:00","cursor":"x"}`
+	for _, tc := range []struct{ record, want string }{
+		{`{"id":"1","big":12345678901234567890,"n":null,"_nango_metadata":` + meta + `}`,
+			`{"id":"1","big":12345678901234567890,"n":null}`}, // metadata last, as Nango sends it
+		{`{ "_nango_metadata" : ` + meta + ` , "id":"1", "name":"Zoë \"quoted\"" }`,
+			`{ "id":"1", "name":"Zoë \"quoted\"" }`}, // first, with spaces
+		{`{"id":"1" , "_nango_metadata":` + meta + ` ,"x":[1,{"b":"}"}]}`,
+			`{"id":"1" ,"x":[1,{"b":"}"}]}`}, // between two members
+		{`{"id":"1","nested":{"_nango_metadata":true},"_nango_metadata":` + meta + `}`,
+			`{"id":"1","nested":{"_nango_metadata":true}}`}, // a nested member of that name is the record's own
+		{`{"id":"1","_nango_metadata":` + meta + `,"_nango_metadata":5}`,
+			`{"id":"1","_nango_metadata":5}`}, // only the first is Nango's, as for the decoder
+	} {
+		p, err := nango.DecodePage([]byte(`{"records":[` + tc.record + `]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(p.Records[0].Payload()); got != tc.want {
+			t.Errorf("payload of %s\n got %s\nwant %s", tc.record, got, tc.want)
+		}
 	}
 }
 

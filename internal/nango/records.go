@@ -77,6 +77,20 @@ type Record struct {
 	Fields json.RawMessage
 	// Metadata is the parsed "_nango_metadata".
 	Metadata RecordMetadata
+
+	// metadataSpan is where the "_nango_metadata" member is in Fields, with one comma and
+	// the spaces beside it: what Payload cuts out. Zero when there is nothing to cut.
+	metadataSpan [2]int
+}
+
+// Payload is the record's own fields: Fields without its "_nango_metadata" member, every
+// other byte as Nango sent it, so no number loses precision and no null is dropped. It is
+// a copy, sized exactly: keeping it does not keep the page's answer alive.
+func (r Record) Payload() json.RawMessage {
+	start, end := r.metadataSpan[0], r.metadataSpan[1]
+	payload := make(json.RawMessage, 0, len(r.Fields)-(end-start))
+	payload = append(payload, r.Fields[:start]...)
+	return append(payload, r.Fields[end:]...)
 }
 
 // Deleted reports whether Nango marked the record deleted.
@@ -304,13 +318,27 @@ func decodeRecord(body []byte, raw gjson.Result) (Record, error) {
 		return Record{}, fmt.Errorf("record %s is not a JSON object", snippet(fields))
 	}
 	var idValue, metadata gjson.Result
+	var span [2]int
+	// Offsets in fields: gjson's Index counts from the start of body, like raw's.
+	previousEnd, cutToNext := -1, false
 	raw.ForEach(func(key, value gjson.Result) bool {
+		keyStart, valueEnd := key.Index-raw.Index, value.Index-raw.Index+len(value.Raw)
+		if cutToNext {
+			span[1], cutToNext = keyStart, false
+		}
 		switch {
 		case !idValue.Exists() && key.Str == "id":
 			idValue = value
 		case !metadata.Exists() && key.Str == MetadataField:
 			metadata = value
+			if previousEnd >= 0 {
+				span = [2]int{previousEnd, valueEnd} // with the comma before it
+			} else {
+				// The first member: up to the next one's name, with the comma after it.
+				span, cutToNext = [2]int{keyStart, valueEnd}, true
+			}
 		}
+		previousEnd = valueEnd
 		return true
 	})
 	id, err := recordID(idValue)
@@ -328,7 +356,7 @@ func decodeRecord(body []byte, raw gjson.Result) (Record, error) {
 	if err != nil {
 		return Record{}, fmt.Errorf("record %q: %w", id, err)
 	}
-	return Record{ID: id, Fields: fields, Metadata: md}, nil
+	return Record{ID: id, Fields: fields, Metadata: md, metadataSpan: span}, nil
 }
 
 // bytesOf answers the bytes of v in body, where gjson found it: a slice, not a copy,

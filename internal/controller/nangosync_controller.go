@@ -143,6 +143,7 @@ func (r *NangoSyncReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		if apierrors.IsNotFound(err) {
 			r.metrics.forget(req.NamespacedName)
 			r.inProcess.forget(req.NamespacedName)
+			r.Sinks.release(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -396,6 +397,7 @@ func (r *NangoSyncReconciler) finalize(ctx context.Context, nsync *syncv1alpha1.
 	}
 	r.metrics.forget(client.ObjectKeyFromObject(nsync))
 	r.inProcess.forget(client.ObjectKeyFromObject(nsync))
+	r.Sinks.release(client.ObjectKeyFromObject(nsync))
 	return nil
 }
 

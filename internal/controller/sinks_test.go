@@ -18,11 +18,14 @@ package controller
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/nango-operator/nango-operator/internal/sink"
 	"github.com/nango-operator/nango-operator/internal/sink/sqlite"
@@ -49,7 +52,8 @@ func TestSinksOpenOneSinkWithoutHoldingUpOthers(t *testing.T) {
 	slow := make([]sink.Sink, 3)
 	for i := range slow {
 		wg.Go(func() {
-			snk, err := sinks.get("slow", func() (sink.Sink, error) {
+			user := types.NamespacedName{Namespace: "ns", Name: fmt.Sprint("sync-", i)}
+			snk, err := sinks.get(user, "slow", func() (sink.Sink, error) {
 				if opens.Add(1) == 1 {
 					close(started)
 				}
@@ -67,7 +71,8 @@ func TestSinksOpenOneSinkWithoutHoldingUpOthers(t *testing.T) {
 	// Another sink opens meanwhile.
 	other := make(chan error, 1)
 	go func() {
-		_, err := sinks.get("other", func() (sink.Sink, error) { return openTestSink(t), nil })
+		_, err := sinks.get(types.NamespacedName{Namespace: "ns", Name: "other"}, "other",
+			func() (sink.Sink, error) { return openTestSink(t), nil })
 		other <- err
 	}()
 	select {
@@ -86,5 +91,71 @@ func TestSinksOpenOneSinkWithoutHoldingUpOthers(t *testing.T) {
 	}
 	if slow[0] == nil || slow[0] != slow[1] || slow[1] != slow[2] {
 		t.Fatal("the syncs that asked at once did not get the one sink")
+	}
+}
+
+// closeCounter is a sink that only counts how often it is closed.
+type closeCounter struct {
+	sink.Sink
+	closed atomic.Int32
+}
+
+func (c *closeCounter) Close() error {
+	c.closed.Add(1)
+	return nil
+}
+
+func TestSinksCloseASinkWhenItsLastUserLeaves(t *testing.T) {
+	sinks := NewSinks()
+	t.Cleanup(func() { _ = sinks.Close() })
+	opened := map[string]*closeCounter{}
+	get := func(user, id string) sink.Sink {
+		t.Helper()
+		snk, err := sinks.get(types.NamespacedName{Namespace: "ns", Name: user}, id, func() (sink.Sink, error) {
+			opened[id] = &closeCounter{}
+			return opened[id], nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return snk
+	}
+
+	a, b := get("a", "old"), get("b", "old")
+	if a != b || len(opened) != 1 {
+		t.Fatalf("two syncs writing to one place got %d sinks", len(opened))
+	}
+	old := opened["old"]
+	if get("a", "old"); old.closed.Load() != 0 {
+		t.Fatal("asking again for the same sink closed it")
+	}
+	get("a", "new") // a's Secret now names another database
+	if old.closed.Load() != 0 {
+		t.Fatal("the old sink closed while b still writes to it")
+	}
+	if get("b", "old") != old || len(opened) != 2 {
+		t.Fatal("b no longer got the sink it still uses")
+	}
+	sinks.release(types.NamespacedName{Namespace: "ns", Name: "b"}) // b was deleted
+	if n := old.closed.Load(); n != 1 {
+		t.Fatalf("the old sink was closed %d times once nobody used it, want once", n)
+	}
+	sinks.release(types.NamespacedName{Namespace: "ns", Name: "b"})
+	if n := old.closed.Load(); n != 1 {
+		t.Fatalf("releasing twice closed the old sink %d times", n)
+	}
+	if opened["new"].closed.Load() != 0 {
+		t.Fatal("the sink a uses was closed")
+	}
+
+	// A sink closed for want of users opens again for the next sync that asks.
+	if reopened := get("c", "old"); reopened == old || opened["old"] == old {
+		t.Fatal("a closed sink was handed out again")
+	}
+	if err := sinks.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if opened["new"].closed.Load() != 1 || opened["old"].closed.Load() != 1 || old.closed.Load() != 1 {
+		t.Fatal("Close did not close every open sink exactly once")
 	}
 }

@@ -361,18 +361,18 @@ func sinkOnly(t *testing.T, s sink.Sink, url string, batch, n int) time.Duration
 		page, err := c.ListRecords(ctx, nango.ListRecordsRequest{
 			ConnectionID: benchConn, ProviderConfigKey: benchPCK, Model: benchModel, Cursor: cursor, Limit: batch})
 		must(t, err)
-		records, err := controller.SinkRecords(page.Records)
+		converted, err := controller.SinkRecords(page.Records)
 		must(t, err)
 		checkpoint := page.NextCursor
-		if checkpoint == "" && len(records) > 0 {
-			checkpoint = records[len(records)-1].Cursor
+		if checkpoint == "" && len(converted) > 0 {
+			checkpoint = converted[len(converted)-1].Cursor
 		}
 		began := time.Now()
-		if _, err := s.WritePage(ctx, benchKey, sink.Page{Records: records, Checkpoint: checkpoint}); err != nil {
+		if _, err := s.WritePage(ctx, benchKey, sink.Page{Records: converted, Checkpoint: checkpoint}); err != nil {
 			t.Fatal(err)
 		}
 		spent += time.Since(began)
-		written += len(records)
+		written += len(converted)
 		if page.NextCursor == "" {
 			break
 		}

@@ -29,6 +29,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
@@ -141,9 +142,7 @@ func (r *NangoSyncReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	nsync := &syncv1alpha1.NangoSync{}
 	if err := r.Get(ctx, req.NamespacedName, nsync); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.metrics.forget(req.NamespacedName)
-			r.inProcess.forget(req.NamespacedName)
-			r.Sinks.release(req.NamespacedName)
+			r.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -395,10 +394,16 @@ func (r *NangoSyncReconciler) finalize(ctx context.Context, nsync *syncv1alpha1.
 	if err := r.Patch(ctx, nsync, patch); err != nil {
 		return client.IgnoreNotFound(fmt.Errorf("remove finalizer: %w", err))
 	}
-	r.metrics.forget(client.ObjectKeyFromObject(nsync))
-	r.inProcess.forget(client.ObjectKeyFromObject(nsync))
-	r.Sinks.release(client.ObjectKeyFromObject(nsync))
+	r.forget(client.ObjectKeyFromObject(nsync))
 	return nil
+}
+
+// forget drops what the reconciler keeps for a NangoSync that is gone: its metrics, its
+// in-process wakes, and its use of a sink, which closes if nobody else uses it.
+func (r *NangoSyncReconciler) forget(key types.NamespacedName) {
+	r.metrics.forget(key)
+	r.inProcess.forget(key)
+	r.Sinks.release(key)
 }
 
 func (r *NangoSyncReconciler) cleanSink(ctx context.Context, nsync *syncv1alpha1.NangoSync) error {

@@ -21,8 +21,6 @@ limitations under the License.
 package bench
 
 import (
-	"github.com/nango-operator/nango-operator/internal/testutil/freeport"
-
 	"bufio"
 	"bytes"
 	"context"
@@ -47,6 +45,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
+	"github.com/nango-operator/nango-operator/internal/testutil/freeport"
 )
 
 // env is the envtest API server and the manager binary shared by every test of the binary.

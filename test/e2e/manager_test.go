@@ -17,8 +17,6 @@ limitations under the License.
 package e2e
 
 import (
-	"github.com/nango-operator/nango-operator/internal/testutil/freeport"
-
 	"bytes"
 	"context"
 	"errors"
@@ -34,6 +32,8 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/nango-operator/nango-operator/internal/testutil/freeport"
 )
 
 // manager is one running manager process.

@@ -35,8 +35,6 @@ limitations under the License.
 package pgtest
 
 import (
-	"github.com/nango-operator/nango-operator/internal/testutil/freeport"
-
 	"bytes"
 	"context"
 	"errors"
@@ -54,6 +52,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/nango-operator/nango-operator/internal/testutil/freeport"
 )
 
 // installHint is appended to every error that means "PostgreSQL is not installed here".
@@ -175,9 +175,11 @@ func (s *Server) Start(ctx context.Context) error {
 		return nil
 	}
 	if s.port == 0 {
-		port, err := freePort()
+		// Another process could take the port before the server binds it; Start then
+		// fails with the server log saying so.
+		port, err := freeport.Port()
 		if err != nil {
-			return err
+			return fmt.Errorf("find a free port: %w", err)
 		}
 		s.port = port
 	}
@@ -389,14 +391,4 @@ func serverCredential() (*syscall.Credential, error) {
 		return nil, fmt.Errorf("gid of user %s: %w", serverUser, err)
 	}
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}, nil
-}
-
-// freePort asks the kernel for a free loopback port. Another process could take it before
-// the server binds it; Start then fails with the server log saying so.
-func freePort() (int, error) {
-	port, err := freeport.Port()
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	return port, nil
 }

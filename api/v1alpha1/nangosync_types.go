@@ -33,10 +33,24 @@ const (
 )
 
 // NangoRunFailureAnnotation is written by the webhook receiver when Nango reports that its
-// own sync run failed, and removed when a later run succeeds. Its value is compact JSON:
-// {"type":"<Nango error type>","description":"...","syncName":"...","failedAt":"<RFC 3339>"}.
-// The controller shows it as the NangoRunSucceeded condition and a Warning event.
+// own sync run failed, and removed when a later run succeeds. Its value is a NangoRunFailure
+// as compact JSON. The controller shows it as the NangoRunSucceeded condition and a Warning
+// event.
 const NangoRunFailureAnnotation = "sync.nango.dev/nango-run-failure"
+
+// NangoRunFailure is the value of the NangoRunFailureAnnotation: why Nango's own sync run
+// failed, as its webhook said.
+// +kubebuilder:object:generate=false
+type NangoRunFailure struct {
+	// Type is Nango's error type, for example "script_error".
+	Type string `json:"type"`
+	// Description is Nango's description of the error, cut to 1024 bytes.
+	Description string `json:"description"`
+	// SyncName is the Nango sync that failed.
+	SyncName string `json:"syncName"`
+	// FailedAt is when the run failed, RFC 3339; the webhook's arrival when Nango did not say.
+	FailedAt string `json:"failedAt"`
+}
 
 // NangoSyncFinalizer lets the controller remove the sink's checkpoint (and, with
 // deletionPolicy Delete, this sync's rows) before the NangoSync goes away.

@@ -49,6 +49,7 @@ import (
 	"github.com/nango-operator/nango-operator/internal/controller"
 	"github.com/nango-operator/nango-operator/internal/nango"
 	"github.com/nango-operator/nango-operator/internal/receiver"
+	"github.com/nango-operator/nango-operator/internal/sink/sinks"
 )
 
 // options are the manager's command-line settings.
@@ -191,9 +192,9 @@ func run(opts options) error {
 		return fmt.Errorf("create manager: %w", err)
 	}
 
-	sinks := controller.NewSinks()
+	sinkPool := sinks.NewPool(nil)
 	defer func() {
-		if err := sinks.Close(); err != nil {
+		if err := sinkPool.Close(); err != nil {
 			setupLog.Error(err, "close sinks")
 		}
 	}()
@@ -206,7 +207,7 @@ func run(opts options) error {
 		Recorder:  mgr.GetEventRecorder("nango-operator"),
 		Nango: controller.NewNangoClients(&http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
 			nango.NewLimiterRegistry(nango.LimiterConfig{Limit: opts.nangoRateLimit, Window: opts.nangoRateWindow})),
-		Sinks:      sinks,
+		Sinks:      sinkPool,
 		Options:    reconcilerOptions,
 		Registerer: ctrlmetrics.Registry,
 	}

@@ -40,6 +40,7 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
 	"github.com/nango-operator/nango-operator/internal/sink"
 	"github.com/nango-operator/nango-operator/internal/sink/sqlite"
 	"github.com/nango-operator/nango-operator/internal/testutil/freeport"
@@ -312,7 +313,7 @@ func (d *demo) rowsInSink(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	defer func() { _ = snk.Close() }()
-	rows, err := snk.ReadRows(ctx, sink.Key{ProviderConfigKey: integration, ConnectionID: connection, Model: model, Variant: "base"})
+	rows, err := snk.ReadRows(ctx, sink.Key(syncv1alpha1.NewDataSet(integration, connection, model, "")))
 	return len(rows), err
 }
 

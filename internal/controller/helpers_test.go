@@ -47,6 +47,7 @@ import (
 	"github.com/nango-operator/nango-operator/internal/nangosim"
 	"github.com/nango-operator/nango-operator/internal/sink"
 	"github.com/nango-operator/nango-operator/internal/sink/postgres"
+	"github.com/nango-operator/nango-operator/internal/sink/sinks"
 	"github.com/nango-operator/nango-operator/internal/sink/sqlite"
 	"github.com/nango-operator/nango-operator/internal/testutil/pgtest"
 )
@@ -55,34 +56,59 @@ import (
 // process died.
 var errCrash = errors.New("injected crash")
 
-// faultHook crashes the reconcile of one NangoSync at one FaultPoint, a given number of
-// times.
+// faultHook crashes the reconcile of one data set right after its sink committed a page
+// and before the status patch that records its cursor, a given number of times: the case
+// the sink's checkpoint is for. It wraps the sinks the reconciler opens.
 type faultHook struct {
 	mu        sync.Mutex
-	name      string
-	point     FaultPoint
+	key       sink.Key
 	remaining int
 	// onFire runs when the hook crashes a reconcile, before it returns.
 	onFire func()
 }
 
-func (f *faultHook) arm(name string, point FaultPoint, times int, onFire func()) {
+func (f *faultHook) arm(key sink.Key, times int, onFire func()) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.name, f.point, f.remaining, f.onFire = name, point, times, onFire
+	f.key, f.remaining, f.onFire = key, times, onFire
 }
 
-func (f *faultHook) fire(point FaultPoint, nsync *syncv1alpha1.NangoSync) error {
+// fire reports whether a write of key that just committed crashes now.
+func (f *faultHook) fire(key sink.Key) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.remaining == 0 || point != f.point || nsync.Name != f.name {
-		return nil
+	if f.remaining == 0 || key != f.key {
+		return false
 	}
 	f.remaining--
 	if f.onFire != nil {
 		f.onFire()
 	}
-	return errCrash
+	return true
+}
+
+// open is the reconciler's sinks.Opener: the sinks it opens crash when the hook fires.
+func (f *faultHook) open(ctx context.Context, target sinks.Target) (sink.Sink, error) {
+	snk, err := target.Open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &crashAfterCommit{Sink: snk, hook: f}, nil
+}
+
+// crashAfterCommit is a sink whose writes end as a crash would once the hook fires: the
+// page and its checkpoint are committed, the reconcile never learns it.
+type crashAfterCommit struct {
+	sink.Sink
+	hook *faultHook
+}
+
+func (c *crashAfterCommit) WritePage(ctx context.Context, key sink.Key, page sink.Page) (sink.WriteResult, error) {
+	result, err := c.Sink.WritePage(ctx, key, page)
+	if err == nil && c.hook.fire(key) {
+		return sink.WriteResult{}, errCrash
+	}
+	return result, err
 }
 
 // nangoRequest is one GET /records the emulator answered.

@@ -47,6 +47,7 @@ import (
 	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
 	"github.com/nango-operator/nango-operator/internal/nango"
 	"github.com/nango-operator/nango-operator/internal/sink"
+	"github.com/nango-operator/nango-operator/internal/sink/sinks"
 )
 
 // Options tune the reconciler. Zero values take the defaults below.
@@ -84,13 +85,6 @@ const (
 // interval, so they do not all hit Nango in the same second forever.
 const intervalJitter = 0.05
 
-// FaultPoint names a place in a sync where tests inject a crash.
-type FaultPoint string
-
-// AfterSinkCommit is reached after the sink committed a page and before the status patch
-// that records its cursor: a crash there is the case the sink's checkpoint is for.
-const AfterSinkCommit FaultPoint = "AfterSinkCommit"
-
 // NangoSyncReconciler copies the records of each NangoSync from Nango to its sink.
 type NangoSyncReconciler struct {
 	client.Client
@@ -102,13 +96,10 @@ type NangoSyncReconciler struct {
 	// Nango builds Nango clients, sharing one rate limiter per secret key.
 	Nango *NangoClients
 	// Sinks opens sinks and shares them between NangoSyncs that write to the same place.
-	Sinks *Sinks
+	Sinks *sinks.Pool
 	Options
 	// Registerer registers the reconciler's metrics; nil registers none.
 	Registerer prometheus.Registerer
-	// Fault, when set, is called at each FaultPoint; an error it returns ends the sync
-	// there as a crash would. For tests only.
-	Fault func(point FaultPoint, nsync *syncv1alpha1.NangoSync) error
 
 	// State of the running reconciler: metrics comes from SetupWithManager, the rest
 	// works from its zero value.
@@ -206,8 +197,7 @@ func (r *NangoSyncReconciler) sync(ctx context.Context, nsync *syncv1alpha1.Nang
 	if err != nil {
 		return progress{}, err
 	}
-	nsync.Status.Sink = sinkDisplayName(nsync.Spec.Sink)
-	key := sinkKey(nsync)
+	key := sink.Key(nsync.DataSet())
 
 	if err := r.handleResync(ctx, nsync, nangoClient, snk, key); err != nil {
 		return progress{}, err
@@ -231,7 +221,7 @@ func (r *NangoSyncReconciler) handleResync(ctx context.Context, nsync *syncv1alp
 		if err := nangoClient.TriggerSync(ctx, nango.TriggerSyncRequest{
 			ProviderConfigKey: nsync.Spec.ProviderConfigKey,
 			ConnectionID:      nsync.Spec.ConnectionID,
-			Syncs:             []nango.SyncRef{{Name: nsync.Spec.SyncName, Variant: nsync.Spec.Variant}},
+			Syncs:             []nango.SyncRef{{Name: nsync.Spec.SyncName, Variant: key.Variant}},
 			Reset:             true,
 		}); err != nil {
 			return fmt.Errorf("ask Nango to resync %s: %w", nsync.Spec.SyncName, err)
@@ -270,7 +260,7 @@ func (r *NangoSyncReconciler) startCursor(ctx context.Context, nsync *syncv1alph
 		// it out of the sink.
 		r.Recorder.Eventf(nsync, nil, corev1.EventTypeWarning, "CheckpointMissing", "Sync",
 			"The sink has no checkpoint for this sync although status.cursor is set; reading every record again into %s",
-			sinkDisplayName(nsync.Spec.Sink))
+			nsync.Status.Sink)
 	}
 	nsync.Status.Cursor = checkpoint.Cursor
 	nsync.Status.Records = recordCounts(checkpoint.Written)
@@ -403,7 +393,7 @@ func (r *NangoSyncReconciler) finalize(ctx context.Context, nsync *syncv1alpha1.
 func (r *NangoSyncReconciler) forget(key types.NamespacedName) {
 	r.metrics.forget(key)
 	r.inProcess.forget(key)
-	r.Sinks.release(key)
+	r.Sinks.Release(key)
 }
 
 func (r *NangoSyncReconciler) cleanSink(ctx context.Context, nsync *syncv1alpha1.NangoSync) error {
@@ -411,7 +401,7 @@ func (r *NangoSyncReconciler) cleanSink(ctx context.Context, nsync *syncv1alpha1
 	if err != nil {
 		return err
 	}
-	key := sinkKey(nsync)
+	key := sink.Key(nsync.DataSet())
 	if nsync.Spec.DeletionPolicy == syncv1alpha1.DeletionPolicyDelete {
 		if err := snk.DeleteRows(ctx, key); err != nil {
 			return fmt.Errorf("delete the rows of %s: %w", key, err)

@@ -152,7 +152,7 @@ var _ = Describe("NangoSync reconciler", func() {
 
 		By("crashing once, right after the sink committed the first page")
 		crashedAt := make(chan int, 1)
-		faults.arm(nsync.Name, AfterSinkCommit, 1, func() { crashedAt <- nangoRequests.len() })
+		faults.arm(d.key(), 1, func() { crashedAt <- nangoRequests.len() })
 		create(nsync)
 		var logPosition int
 		Eventually(crashedAt).WithTimeout(30 * time.Second).Should(Receive(&logPosition))

@@ -109,7 +109,7 @@ func (r *NangoSyncReconciler) readPages(ctx context.Context, nangoClient *nango.
 		ConnectionID:      nsync.Spec.ConnectionID,
 		ProviderConfigKey: nsync.Spec.ProviderConfigKey,
 		Model:             nsync.Spec.Model,
-		Variant:           nsync.Spec.Variant,
+		Variant:           nsync.DataSet().Variant,
 		Limit:             int(nsync.Spec.PageSize),
 	}
 	if cursor == "" && nsync.Spec.ModifiedAfter != nil {
@@ -154,7 +154,7 @@ func fetchPage(ctx context.Context, nangoClient *nango.Client, req nango.ListRec
 	if err != nil {
 		return fetched{err: fmt.Errorf("list records of %s/%s/%s: %w", req.ProviderConfigKey, req.ConnectionID, req.Model, err)}
 	}
-	records, err := SinkRecords(page.Records)
+	records, err := sink.FromNango(page.Records)
 	if err != nil {
 		return fetched{err: fmt.Errorf("records of %s/%s/%s: %w", req.ProviderConfigKey, req.ConnectionID, req.Model, err)}
 	}
@@ -189,11 +189,6 @@ func (r *NangoSyncReconciler) writeBatch(ctx context.Context, nsync *syncv1alpha
 	written, err := snk.WritePage(ctx, key, sink.Page{Records: records, Checkpoint: checkpoint})
 	if err != nil {
 		return sink.WriteResult{}, &sinkError{err}
-	}
-	if r.Fault != nil {
-		if err := r.Fault(AfterSinkCommit, nsync); err != nil {
-			return sink.WriteResult{}, err
-		}
 	}
 	nsync.Status.Cursor = checkpoint
 	nsync.Status.Records = addCounts(nsync.Status.Records, written) // as the sink did with its copy

@@ -44,6 +44,7 @@ import (
 	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
 	"github.com/nango-operator/nango-operator/internal/nango"
 	"github.com/nango-operator/nango-operator/internal/nangosim"
+	"github.com/nango-operator/nango-operator/internal/sink/sinks"
 	"github.com/nango-operator/nango-operator/internal/testutil/pgtest"
 )
 
@@ -133,15 +134,15 @@ func startReconciler() {
 	})
 	Expect(err).NotTo(HaveOccurred())
 
-	sinks := NewSinks()
-	DeferCleanup(sinks.Close)
+	pool := sinks.NewPool(faults.open)
+	DeferCleanup(pool.Close)
 	reconciler := &NangoSyncReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("nango-operator"),
 		Nango: NewNangoClients(&http.Client{},
 			nango.NewLimiterRegistry(nango.LimiterConfig{Limit: 100000, Window: time.Second})),
-		Sinks: sinks,
+		Sinks: pool,
 		Options: Options{
 			DefaultNangoURL:         simServer.URL,
 			DefaultSecret:           syncv1alpha1.SecretKeyReference{Name: "nango", Key: "secretKey"},
@@ -151,7 +152,6 @@ func startReconciler() {
 			RetryBaseDelay:          50 * time.Millisecond,
 			RetryMaxDelay:           time.Second,
 		},
-		Fault:      faults.fire,
 		Registerer: reconcilerMetrics,
 	}
 	Expect(reconciler.SetupWithManager(mgr)).To(Succeed())

@@ -35,7 +35,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
-	"github.com/nango-operator/nango-operator/internal/controller"
 	"github.com/nango-operator/nango-operator/internal/nango"
 	"github.com/nango-operator/nango-operator/internal/sink"
 	"github.com/nango-operator/nango-operator/internal/sink/postgres"
@@ -361,7 +360,7 @@ func sinkOnly(t *testing.T, s sink.Sink, url string, batch, n int) time.Duration
 		page, err := c.ListRecords(ctx, nango.ListRecordsRequest{
 			ConnectionID: benchConn, ProviderConfigKey: benchPCK, Model: benchModel, Cursor: cursor, Limit: batch})
 		must(t, err)
-		converted, err := controller.SinkRecords(page.Records)
+		converted, err := sink.FromNango(page.Records)
 		must(t, err)
 		checkpoint := page.NextCursor
 		if checkpoint == "" && len(converted) > 0 {

@@ -14,7 +14,7 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package controller
+package sinks
 
 import (
 	"context"
@@ -31,6 +31,11 @@ import (
 	"github.com/nango-operator/nango-operator/internal/sink/sqlite"
 )
 
+// target is a Target whose sink open opens.
+func target(id string, open func() (sink.Sink, error)) Target {
+	return Target{ID: id, Name: id, open: func(context.Context) (sink.Sink, error) { return open() }}
+}
+
 // openTestSink opens an SQLite sink in a folder of the test's own.
 func openTestSink(t *testing.T) sink.Sink {
 	t.Helper()
@@ -41,8 +46,8 @@ func openTestSink(t *testing.T) sink.Sink {
 	return snk
 }
 
-func TestSinksOpenOneSinkWithoutHoldingUpOthers(t *testing.T) {
-	sinks := NewSinks()
+func TestPoolOpensOneSinkWithoutHoldingUpOthers(t *testing.T) {
+	sinks := NewPool(nil)
 	t.Cleanup(func() { _ = sinks.Close() })
 
 	// A sink whose database is slow to answer: its open waits until released.
@@ -53,13 +58,13 @@ func TestSinksOpenOneSinkWithoutHoldingUpOthers(t *testing.T) {
 	for i := range slow {
 		wg.Go(func() {
 			user := types.NamespacedName{Namespace: "ns", Name: fmt.Sprint("sync-", i)}
-			snk, err := sinks.get(user, "slow", func() (sink.Sink, error) {
+			snk, err := sinks.Get(context.Background(), user, target("slow", func() (sink.Sink, error) {
 				if opens.Add(1) == 1 {
 					close(started)
 				}
 				<-release
 				return openTestSink(t), nil
-			})
+			}))
 			if err != nil {
 				t.Error(err)
 			}
@@ -71,8 +76,8 @@ func TestSinksOpenOneSinkWithoutHoldingUpOthers(t *testing.T) {
 	// Another sink opens meanwhile.
 	other := make(chan error, 1)
 	go func() {
-		_, err := sinks.get(types.NamespacedName{Namespace: "ns", Name: "other"}, "other",
-			func() (sink.Sink, error) { return openTestSink(t), nil })
+		_, err := sinks.Get(context.Background(), types.NamespacedName{Namespace: "ns", Name: "other"},
+			target("other", func() (sink.Sink, error) { return openTestSink(t), nil }))
 		other <- err
 	}()
 	select {
@@ -105,16 +110,16 @@ func (c *closeCounter) Close() error {
 	return nil
 }
 
-func TestSinksCloseASinkWhenItsLastUserLeaves(t *testing.T) {
-	sinks := NewSinks()
+func TestPoolClosesASinkWhenItsLastUserLeaves(t *testing.T) {
+	sinks := NewPool(nil)
 	t.Cleanup(func() { _ = sinks.Close() })
 	opened := map[string]*closeCounter{}
 	get := func(user, id string) sink.Sink {
 		t.Helper()
-		snk, err := sinks.get(types.NamespacedName{Namespace: "ns", Name: user}, id, func() (sink.Sink, error) {
+		snk, err := sinks.Get(context.Background(), types.NamespacedName{Namespace: "ns", Name: user}, target(id, func() (sink.Sink, error) {
 			opened[id] = &closeCounter{}
 			return opened[id], nil
-		})
+		}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -136,11 +141,11 @@ func TestSinksCloseASinkWhenItsLastUserLeaves(t *testing.T) {
 	if get("b", "old") != old || len(opened) != 2 {
 		t.Fatal("b no longer got the sink it still uses")
 	}
-	sinks.release(types.NamespacedName{Namespace: "ns", Name: "b"}) // b was deleted
+	sinks.Release(types.NamespacedName{Namespace: "ns", Name: "b"}) // b was deleted
 	if n := old.closed.Load(); n != 1 {
 		t.Fatalf("the old sink was closed %d times once nobody used it, want once", n)
 	}
-	sinks.release(types.NamespacedName{Namespace: "ns", Name: "b"})
+	sinks.Release(types.NamespacedName{Namespace: "ns", Name: "b"})
 	if n := old.closed.Load(); n != 1 {
 		t.Fatalf("releasing twice closed the old sink %d times", n)
 	}

@@ -14,7 +14,7 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package controller
+package sink
 
 import (
 	"bytes"
@@ -23,22 +23,21 @@ import (
 	"fmt"
 
 	"github.com/nango-operator/nango-operator/internal/nango"
-	"github.com/nango-operator/nango-operator/internal/sink"
 )
 
-// SinkRecords converts a page of Nango records for the sink, as every sync does (exported
-// for the benchmarks, whose sink-only limit ingests exactly the records a sync writes).
-func SinkRecords(records []nango.Record) ([]sink.Record, error) {
-	out := make([]sink.Record, len(records))
+// FromNango converts a page of Nango records into the records a sink stores: the record's
+// own fields as its payload, Nango's metadata as the other columns.
+func FromNango(records []nango.Record) ([]Record, error) {
+	out := make([]Record, len(records))
 	for i, rec := range records {
 		payload, err := payloadOf(rec)
 		if err != nil {
 			return nil, fmt.Errorf("record %q: %w", rec.ID, err)
 		}
-		out[i] = sink.Record{
+		out[i] = Record{
 			ID:             rec.ID,
 			Payload:        payload,
-			Action:         sink.Action(rec.Metadata.LastAction),
+			Action:         Action(rec.Metadata.LastAction),
 			FirstSeenAt:    rec.Metadata.FirstSeenAt,
 			LastModifiedAt: rec.Metadata.LastModifiedAt,
 			DeletedAt:      rec.Metadata.DeletedAt,

@@ -1,0 +1,109 @@
+/*
+Copyright 2026 The nango-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package sinks maps a NangoSync's spec.sink to an open sink.Sink, and shares open sinks
+// between the NangoSyncs that write to the same place. It is the one place that knows every
+// sink kind: a new kind is a package of its own (passing sinktest) plus one case in Resolve.
+package sinks
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
+	"github.com/nango-operator/nango-operator/internal/sink"
+	"github.com/nango-operator/nango-operator/internal/sink/postgres"
+	"github.com/nango-operator/nango-operator/internal/sink/sqlite"
+)
+
+// SecretFunc reads one key of a Secret of the NangoSync's own namespace.
+type SecretFunc func(ctx context.Context, ref syncv1alpha1.SecretKeyReference) (string, error)
+
+// Target is a sink spec resolved, with the values of its Secrets, but not opened yet.
+type Target struct {
+	// ID names the place written to (database and table, file and table), so that
+	// NangoSyncs writing to one place share one open sink. It never holds a secret.
+	ID string
+	// Name is "<kind>/<table>" as status and `kubectl get` show it.
+	Name string
+	// open opens the sink.
+	open func(ctx context.Context) (sink.Sink, error)
+}
+
+// Open opens the sink of t.
+func (t Target) Open(ctx context.Context) (sink.Sink, error) {
+	return t.open(ctx)
+}
+
+// Resolve turns a sink spec into a Target, reading the Secrets it names with secret.
+func Resolve(ctx context.Context, spec syncv1alpha1.SinkSpec, secret SecretFunc) (Target, error) {
+	hard := spec.Deletes == syncv1alpha1.DeletesHard
+	switch {
+	case spec.Postgres != nil:
+		pg := spec.Postgres
+		dsn, err := secret(ctx, pg.URLSecretRef)
+		if err != nil {
+			return Target{}, fmt.Errorf("read the PostgreSQL URL: %w", err)
+		}
+		// The id holds a hash of the DSN, never the DSN: it may carry a password.
+		sum := sha256.Sum256([]byte(dsn))
+		opts := postgres.Options{Schema: pg.Schema, Table: pg.Table, HardDeletes: hard}
+		return Target{
+			ID:   fmt.Sprintf("postgres/%s/%s/%s/%t", hex.EncodeToString(sum[:]), pg.Schema, pg.Table, hard),
+			Name: DisplayName(spec),
+			open: func(ctx context.Context) (sink.Sink, error) {
+				snk, err := postgres.Open(ctx, dsn, opts)
+				if err != nil {
+					return nil, fmt.Errorf("open PostgreSQL table %s: %w", pg.Table, err)
+				}
+				return snk, nil
+			},
+		}, nil
+	case spec.SQLite != nil:
+		lite := spec.SQLite
+		opts := sqlite.Options{Table: lite.Table, HardDeletes: hard}
+		return Target{
+			ID:   fmt.Sprintf("sqlite/%s/%s/%t", lite.Path, lite.Table, hard),
+			Name: DisplayName(spec),
+			open: func(ctx context.Context) (sink.Sink, error) {
+				snk, err := sqlite.Open(ctx, lite.Path, opts)
+				if err != nil {
+					return nil, fmt.Errorf("open SQLite table %s in %s: %w", lite.Table, lite.Path, err)
+				}
+				return snk, nil
+			},
+		}, nil
+	}
+	// The API server refuses a NangoSync without exactly one sink kind.
+	return Target{}, errors.New("spec.sink sets no sink kind")
+}
+
+// DisplayName names a sink for status and kubectl: "<kind>/<table>", with the schema when
+// the spec names one.
+func DisplayName(spec syncv1alpha1.SinkSpec) string {
+	switch {
+	case spec.Postgres != nil && spec.Postgres.Schema != "":
+		return "postgres/" + spec.Postgres.Schema + "." + spec.Postgres.Table
+	case spec.Postgres != nil:
+		return "postgres/" + spec.Postgres.Table
+	case spec.SQLite != nil:
+		return "sqlite/" + spec.SQLite.Table
+	}
+	return ""
+}

@@ -42,7 +42,7 @@ type ListRecordsRequest struct {
 	ConnectionID      string
 	ProviderConfigKey string
 	Model             string
-	// Variant of the model; "" and "base" read the base model.
+	// Variant of the model; "" and syncv1alpha1.BaseVariant read the base model.
 	Variant string
 	// Cursor is exclusive: the page starts after it.
 	Cursor string

@@ -9,17 +9,19 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
 )
 
 // SyncRef names a sync, optionally with a variant.
 type SyncRef struct {
 	Name    string
-	Variant string // "" for the base variant
+	Variant string // "" or syncv1alpha1.BaseVariant for the base variant
 }
 
 // MarshalJSON sends a bare name for the base variant, as Nango's SDK does.
 func (s SyncRef) MarshalJSON() ([]byte, error) {
-	if s.Variant == "" || s.Variant == "base" {
+	if syncv1alpha1.VariantOrBase(s.Variant) == syncv1alpha1.BaseVariant {
 		return json.Marshal(s.Name)
 	}
 	return json.Marshal(struct {

@@ -19,7 +19,6 @@ package receiver
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -29,22 +28,14 @@ import (
 // Field indexes on NangoSyncs, so that a webhook finds the NangoSyncs it concerns in the
 // manager's cache (which every replica runs) without listing every NangoSync.
 const (
-	// modelIndex holds the dataSetKey of a NangoSync: a sync webhook names one data set.
+	// modelIndex holds the DataSet of a NangoSync as a string: a sync webhook names one data
+	// set. The parts may hold slashes, so two data sets can share a key; lookups compare the
+	// data sets themselves too.
 	modelIndex = ".spec.nangoDataSet"
 	// connectionIndex holds "<providerConfigKey>/<connectionId>": the NangoSyncs whose
 	// signing keys may verify a webhook of another type (auth, …) for the connection.
 	connectionIndex = ".spec.nangoConnection"
 )
-
-// dataSetKey is the index key of one data set: "<providerConfigKey>/<connectionId>/<model>/<variant>",
-// with an empty variant read as "base". The parts may hold slashes, so two data sets can
-// share a key; lookups compare the fields themselves too.
-func dataSetKey(providerConfigKey, connectionID, model, variant string) string {
-	if variant == "" {
-		variant = baseVariant
-	}
-	return strings.Join([]string{providerConfigKey, connectionID, model, variant}, "/")
-}
 
 func connectionKey(providerConfigKey, connectionID string) string {
 	return providerConfigKey + "/" + connectionID
@@ -64,7 +55,7 @@ func IndexNangoSyncs(ctx context.Context, indexer client.FieldIndexer) error {
 
 func indexDataSet(obj client.Object) []string {
 	nsync := obj.(*syncv1alpha1.NangoSync)
-	return []string{dataSetKey(nsync.Spec.ProviderConfigKey, nsync.Spec.ConnectionID, nsync.Spec.Model, nsync.Spec.Variant)}
+	return []string{nsync.DataSet().String()}
 }
 
 func indexConnection(obj client.Object) []string {
@@ -84,12 +75,9 @@ func candidates(ctx context.Context, reader client.Reader, wh webhook) ([]syncv1
 	}
 	var found []syncv1alpha1.NangoSync
 	for _, model := range wh.Sync.models() {
-		variant := wh.Sync.variant()
-		matches, err := list(ctx, reader, modelIndex, dataSetKey(wh.ProviderConfigKey, wh.ConnectionID, model, variant),
-			func(nsync *syncv1alpha1.NangoSync) bool {
-				return nsync.Spec.ProviderConfigKey == wh.ProviderConfigKey && nsync.Spec.ConnectionID == wh.ConnectionID &&
-					nsync.Spec.Model == model && variantOf(nsync) == variant
-			})
+		set := syncv1alpha1.NewDataSet(wh.ProviderConfigKey, wh.ConnectionID, model, wh.Sync.SyncVariant)
+		matches, err := list(ctx, reader, modelIndex, set.String(),
+			func(nsync *syncv1alpha1.NangoSync) bool { return nsync.DataSet() == set })
 		if err != nil {
 			return nil, err
 		}
@@ -116,11 +104,4 @@ func list(ctx context.Context, reader client.Reader, index, key string,
 		}
 	}
 	return kept, nil
-}
-
-func variantOf(nsync *syncv1alpha1.NangoSync) string {
-	if nsync.Spec.Variant == "" {
-		return baseVariant
-	}
-	return nsync.Spec.Variant
 }

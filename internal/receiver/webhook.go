@@ -25,6 +25,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
 )
 
 // Webhook types the receiver tells apart. Nango may add types at any time; they are
@@ -33,10 +35,6 @@ const (
 	typeSync = "sync"
 	typeAuth = "auth"
 )
-
-// baseVariant is the variant of a model synced without variants. Nango leaves syncVariant
-// out of some webhooks (failed runs); that means the base variant.
-const baseVariant = "base"
 
 // Limits on what a failed run writes into the failure annotation, so that a long stack
 // trace from a sync script cannot bloat the NangoSync.
@@ -110,13 +108,8 @@ func parseWebhook(body []byte) (webhook, error) {
 	return wh, nil
 }
 
-// variant is the sync's variant, "base" when Nango left it out.
-func (r *syncRun) variant() string {
-	if r.SyncVariant == "" {
-		return baseVariant
-	}
-	return r.SyncVariant
-}
+// variant is the sync's variant, the base variant when Nango left it out.
+func (r *syncRun) variant() string { return syncv1alpha1.VariantOrBase(r.SyncVariant) }
 
 // succeeded and failed tell the two kinds of sync webhook apart; a webhook without
 // success is neither.

@@ -28,14 +28,6 @@ import (
 	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
 )
 
-// nangoRunFailure is the value of the NangoRunFailureAnnotation the webhook receiver writes.
-type nangoRunFailure struct {
-	Type        string `json:"type"`
-	Description string `json:"description"`
-	SyncName    string `json:"syncName"`
-	FailedAt    string `json:"failedAt"`
-}
-
 // conditionReason is what the API server accepts as a condition reason.
 var conditionReason = regexp.MustCompile(`^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$`)
 
@@ -48,9 +40,9 @@ func (r *NangoSyncReconciler) reflectNangoRun(nsync, before *syncv1alpha1.NangoS
 		apimeta.RemoveStatusCondition(&nsync.Status.Conditions, syncv1alpha1.NangoRunSucceededCondition)
 		return
 	}
-	var failure nangoRunFailure
+	var failure syncv1alpha1.NangoRunFailure
 	if err := json.Unmarshal([]byte(value), &failure); err != nil {
-		failure = nangoRunFailure{Description: "the annotation " + syncv1alpha1.NangoRunFailureAnnotation + " is not valid JSON"}
+		failure = syncv1alpha1.NangoRunFailure{Description: "the annotation " + syncv1alpha1.NangoRunFailureAnnotation + " is not valid JSON"}
 	}
 	// Nango's error types (script_error, ...) are valid reasons as they are.
 	reason := failure.Type

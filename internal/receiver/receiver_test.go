@@ -312,7 +312,7 @@ func TestFailedRunIsAnnotatedAndWakesNothing(t *testing.T) {
 			Should(HaveKey(syncv1alpha1.NangoRunFailureAnnotation), "%s was not told of the failed run", key)
 		annotations := h.annotations(key)
 		g.Expect(annotations).NotTo(HaveKey(syncv1alpha1.RequestedAtAnnotation), "a failed run woke %s", key)
-		var f RunFailure
+		var f syncv1alpha1.NangoRunFailure
 		g.Expect(json.Unmarshal([]byte(annotations[syncv1alpha1.NangoRunFailureAnnotation]), &f)).To(Succeed())
 		g.Expect(f.Type).To(Equal("script_error"))
 		g.Expect(f.SyncName).To(Equal("contacts"))
@@ -434,7 +434,7 @@ func TestAnnotationPatch(t *testing.T) {
 	g.Expect(string(patch)).To(MatchJSON(`{"metadata":{"annotations":{
 		"sync.nango.dev/requested-at":"2026-05-01T10:00:00.123456789Z","sync.nango.dev/nango-run-failure":null}}}`))
 
-	patch, err = annotationPatch(wakeWork{failure: &RunFailure{Type: "t", Description: "d", SyncName: "s", FailedAt: "f"}})
+	patch, err = annotationPatch(wakeWork{failure: &syncv1alpha1.NangoRunFailure{Type: "t", Description: "d", SyncName: "s", FailedAt: "f"}})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(string(patch)).To(MatchJSON(`{"metadata":{"annotations":{
 		"sync.nango.dev/nango-run-failure":"{\"type\":\"t\",\"description\":\"d\",\"syncName\":\"s\",\"failedAt\":\"f\"}"}}}`))

@@ -56,7 +56,7 @@ type wakeWork struct {
 	// wake: a successful run asked for a sync.
 	wake bool
 	// failure is the latest failed run, nil when none came or a success came after it.
-	failure *RunFailure
+	failure *syncv1alpha1.NangoRunFailure
 	// clearFailure: a successful run came after any failure, so the annotation goes.
 	clearFailure bool
 }
@@ -73,7 +73,7 @@ func (w *wakeWork) mergeSuccess(arrived time.Time) {
 }
 
 // mergeFailure adds a failed run.
-func (w *wakeWork) mergeFailure(arrived time.Time, f RunFailure) {
+func (w *wakeWork) mergeFailure(arrived time.Time, f syncv1alpha1.NangoRunFailure) {
 	w.noteArrival(arrived)
 	w.failure = &f
 }

@@ -136,22 +136,9 @@ func (r *syncRun) models() []string {
 	return models
 }
 
-// RunFailure is the value of the sync.nango.dev/nango-run-failure annotation: why Nango's
-// own sync run failed, as its webhook said.
-type RunFailure struct {
-	// Type is Nango's error type, for example "script_error".
-	Type string `json:"type"`
-	// Description is Nango's description of the error, cut to 1024 bytes.
-	Description string `json:"description"`
-	// SyncName is the Nango sync that failed.
-	SyncName string `json:"syncName"`
-	// FailedAt is when the run failed, RFC 3339; the webhook's arrival when Nango did not say.
-	FailedAt string `json:"failedAt"`
-}
-
 // runFailure turns a failed run into its annotation value.
-func (r *syncRun) runFailure(arrived time.Time) RunFailure {
-	f := RunFailure{Type: "unknown", SyncName: truncate(r.SyncName, maxNameBytes), FailedAt: arrived.UTC().Format(time.RFC3339)}
+func (r *syncRun) runFailure(arrived time.Time) syncv1alpha1.NangoRunFailure {
+	f := syncv1alpha1.NangoRunFailure{Type: "unknown", SyncName: truncate(r.SyncName, maxNameBytes), FailedAt: arrived.UTC().Format(time.RFC3339)}
 	if r.Error != nil {
 		if r.Error.Type != "" {
 			f.Type = truncate(r.Error.Type, maxNameBytes)

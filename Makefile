@@ -64,15 +64,16 @@ lint-fix: golangci-lint ## Run golangci-lint and fix what it can.
 .PHONY: test
 test: verify-generated vet lint setup-envtest setup-postgres helm kustomize ## Check generated files, vet, lint, then run every test against a real API server and PostgreSQL.
 	KUBEBUILDER_ASSETS="$(KUBEBUILDER_ASSETS)" go test ./... -count=1 -coverprofile cover.out
-	go test ./internal/receiver -run '^$$' -fuzz FuzzParseAndVerify -fuzztime $(FUZZTIME)
+	$(MAKE) fuzz
 
-# How long `make test` fuzzes the webhook parser and verifier; run longer by hand with
-# `make fuzz FUZZTIME=10m`.
+# How long `make test` fuzzes each of the webhook parser and verifier (internal/nango) and
+# the receiver's request path; run longer by hand with `make fuzz FUZZTIME=10m`.
 FUZZTIME ?= 10s
 
 .PHONY: fuzz
-fuzz: ## Fuzz the webhook receiver's request parser and verifier for FUZZTIME.
-	go test ./internal/receiver -run '^$$' -fuzz FuzzParseAndVerify -fuzztime $(FUZZTIME)
+fuzz: ## Fuzz Nango's webhook parser and verifier, then the webhook receiver's request path, each for FUZZTIME.
+	go test ./internal/nango -run '^$$' -fuzz FuzzParseWebhook -fuzztime $(FUZZTIME)
+	go test ./internal/receiver -run '^$$' -fuzz FuzzReceive -fuzztime $(FUZZTIME)
 
 .PHONY: demo
 demo: setup-envtest ## Run the operator on a local API server against the Nango emulator, syncing into SQLite. DEMO_FLAGS=-non-interactive stops at the end.

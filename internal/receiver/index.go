@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
+	"github.com/nango-operator/nango-operator/internal/nango"
 )
 
 // Field indexes on NangoSyncs, so that a webhook finds the NangoSyncs it concerns in the
@@ -65,7 +66,7 @@ func indexConnection(obj client.Object) []string {
 
 // candidates are the NangoSyncs a webhook names, before anything is verified: for a sync
 // webhook those of its data sets, for another type those of its connection.
-func candidates(ctx context.Context, reader client.Reader, wh webhook) ([]syncv1alpha1.NangoSync, error) {
+func candidates(ctx context.Context, reader client.Reader, wh nango.Webhook) ([]syncv1alpha1.NangoSync, error) {
 	if wh.ProviderConfigKey == "" || wh.ConnectionID == "" {
 		return nil, nil
 	}
@@ -74,7 +75,7 @@ func candidates(ctx context.Context, reader client.Reader, wh webhook) ([]syncv1
 			func(*syncv1alpha1.NangoSync) bool { return true })
 	}
 	var found []syncv1alpha1.NangoSync
-	for _, model := range wh.Sync.models() {
+	for _, model := range wh.Sync.Models(maxModelsPerRun) {
 		set := syncv1alpha1.NewDataSet(wh.ProviderConfigKey, wh.ConnectionID, model, wh.Sync.SyncVariant)
 		matches, err := list(ctx, reader, modelIndex, set.String(),
 			func(nsync *syncv1alpha1.NangoSync) bool { return nsync.DataSet() == set })

@@ -19,7 +19,6 @@ package receiver
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -31,36 +30,6 @@ import (
 
 	"github.com/nango-operator/nango-operator/internal/nango"
 )
-
-// signatures are the signatures a request carries, as lowercase hex.
-type signatures struct {
-	hmac   string
-	legacy string // empty unless the legacy signature is allowed
-}
-
-// signaturesOf reads the signature headers. The legacy X-Nango-Signature is SHA-256 of key
-// and body, open to length extension: it is read only when the operator opted in, and only
-// when no HMAC signature came along (Nango sends both; the HMAC one then decides).
-func signaturesOf(h http.Header, allowLegacy bool) signatures {
-	s := signatures{hmac: strings.TrimSpace(h.Get(nango.HeaderWebhookHMAC))}
-	if s.hmac == "" && allowLegacy {
-		s.legacy = strings.TrimSpace(h.Get(nango.HeaderWebhookLegacy))
-	}
-	return s
-}
-
-func (s signatures) empty() bool { return s.hmac == "" && s.legacy == "" }
-
-// verifiedBy reports whether one of keys signed body. It compares in constant time.
-func (s signatures) verifiedBy(body []byte, keys []string) bool {
-	if len(keys) == 0 {
-		return false
-	}
-	if s.hmac != "" {
-		return nango.VerifyWebhookHMAC(body, s.hmac, keys...)
-	}
-	return s.legacy != "" && nango.VerifyWebhookLegacy(body, s.legacy, keys...)
-}
 
 // keyCache holds the values of the Secrets that hold webhook signing keys, read straight
 // from the API server (the manager's cache keeps only the metadata of Secrets). A value is
@@ -106,12 +75,12 @@ type keySource struct {
 // cached key did (if the last read is older than minRefresh). The error is that of the
 // Secret's last read: a caller that finds nothing verified answers 503 rather than 401
 // when a key may have been missed, so that Nango retries.
-func (c *keyCache) verify(ctx context.Context, source keySource, sigs signatures, body []byte) (bool, error) {
-	if keys, _ := c.keys(ctx, source, false); sigs.verifiedBy(body, keys) {
+func (c *keyCache) verify(ctx context.Context, source keySource, sigs nango.WebhookSignatures, body []byte) (bool, error) {
+	if keys, _ := c.keys(ctx, source, false); sigs.Verify(body, keys...) {
 		return true, nil
 	}
 	refreshed, err := c.keys(ctx, source, true)
-	return sigs.verifiedBy(body, refreshed), err
+	return sigs.Verify(body, refreshed...), err
 }
 
 // keys answers the signing keys of source: a read of its Secret when the cached one is

@@ -20,6 +20,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nango-operator/nango-operator/internal/nango"
 )
 
 // Results of a webhook, the result label of nango_operator_webhooks_total.
@@ -94,7 +96,7 @@ func (m *metrics) count(webhookType, result string) {
 // body, and an unbounded label would let a sender grow the metrics without end.
 func labelType(webhookType string) string {
 	switch webhookType {
-	case typeSync, typeAuth, "forward", "async_action":
+	case nango.WebhookTypeSync, nango.WebhookTypeAuth, nango.WebhookTypeForward, nango.WebhookTypeAsyncAction:
 		return webhookType
 	}
 	return "other"

@@ -39,6 +39,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
+	"github.com/nango-operator/nango-operator/internal/nango"
 )
 
 // Path is where Nango posts webhooks: set the environment's webhook URL to
@@ -193,26 +194,26 @@ func (r *Receiver) receive(w http.ResponseWriter, req *http.Request, arrived tim
 }
 
 // read checks the path and method and reads the body (at most MaxBodyBytes) and signatures.
-func (r *Receiver) read(w http.ResponseWriter, req *http.Request) ([]byte, signatures, *answer) {
+func (r *Receiver) read(w http.ResponseWriter, req *http.Request) ([]byte, nango.WebhookSignatures, *answer) {
 	if req.URL.Path != Path {
-		return nil, signatures{}, &answer{http.StatusNotFound, typeUnknown, resultNotFound, "not found: Nango webhooks go to " + Path}
+		return nil, nango.WebhookSignatures{}, &answer{http.StatusNotFound, typeUnknown, resultNotFound, "not found: Nango webhooks go to " + Path}
 	}
 	if req.Method != http.MethodPost {
-		return nil, signatures{}, &answer{http.StatusMethodNotAllowed, typeUnknown, resultWrongMethod, "method not allowed: use POST"}
+		return nil, nango.WebhookSignatures{}, &answer{http.StatusMethodNotAllowed, typeUnknown, resultWrongMethod, "method not allowed: use POST"}
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, MaxBodyBytes))
 	if err != nil {
 		if maxBytes := (*http.MaxBytesError)(nil); errors.As(err, &maxBytes) {
-			return nil, signatures{}, &answer{http.StatusRequestEntityTooLarge, typeUnknown, resultTooLarge,
+			return nil, nango.WebhookSignatures{}, &answer{http.StatusRequestEntityTooLarge, typeUnknown, resultTooLarge,
 				fmt.Sprintf("body too large: at most %d bytes", MaxBodyBytes)}
 		}
-		return nil, signatures{}, &answer{http.StatusBadRequest, typeUnknown, resultMalformed, "could not read the body"}
+		return nil, nango.WebhookSignatures{}, &answer{http.StatusBadRequest, typeUnknown, resultMalformed, "could not read the body"}
 	}
-	sigs := signaturesOf(req.Header, r.allowLegacySignature)
-	if sigs.empty() {
+	sigs := nango.WebhookSignaturesOf(req.Header, r.allowLegacySignature)
+	if sigs.Empty() {
 		r.log.V(1).Info("refused a webhook without a signature", "remote", req.RemoteAddr)
 		refused := unauthorized()
-		return nil, signatures{}, &refused
+		return nil, nango.WebhookSignatures{}, &refused
 	}
 	return body, sigs, nil
 }
@@ -221,30 +222,30 @@ func (r *Receiver) read(w http.ResponseWriter, req *http.Request) ([]byte, signa
 // are tried first, on the raw body; the webhook is parsed before it is verified only to find
 // the NangoSyncs whose own keys to try. A body the operator's keys verify but that is not
 // the JSON Nango sends is a 400; one no key verifies, parsed or not, a 401.
-func (r *Receiver) verify(ctx context.Context, req *http.Request, sigs signatures,
-	body []byte) (webhook, []types.NamespacedName, *answer) {
+func (r *Receiver) verify(ctx context.Context, req *http.Request, sigs nango.WebhookSignatures,
+	body []byte) (nango.Webhook, []types.NamespacedName, *answer) {
 	byOperator, operatorErr := r.verifiedByOperator(ctx, sigs, body)
-	wh, err := parseWebhook(body)
+	wh, err := nango.ParseWebhook(body)
 	if err != nil {
 		if byOperator {
-			return webhook{}, nil, &answer{http.StatusBadRequest, typeUnknown, resultMalformed,
+			return nango.Webhook{}, nil, &answer{http.StatusBadRequest, typeUnknown, resultMalformed,
 				"malformed webhook: not the JSON Nango sends"}
 		}
 		refused := r.refuse(req, operatorErr)
-		return webhook{}, nil, &refused
+		return nango.Webhook{}, nil, &refused
 	}
 	var found []syncv1alpha1.NangoSync
 	if !byOperator || wh.Sync != nil {
 		if found, err = candidates(ctx, r.client, wh); err != nil {
 			r.log.Error(err, "could not find the NangoSyncs of a webhook; Nango retries it")
-			return webhook{}, nil, &answer{http.StatusServiceUnavailable, typeUnknown, resultUnavailable,
+			return nango.Webhook{}, nil, &answer{http.StatusServiceUnavailable, typeUnknown, resultUnavailable,
 				"cannot read NangoSyncs now; retry later"}
 		}
 	}
 	targets, keyErr := r.verifiedTargets(ctx, sigs, body, byOperator, found)
 	if !byOperator && len(targets) == 0 {
 		refused := r.refuse(req, errors.Join(operatorErr, keyErr))
-		return webhook{}, nil, &refused
+		return nango.Webhook{}, nil, &refused
 	}
 	return wh, targets, nil
 }
@@ -265,7 +266,7 @@ func (r *Receiver) refuse(req *http.Request, readErr error) answer {
 }
 
 // verifiedByOperator reports whether one of the operator's own keys signed body.
-func (r *Receiver) verifiedByOperator(ctx context.Context, sigs signatures, body []byte) (bool, error) {
+func (r *Receiver) verifiedByOperator(ctx context.Context, sigs nango.WebhookSignatures, body []byte) (bool, error) {
 	if r.signingSecret.Name == "" {
 		return false, nil
 	}
@@ -274,7 +275,7 @@ func (r *Receiver) verifiedByOperator(ctx context.Context, sigs signatures, body
 
 // verifiedTargets are the NangoSyncs among found that the webhook may wake: all of them
 // when the operator's key verified it, else those whose own signing key did.
-func (r *Receiver) verifiedTargets(ctx context.Context, sigs signatures, body []byte, byOperator bool,
+func (r *Receiver) verifiedTargets(ctx context.Context, sigs nango.WebhookSignatures, body []byte, byOperator bool,
 	found []syncv1alpha1.NangoSync) ([]types.NamespacedName, error) {
 	targets := make([]types.NamespacedName, 0, len(found))
 	verdicts := map[keySource]bool{} // NangoSyncs often share a Secret: verify once per key
@@ -310,20 +311,20 @@ func signingKeyOf(nsync *syncv1alpha1.NangoSync) (keySource, bool) {
 }
 
 // act queues what a verified webhook asks of its NangoSyncs and answers 202.
-func (r *Receiver) act(wh webhook, targets []types.NamespacedName, arrived time.Time) answer {
+func (r *Receiver) act(wh nango.Webhook, targets []types.NamespacedName, arrived time.Time) answer {
 	webhookType := labelType(wh.Type)
 	accepted := func(result string) answer {
 		return answer{http.StatusAccepted, webhookType, result, "accepted"}
 	}
 	run := wh.Sync
 	switch {
-	case run == nil || (!run.succeeded() && !run.failed()):
+	case run == nil || (!run.Succeeded() && !run.Failed()):
 		return accepted(resultIgnored)
 	case len(targets) == 0:
 		r.log.V(1).Info("no NangoSync matches the sync webhook",
-			"providerConfigKey", wh.ProviderConfigKey, "connectionId", wh.ConnectionID, "model", run.Model, "variant", run.variant())
+			"providerConfigKey", wh.ProviderConfigKey, "connectionId", wh.ConnectionID, "model", run.Model, "variant", run.Variant())
 		return accepted(resultNoMatch)
-	case run.succeeded():
+	case run.Succeeded():
 		for _, key := range targets {
 			r.waker.add(key, func(work *wakeWork) { work.mergeSuccess(arrived) })
 			if r.wakeInProcess != nil {
@@ -333,7 +334,7 @@ func (r *Receiver) act(wh webhook, targets []types.NamespacedName, arrived time.
 		r.log.V(1).Info("waking NangoSyncs for new records", "nangosyncs", targets)
 		return accepted(resultWake)
 	default:
-		failure := run.runFailure(arrived)
+		failure := runFailure(run, arrived)
 		for _, key := range targets {
 			r.waker.add(key, func(work *wakeWork) { work.mergeFailure(arrived, failure) })
 		}

@@ -98,8 +98,11 @@ const (
 	RateLimitedReason = "RateLimited"
 	// NangoUnavailableReason: Nango answered with a server error or could not be reached.
 	NangoUnavailableReason = "NangoUnavailable"
-	// SinkUnavailableReason: the sink could not be reached or refused a write.
+	// SinkUnavailableReason: the sink could not be reached or is busy; the sync retries.
 	SinkUnavailableReason = "SinkUnavailable"
+	// SinkRefusedReason: the sink refused the operator (credentials, a missing privilege,
+	// a table of another shape); the message says what to change.
+	SinkRefusedReason = "SinkRefused"
 	// SyncFailedReason: Nango reported that its own sync run failed (from a webhook).
 	SyncFailedReason = "SyncFailed"
 	// InvalidRequestReason: Nango refused the request as malformed, for example a

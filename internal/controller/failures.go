@@ -23,6 +23,7 @@ import (
 
 	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
 	"github.com/nango-operator/nango-operator/internal/nango"
+	"github.com/nango-operator/nango-operator/internal/sink"
 )
 
 // failure is a failed sync as a person should see it.
@@ -51,8 +52,7 @@ func classify(err error) failure {
 	}
 	var sinkErr *sinkError
 	if errors.As(err, &sinkErr) {
-		return failure{reason: syncv1alpha1.SinkUnavailableReason,
-			message: "Cannot write to the sink, the cursor stays where it is: " + err.Error()}
+		return sinkFailure(err)
 	}
 	var nangoErr *nango.Error
 	if !errors.As(err, &nangoErr) {
@@ -62,6 +62,17 @@ func classify(err error) failure {
 	// The kinds a retry cannot fix until a person changes something: nango knows which.
 	f.stalled = nango.IsTerminal(err)
 	return f
+}
+
+// sinkFailure is the failure of a sink error: Stalled when the sink refused the operator
+// and says what to change, retried with backoff otherwise.
+func sinkFailure(err error) failure {
+	if fix, refused := sink.Refusal(err); refused {
+		return failure{reason: syncv1alpha1.SinkRefusedReason, stalled: true, message: fmt.Sprintf(
+			"The sink refused the operator, the cursor stays where it is: %s. %s", err.Error(), fix)}
+	}
+	return failure{reason: syncv1alpha1.SinkUnavailableReason,
+		message: "Cannot write to the sink, the cursor stays where it is: " + err.Error()}
 }
 
 // nangoFailure is the reason and message of a Nango error of kind.

@@ -29,6 +29,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
@@ -503,4 +504,16 @@ func lastSuccess(g Gomega, nsync *syncv1alpha1.NangoSync) (time.Time, bool) {
 		}
 	}
 	return time.Time{}, false
+}
+
+// execSQL runs statements, in order, in the database of dsn.
+func execSQL(dsn string, statements ...string) {
+	GinkgoHelper()
+	conn, err := pgx.Connect(ctx, dsn)
+	Expect(err).NotTo(HaveOccurred())
+	defer func() { _ = conn.Close(ctx) }()
+	for _, statement := range statements {
+		_, err := conn.Exec(ctx, statement)
+		Expect(err).NotTo(HaveOccurred(), statement)
+	}
 }

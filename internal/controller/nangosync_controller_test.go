@@ -18,6 +18,8 @@ package controller
 
 import (
 	"fmt"
+	"net/url"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -253,6 +255,53 @@ var _ = Describe("NangoSync reconciler", func() {
 			Expect(server.Start(ctx)).To(Succeed())
 			expectReason(nsync, metav1.ConditionTrue, syncv1alpha1.SyncedReason)
 			Eventually(func(g Gomega) { d.matches(g, openSink(spec)) }).Should(Succeed())
+		})
+
+		It("SinkRefused, Stalled, while the PostgreSQL role lacks a privilege, until it is granted", func() {
+			dsn := pgtest.NewDatabase(GinkgoTB())
+			By("letting a DBA create the tables and give the operator's role SELECT alone")
+			openSink(postgresSinkSpecFor(dsn, "contacts"))
+			role := strings.ReplaceAll(uniqueName("reader"), "-", "_")
+			execSQL(dsn, "CREATE ROLE "+role+" LOGIN",
+				"GRANT SELECT ON contacts, nango_sync_checkpoints TO "+role)
+			roleDSN, err := url.Parse(dsn)
+			Expect(err).NotTo(HaveOccurred())
+			roleDSN.User = url.User(role)
+
+			d := newDataSet(uniqueName("hooli"), "Contact")
+			Expect(sim.CreateConnection(d.ref.ConnectionRef, "hubspot")).To(Succeed())
+			d.upsert(ids("rec", 0, 10), 1)
+			nsync := newNangoSyncFor(d, postgresSinkSpecFor(roleDSN.String(), "contacts"))
+			create(nsync)
+			expectReason(nsync, metav1.ConditionFalse, syncv1alpha1.SinkRefusedReason)
+			Expect(conditionTrue(nsync, syncv1alpha1.StalledCondition)).To(BeTrue())
+			Expect(readyMessage(nsync)).To(ContainSubstring("permission denied"))
+			Expect(readyMessage(nsync)).To(ContainSubstring("Grant"))
+			Expect(nsync.Status.Cursor).To(BeEmpty())
+
+			execSQL(dsn, "GRANT INSERT, UPDATE, DELETE ON contacts, nango_sync_checkpoints TO "+role)
+			expectReason(nsync, metav1.ConditionTrue, syncv1alpha1.SyncedReason)
+			Expect(nsync.Status.Records.Total).To(Equal(int64(10)))
+		})
+
+		It("SinkRefused, Stalled, while the table has another shape than the operator's, until the spec names a new one", func() {
+			dsn := pgtest.NewDatabase(GinkgoTB())
+			execSQL(dsn, "CREATE TABLE contacts (id text PRIMARY KEY, name text)")
+			d := newDataSet(uniqueName("initech"), "Contact")
+			Expect(sim.CreateConnection(d.ref.ConnectionRef, "hubspot")).To(Succeed())
+			d.upsert(ids("rec", 0, 10), 1)
+			nsync := newNangoSyncFor(d, postgresSinkSpecFor(dsn, "contacts"))
+			create(nsync)
+			expectReason(nsync, metav1.ConditionFalse, syncv1alpha1.SinkRefusedReason)
+			Expect(conditionTrue(nsync, syncv1alpha1.StalledCondition)).To(BeTrue())
+			Expect(readyMessage(nsync)).To(ContainSubstring("another shape"))
+			Expect(readyMessage(nsync)).To(ContainSubstring("spec.sink.postgres.table"))
+
+			patch := client.MergeFrom(nsync.DeepCopy())
+			nsync.Spec.Sink.Postgres.Table = "nango_contacts"
+			Expect(k8sClient.Patch(ctx, nsync, patch)).To(Succeed())
+			expectReason(nsync, metav1.ConditionTrue, syncv1alpha1.SyncedReason)
+			Expect(nsync.Status.Records.Total).To(Equal(int64(10)))
 		})
 
 		It("InvalidCursor while Nango fails on the stored cursor, until a resync", func() {

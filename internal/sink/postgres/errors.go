@@ -29,12 +29,55 @@ import (
 )
 
 // classify marks err with sink.ErrUnavailable when it says PostgreSQL could not be reached
-// or refused work for now, so that callers retry instead of giving up. nil stays nil.
+// or refused work for now, so that callers retry, and as sink.Refused when PostgreSQL will
+// say no until a person changes something, with what to change. nil stays nil.
 func classify(err error) error {
-	if err == nil || !isUnavailable(err) {
-		return err
+	if err == nil {
+		return nil
 	}
-	return fmt.Errorf("%w: %w", sink.ErrUnavailable, err)
+	if isUnavailable(err) {
+		return fmt.Errorf("%w: %w", sink.ErrUnavailable, err)
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		if fix := refusalFix(pgErr.Code); fix != "" {
+			return sink.Refused(err, fix)
+		}
+	}
+	return err
+}
+
+// The fixes of refusals, for the person who reads the NangoSync's condition.
+const (
+	fixCredentials = "Check the user and password of the connection URL in the Secret named by spec.sink.postgres.urlSecretRef"
+	fixDatabase    = "Create the database, or correct its name in the connection URL in the Secret named by spec.sink.postgres.urlSecretRef"
+	fixPrivilege   = "Grant the connection URL's role SELECT, INSERT, UPDATE and DELETE on the records table and on " +
+		CheckpointTable + ", and CREATE on the schema while those tables do not exist yet (the operator creates them)"
+	fixShape = "The table exists with another shape than the operator's (see the sink's documentation): " +
+		"point spec.sink.postgres.table at a new table, or drop this one"
+	fixConnectionString = "Correct the connection URL in the Secret named by spec.sink.postgres.urlSecretRef " +
+		"(postgres://user:password@host:port/database?sslmode=...)"
+)
+
+// refusalFix is what to change when a PostgreSQL error code means "no" until a person acts,
+// or "" when it does not.
+func refusalFix(code string) string {
+	switch code {
+	case "28P01", // invalid_password
+		"28000": // invalid_authorization_specification: no such role, or pg_hba.conf refuses it
+		return fixCredentials
+	case "3D000": // invalid_catalog_name: no such database
+		return fixDatabase
+	case "42501": // insufficient_privilege
+		return fixPrivilege
+	case "42703", // undefined_column
+		"42804", // datatype_mismatch
+		"42P10", // invalid_column_reference: no unique constraint matching ON CONFLICT
+		"42809", // wrong_object_type: a view, for example
+		"23502": // not_null_violation: every column the operator writes has a value
+		return fixShape
+	}
+	return ""
 }
 
 func isUnavailable(err error) bool {

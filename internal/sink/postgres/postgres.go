@@ -110,8 +110,8 @@ func Open(ctx context.Context, dsn string, opts Options) (*Sink, error) {
 	config, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		// The parse error quotes the connection string, password masking is best effort.
-		return nil, errors.New("open PostgreSQL sink: the connection string is not valid " +
-			"(details withheld, the string may hold a password)")
+		return nil, sink.Refused(errors.New("open PostgreSQL sink: the connection string is not valid "+
+			"(details withheld, the string may hold a password)"), fixConnectionString)
 	}
 	if config.ConnConfig.RuntimeParams["application_name"] == "" {
 		config.ConnConfig.RuntimeParams["application_name"] = applicationName

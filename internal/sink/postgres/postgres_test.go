@@ -20,6 +20,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -112,6 +113,51 @@ func TestOpenWithTablesCreatedByADBANeedsNoCreatePrivilege(t *testing.T) {
 	}
 	if sink.IsUnavailable(err) {
 		t.Fatalf("a missing privilege is reported as unavailability: %v", err)
+	}
+	if fix, refused := sink.Refusal(err); !refused || !strings.Contains(fix, "CREATE") {
+		t.Fatalf("a missing CREATE privilege: refused %t, fix %q; want refused, saying to grant CREATE", refused, fix)
+	}
+
+	execSQL(t, dsn, "REVOKE INSERT ON contacts FROM "+writer)
+	_, err = s.WritePage(ctx, testKey, sink.Page{Records: []sink.Record{testRecord("b", 1)}, Checkpoint: "c2"})
+	if fix, refused := sink.Refusal(err); !refused || !strings.Contains(fix, "Grant") {
+		t.Fatalf("WritePage without INSERT: %v (refused %t, fix %q); want refused, saying what to grant", err, refused, fix)
+	}
+}
+
+func TestTableOfAnotherShapeIsRefused(t *testing.T) {
+	ctx := context.Background()
+	for name, ddl := range map[string]string{
+		"missing columns":    "CREATE TABLE contacts (id text PRIMARY KEY, name text)",
+		"another key":        "CREATE TABLE contacts (provider_config_key text, connection_id text, model text, variant text, id text PRIMARY KEY, payload jsonb, pruned boolean, last_action text, first_seen_at timestamptz, last_modified_at timestamptz, deleted_at timestamptz, cursor text, written_at timestamptz)",
+		"a required column": "CREATE TABLE contacts (provider_config_key text, connection_id text, model text, variant text, id text, payload jsonb, pruned boolean, last_action text, first_seen_at timestamptz, last_modified_at timestamptz, deleted_at timestamptz, cursor text, written_at timestamptz, owner text NOT NULL, PRIMARY KEY (provider_config_key, connection_id, model, variant, id))",
+	} {
+		t.Run(name, func(t *testing.T) {
+			dsn := pgtest.NewDatabase(t)
+			execSQL(t, dsn, ddl)
+			s := open(t, dsn, postgres.Options{Table: "contacts"})
+			closeAtEnd(t, s)
+			_, err := s.WritePage(ctx, testKey, sink.Page{Records: []sink.Record{testRecord("a", 1)}, Checkpoint: "c1"})
+			if fix, refused := sink.Refusal(err); !refused || !strings.Contains(fix, "another shape") {
+				t.Fatalf("WritePage into a table of another shape: %v (refused %t, fix %q)", err, refused, fix)
+			}
+		})
+	}
+}
+
+func TestUnknownDatabaseAndBadConnectionStringAreRefused(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.NewDatabase(t)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/no_such_database"
+	for _, dsn := range []string{u.String(), "postgres://127.0.0.1:notaport/db"} {
+		_, err := postgres.Open(ctx, dsn, postgres.Options{Table: "contacts"})
+		if fix, refused := sink.Refusal(err); !refused || fix == "" {
+			t.Errorf("Open(%s): %v (refused %t, fix %q); want refused with what to fix", dsn, err, refused, fix)
+		}
 	}
 }
 

@@ -19,6 +19,7 @@ package sqlite
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -27,8 +28,9 @@ import (
 )
 
 // classify marks err with sink.ErrUnavailable when the database stayed locked by another
-// writer for longer than the busy timeout: worth retrying, nothing is misconfigured. nil
-// stays nil.
+// writer for longer than the busy timeout (worth retrying, nothing is misconfigured), and as
+// sink.Refused when SQLite will say no until a person changes something, with what to
+// change. nil stays nil.
 func classify(err error) error {
 	var sqliteErr *sqlite.Error
 	if err == nil || !errors.As(err, &sqliteErr) {
@@ -37,6 +39,37 @@ func classify(err error) error {
 	switch sqliteErr.Code() & 0xff { // the primary result code of an extended one
 	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
 		return fmt.Errorf("%w: %w", sink.ErrUnavailable, err)
+	case sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_AUTH:
+		return sink.Refused(err, fixFile)
+	case sqlite3.SQLITE_ERROR, sqlite3.SQLITE_CONSTRAINT:
+		if ofAnotherShape(sqliteErr.Error()) {
+			return sink.Refused(err, fixShape)
+		}
 	}
 	return err
+}
+
+// The fixes of refusals, for the person who reads the NangoSync's condition.
+const (
+	fixFile = "The operator cannot open or write the file of spec.sink.sqlite.path: " +
+		"make sure its directory exists on a writable volume of the operator's pod"
+	fixShape = "The table exists with another shape than the operator's (see the sink's documentation): " +
+		"point spec.sink.sqlite.table at a new table, or drop this one"
+)
+
+// ofAnotherShape tells whether an SQLite error message says a table lacks a column the
+// operator writes, has a column it does not fill, or lacks its primary key. SQLite has no
+// result code for these, only SQLITE_ERROR or SQLITE_CONSTRAINT and a message.
+func ofAnotherShape(message string) bool {
+	for _, says := range []string{
+		"has no column named",            // INSERT into a missing column
+		"no such column",                 // SELECT or UPDATE of a missing column
+		"does not match any PRIMARY KEY", // ON CONFLICT without the operator's key
+		"NOT NULL constraint failed",     // a required column the operator does not fill
+	} {
+		if strings.Contains(message, says) {
+			return true
+		}
+	}
+	return false
 }

@@ -23,6 +23,7 @@ import (
 	"io"
 	"path/filepath"
 	"sync"
+	"strings"
 	"testing"
 	"time"
 
@@ -165,6 +166,25 @@ func TestOpenRejectsBadPaths(t *testing.T) {
 }
 
 var testKey = sink.Key{ProviderConfigKey: "hubspot", ConnectionID: "acme", Model: "Contact", Variant: "base"}
+
+func TestMissingDirectoryAndTableOfAnotherShapeAreRefused(t *testing.T) {
+	ctx := context.Background()
+	_, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "missing", "nango.db"), sqlite.Options{Table: "contacts"})
+	if fix, refused := sink.Refusal(err); !refused || fix == "" {
+		t.Errorf("Open in a missing directory: %v (refused %t, fix %q); want refused with what to fix", err, refused, fix)
+	}
+
+	path := filepath.Join(t.TempDir(), "nango.db")
+	if _, err := rawDB(t, path).ExecContext(ctx, "CREATE TABLE contacts (id text PRIMARY KEY, name text)"); err != nil {
+		t.Fatal(err)
+	}
+	s := open(t, path, sqlite.Options{Table: "contacts"})
+	closeAtEnd(t, s)
+	_, err = s.WritePage(ctx, testKey, sink.Page{Records: []sink.Record{testRecord("a", 1)}, Checkpoint: "c1"})
+	if fix, refused := sink.Refusal(err); !refused || !strings.Contains(fix, "another shape") {
+		t.Fatalf("WritePage into a table of another shape: %v (refused %t, fix %q)", err, refused, fix)
+	}
+}
 
 func testRecord(id string, version int) sink.Record {
 	at := time.Date(2026, 4, 14, 18, 46, 3, 0, time.UTC)

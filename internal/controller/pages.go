@@ -118,8 +118,8 @@ func (r *NangoSyncReconciler) readPages(ctx context.Context, nangoClient *nango.
 	// The reader holds one page while it waits to hand it over, so a channel one page
 	// shorter than two batches keeps it two batches ahead of the writer, and a page of
 	// two batches or more one page ahead. With small pages one batch ahead was not
-	// enough: in a sync of a million records at page size 100, the writer waited 0.9 s
-	// for pages in all, against 0.36 s two batches ahead (docs/benchmarks.md).
+	// enough: the writer waited for pages (docs/benchmarks.md, "Throughput of an initial
+	// sync", step 10).
 	ahead := 0
 	if req.Limit > 0 {
 		ahead = max(0, 2*writeBatchRecords/req.Limit-1)

@@ -142,8 +142,8 @@ func (s *Sink) deleteRecords(ctx context.Context, tx *sql.Tx, key sink.Key, reco
 // forEachRecord runs one statement per record, and stops between two records once ctx is
 // done. The statements themselves run under a context that cannot be cancelled: for a
 // cancellable one, the driver starts a goroutine and installs a progress handler on every
-// call (about 7% of a page's write time, BenchmarkWritePage), to interrupt a statement
-// that takes microseconds. The transaction still rolls back when ctx is done.
+// call (a measurable share of a page's write time, see docs/benchmarks.md, "Sinks: writing
+// a page"), to interrupt a statement that takes microseconds. The transaction still rolls back when ctx is done.
 func forEachRecord(ctx context.Context, records []sink.Record, exec func(context.Context, sink.Record) error) error {
 	uncancellable := context.WithoutCancel(ctx)
 	for _, r := range records {

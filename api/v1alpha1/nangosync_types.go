@@ -63,12 +63,15 @@ const (
 	// stored cursor and the sink committed them.
 	ReadyCondition = "Ready"
 
-	// ReconcilingCondition is True while a sync is in progress: pages remain to be read, or
-	// the spec changed and has not been acted on yet.
+	// ReconcilingCondition is True while the sync is not done but expects to get there on
+	// its own: pages remain to be read (reason Progressing), or a failure that retrying can
+	// fix is being retried with backoff (the failure's reason).
 	ReconcilingCondition = "Reconciling"
 
 	// StalledCondition is True when the sync cannot progress until a person changes
-	// something: a missing Secret, a wrong key, an unknown connection, a cursor Nango rejects.
+	// something: a missing Secret, a wrong key, an unknown connection, a cursor Nango
+	// rejects, a sink that refuses the operator. It is still retried with backoff, so a fix
+	// made outside Kubernetes is picked up on its own.
 	StalledCondition = "Stalled"
 
 	// NangoRunSucceededCondition is False while Nango reports that its own sync run for the
@@ -84,7 +87,7 @@ const (
 	SyncedReason = "Synced"
 	// ProgressingReason: pages are being read and written.
 	ProgressingReason = "Progressing"
-	// SuspendedReason: spec.suspend is true; no work is done.
+	// SuspendedReason: spec.suspend is true; nothing is read or written (Ready is False).
 	SuspendedReason = "Suspended"
 	// SecretNotFoundReason: a Secret (or a key in it) named by the spec does not exist.
 	SecretNotFoundReason = "SecretNotFound"
@@ -336,7 +339,8 @@ type NangoSyncStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// conditions: Ready, Reconciling and Stalled, as kstatus reads them.
+	// conditions: Ready, Reconciling and Stalled, as kstatus reads them, and
+	// NangoRunSucceeded while Nango reports that its own sync run failed.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

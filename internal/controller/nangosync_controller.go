@@ -148,10 +148,6 @@ func (r *NangoSyncReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 			return ctrl.Result{}, fmt.Errorf("add finalizer: %w", err)
 		}
 	}
-	if nsync.Spec.Suspend {
-		logger.V(1).Info("suspended: skipping")
-		return ctrl.Result{}, nil
-	}
 
 	// One status patch per reconcile, and none when nothing changed.
 	before := nsync.DeepCopy()
@@ -160,6 +156,12 @@ func (r *NangoSyncReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 			retErr = errors.Join(retErr, err)
 		}
 	}()
+
+	if nsync.Spec.Suspend {
+		logger.V(1).Info("suspended: not syncing")
+		markSuspended(nsync)
+		return ctrl.Result{}, nil
+	}
 
 	requested := nsync.Annotations[syncv1alpha1.RequestedAtAnnotation]
 	if r.inProcess.takeServed(req.NamespacedName, requested) &&
@@ -327,6 +329,16 @@ func (r *NangoSyncReconciler) markSynced(nsync, before *syncv1alpha1.NangoSync, 
 		r.Recorder.Eventf(nsync, nil, corev1.EventTypeNormal, "Recovered", "Sync",
 			"Synced again after %s: %s", wasReady.Reason, message)
 	}
+}
+
+// markSuspended says that a suspended NangoSync is not synced, and that its spec was seen:
+// tools that wait for observedGeneration to catch up (kstatus) must not wait forever.
+func markSuspended(nsync *syncv1alpha1.NangoSync) {
+	nsync.Status.ObservedGeneration = nsync.Generation
+	setCondition(nsync, syncv1alpha1.ReadyCondition, metav1.ConditionFalse, syncv1alpha1.SuspendedReason,
+		"Suspended by spec.suspend: nothing is read or written until it is false; the cursor stays where it is")
+	apimeta.RemoveStatusCondition(&nsync.Status.Conditions, syncv1alpha1.ReconcilingCondition)
+	apimeta.RemoveStatusCondition(&nsync.Status.Conditions, syncv1alpha1.StalledCondition)
 }
 
 // markFailed sets the conditions of a failed sync, with a Warning event when the reason

@@ -333,6 +333,36 @@ var _ = Describe("NangoSync reconciler", func() {
 		})
 	})
 
+	It("shows a suspended NangoSync as Ready=False, reason Suspended, with its generation observed, and resumes it", func() {
+		d, nsync := syncedNangoSync(sqliteSinkSpec("contacts"))
+		patch := client.MergeFrom(nsync.DeepCopy())
+		nsync.Spec.Suspend = true
+		Expect(k8sClient.Patch(ctx, nsync, patch)).To(Succeed())
+		expectReason(nsync, metav1.ConditionFalse, syncv1alpha1.SuspendedReason)
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(nsync), nsync)).To(Succeed())
+			g.Expect(nsync.Status.ObservedGeneration).To(Equal(nsync.Generation))
+		}).Should(Succeed())
+		Expect(readyMessage(nsync)).To(ContainSubstring("spec.suspend"))
+		Expect(conditionTrue(nsync, syncv1alpha1.ReconcilingCondition)).To(BeFalse())
+		Expect(conditionTrue(nsync, syncv1alpha1.StalledCondition)).To(BeFalse())
+		out := runKubectl("get", "nangosyncs", "--namespace", syncNamespace, nsync.Name, "-o", "wide")
+		Expect(out).To(MatchRegexp(`(?m)^%s\s.*\sFalse\s+%s\s`, nsync.Name, syncv1alpha1.SuspendedReason))
+
+		By("reading nothing from Nango while suspended, even when asked to sync now")
+		d.upsert(ids("late", 0, 5), 1)
+		from := nangoRequests.len()
+		annotate(nsync, syncv1alpha1.RequestedAtAnnotation)
+		Consistently(func() int { return len(nangoRequests.since(from, d.ref.ConnectionID)) }).
+			WithTimeout(time.Second).Should(BeZero())
+
+		patch = client.MergeFrom(nsync.DeepCopy())
+		nsync.Spec.Suspend = false
+		Expect(k8sClient.Patch(ctx, nsync, patch)).To(Succeed())
+		expectReason(nsync, metav1.ConditionTrue, syncv1alpha1.SyncedReason)
+		Eventually(func(g Gomega) { d.matches(g, openSink(nsync.Spec.Sink)) }).Should(Succeed())
+	})
+
 	It("shows a failed Nango run reported by webhook as a condition and a Warning event", func() {
 		_, nsync := syncedNangoSync(sqliteSinkSpec("contacts"))
 		failure := `{"type":"script_error","description":"HubSpot answered 502","syncName":"contacts","failedAt":"2026-11-26T10:00:00Z"}`

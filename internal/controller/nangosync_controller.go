@@ -20,7 +20,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -106,12 +105,8 @@ type NangoSyncReconciler struct {
 	metrics *metrics
 	// secrets keeps the data of the Secrets NangoSyncs read, by resourceVersion.
 	secrets secretValues
-	// waiting tells which NangoSyncs wait in the queue to sync now (see wakeQueue).
-	waiting waitingWakes
-	// queue is the controller's queue once it runs, for WakeInProcess.
-	queue atomic.Pointer[wakeQueue]
-	// inProcess remembers the wakes WakeInProcess handed over.
-	inProcess inProcessWakes
+	// wakes knows which NangoSyncs wait to sync now and which wakes were served in-process.
+	wakes wakes
 }
 
 // The permissions the manager needs; `make manifests` writes them to config/rbac/role.yaml.
@@ -164,22 +159,29 @@ func (r *NangoSyncReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	}
 
 	requested := nsync.Annotations[syncv1alpha1.RequestedAtAnnotation]
-	if r.inProcess.takeServed(req.NamespacedName, requested) &&
-		nsync.Generation == nsync.Status.ObservedGeneration && !resyncRequested(nsync) {
+	turn, echo := r.wakes.begin(req.NamespacedName, requested)
+	if echo && nsync.Generation == nsync.Status.ObservedGeneration && !resyncRequested(nsync) {
 		// The annotation's event, for a webhook whose in-process wake a complete sync has
 		// served since, and nothing else new: Nango has nothing new for it.
 		logger.V(1).Info("the requested sync was already served in-process", "requestedAt", requested)
 		nsync.Status.LastHandledRequestedAt = requested
 		r.reflectNangoRun(nsync, before) // the same patch may have cleared a failed run
-		return ctrl.Result{RequeueAfter: wait.Jitter(interval(nsync), intervalJitter), Priority: ptr.To(handler.LowPriority)}, nil
+		return afterInterval(nsync), nil
 	}
-	delivered := r.inProcess.latest(req.NamespacedName)
 	progress, syncErr := r.sync(ctx, nsync)
 	result, err := r.conclude(ctx, nsync, before, progress, syncErr)
-	if syncErr == nil && progress.complete && r.inProcess.markServed(req.NamespacedName, delivered, requested) {
-		nsync.Status.LastHandledRequestedAt = delivered
+	if syncErr == nil && progress.complete {
+		if served, ok := r.wakes.end(turn); ok {
+			nsync.Status.LastHandledRequestedAt = served
+		}
 	}
 	return result, err
+}
+
+// afterInterval requeues a NangoSync for its next sync by interval, jittered, below
+// anything a person or a webhook asks for.
+func afterInterval(nsync *syncv1alpha1.NangoSync) ctrl.Result {
+	return ctrl.Result{RequeueAfter: wait.Jitter(interval(nsync), intervalJitter), Priority: ptr.To(handler.LowPriority)}
 }
 
 // progress is what one reconcile did.
@@ -303,7 +305,7 @@ func (r *NangoSyncReconciler) conclude(ctx context.Context, nsync, before *syncv
 
 	r.markSynced(nsync, before, p.written)
 	r.metrics.synced(client.ObjectKeyFromObject(nsync))
-	return ctrl.Result{RequeueAfter: wait.Jitter(interval(nsync), intervalJitter), Priority: ptr.To(handler.LowPriority)}, nil
+	return afterInterval(nsync), nil
 }
 
 // markSynced sets the conditions of a sync that read to the end, with an event for the
@@ -404,7 +406,7 @@ func (r *NangoSyncReconciler) finalize(ctx context.Context, nsync *syncv1alpha1.
 // in-process wakes, and its use of a sink, which closes if nobody else uses it.
 func (r *NangoSyncReconciler) forget(key types.NamespacedName) {
 	r.metrics.forget(key)
-	r.inProcess.forget(key)
+	r.wakes.forget(key)
 	r.Sinks.Release(key)
 }
 

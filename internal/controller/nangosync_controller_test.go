@@ -119,13 +119,13 @@ var _ = Describe("NangoSync reconciler", func() {
 			g.Expect(nsync.Status.LastHandledRequestedAt).To(Equal(requestedAt))
 			g.Expect(nsync.Status.Records.Total).To(Equal(int64(15)))
 		}).WithTimeout(10 * time.Second).Should(Succeed())
-		Expect(theReconciler.inProcess.echoPending(key)).To(BeTrue(), "the annotation is still to come")
+		Expect(theReconciler.wakes.echoPending(key)).To(BeTrue(), "the annotation is still to come")
 
 		By("skipping the sync that the same request's annotation asks for")
 		patch := client.RawPatch(types.MergePatchType, fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`,
 			syncv1alpha1.RequestedAtAnnotation, requestedAt))
 		Expect(k8sClient.Patch(ctx, nsync, patch)).To(Succeed())
-		Eventually(func() bool { return theReconciler.inProcess.echoPending(key) }).WithTimeout(10 * time.Second).Should(BeFalse())
+		Eventually(func() bool { return theReconciler.wakes.echoPending(key) }).WithTimeout(10 * time.Second).Should(BeFalse())
 		Expect(nangoRequests.since(logPosition, d.ref.ConnectionID)).To(HaveLen(1))
 
 		By("syncing again for a later request from another replica")
@@ -137,7 +137,7 @@ var _ = Describe("NangoSync reconciler", func() {
 		By("syncing when the served request's annotation comes with a spec change")
 		requestedAt = time.Now().UTC().Format(time.RFC3339Nano)
 		theReconciler.WakeInProcess(key, requestedAt)
-		Eventually(func() bool { return theReconciler.inProcess.echoPending(key) }).WithTimeout(10 * time.Second).Should(BeTrue())
+		Eventually(func() bool { return theReconciler.wakes.echoPending(key) }).WithTimeout(10 * time.Second).Should(BeTrue())
 		Expect(nangoRequests.since(logPosition, d.ref.ConnectionID)).To(HaveLen(3))
 		patch = client.RawPatch(types.MergePatchType, fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}},"spec":{"pageSize":500}}`,
 			syncv1alpha1.RequestedAtAnnotation, requestedAt))

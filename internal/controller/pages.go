@@ -73,7 +73,7 @@ func (r *NangoSyncReconciler) copyPages(ctx context.Context, nsync *syncv1alpha1
 		// Another NangoSync waits to sync now: let it have the worker, and the sink, at
 		// once. Pages not written yet are read again next time, unless this reconcile has
 		// written nothing so far: every reconcile moves the cursor, however many wakes come.
-		yield := !last && r.waiting.claimYield()
+		yield := !last && r.wakes.claimYield()
 		if records >= writeBatchRecords || last || (yield && writes == 0) {
 			if err := flush(); err != nil {
 				return p, err

@@ -29,9 +29,86 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
 
+// echoPending reports whether the next wake of key is expected to be the annotation event
+// of a value already served in-process.
+func (w *wakes) echoPending(key types.NamespacedName) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.served[key]
+	return ok
+}
+
+func TestWakesSkipOnlyTheEchoOfAServedWake(t *testing.T) {
+	key := types.NamespacedName{Namespace: "ns", Name: "contacts"}
+	var w wakes
+	served := func(turn wakeTurn) bool { _, ok := w.end(turn); return ok }
+
+	// Nothing handed over: every reconcile syncs.
+	if turn, echo := w.begin(key, "t0"); echo || served(turn) {
+		t.Fatal("a NangoSync never woken in-process was served")
+	}
+
+	// A sync that started after the wake t1, and saw an older annotation, serves t1 once.
+	w.deliver(key, "t1")
+	turn, _ := w.begin(key, "t0")
+	if got, ok := w.end(turn); !ok || got != "t1" {
+		t.Fatalf("a complete sync did not serve the wake it started after: %q, %t", got, ok)
+	}
+	if _, echo := w.begin(key, "t0"); echo {
+		t.Fatal("an older annotation was taken for the served wake")
+	}
+	if !w.echoPending(key) {
+		t.Fatal("the served wake's annotation event is not expected")
+	}
+	if _, echo := w.begin(key, "t1"); !echo {
+		t.Fatal("the annotation event of the served wake was not skipped")
+	}
+	if _, echo := w.begin(key, "t1"); echo {
+		t.Fatal("a served wake was skipped twice: a later interval would not sync")
+	}
+
+	// A sync that already saw its wake in the annotation expects no event for it.
+	w.deliver(key, "t2")
+	if turn, _ := w.begin(key, "t2"); served(turn) {
+		t.Fatal("a wake whose annotation the sync saw was kept as served")
+	}
+
+	// A wake that came during the sync is not served by it.
+	w.deliver(key, "t3")
+	turn, _ = w.begin(key, "t2")
+	w.deliver(key, "t4")
+	if served(turn) {
+		t.Fatal("a sync served a wake that came after it started")
+	}
+	if _, echo := w.begin(key, "t3"); echo {
+		t.Fatal("an unserved wake was skipped")
+	}
+
+	// A served wake followed by a new one: the old echo syncs again, the new wake counts.
+	w.deliver(key, "t5")
+	turn, _ = w.begin(key, "t4")
+	served(turn)
+	w.deliver(key, "t6")
+	if w.echoPending(key) {
+		t.Fatal("an echo is expected although a newer wake waits")
+	}
+	if _, echo := w.begin(key, "t5"); echo {
+		t.Fatal("an echo was skipped although a newer wake waits")
+	}
+
+	turn, _ = w.begin(key, "t5")
+	served(turn)
+	w.forget(key)
+	if w.echoPending(key) {
+		t.Fatal("a deleted NangoSync's wakes were kept")
+	}
+	if turn, _ := w.begin(key, ""); turn.delivered != "" {
+		t.Fatal("a deleted NangoSync's latest wake was kept")
+	}
+}
+
 func TestWakeQueueCountsOnlyWakes(t *testing.T) {
 	r := &NangoSyncReconciler{}
-	waiting := &r.waiting
 	q := r.newQueue(logr.Discard())("test",
 		workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](time.Hour, time.Hour))
 	defer q.ShutDown()
@@ -48,7 +125,7 @@ func TestWakeQueueCountsOnlyWakes(t *testing.T) {
 	pq.AddWithOpts(priorityqueue.AddOpts{After: time.Hour}, item("interval"))
 	q.AddAfter(item("later"), time.Hour)
 	q.AddRateLimited(item("failed"))
-	if waiting.claimYield() {
+	if r.wakes.claimYield() {
 		t.Fatal("a requeue counted as a waiting wake")
 	}
 
@@ -57,22 +134,22 @@ func TestWakeQueueCountsOnlyWakes(t *testing.T) {
 	pq.AddWithOpts(priorityqueue.AddOpts{}, item("created"))
 	// Two wakes wait: two busy reconciles hand their workers over, a third carries on.
 	for range 2 {
-		if !waiting.claimYield() {
+		if !r.wakes.claimYield() {
 			t.Fatal("a busy reconcile did not make room for a waiting wake")
 		}
 	}
-	if waiting.claimYield() {
+	if r.wakes.claimYield() {
 		t.Fatal("more busy reconciles made room than wakes wait")
 	}
 	for range 3 { // the two wakes first, then the low-priority requeue
 		got, _, _ := pq.GetWithPriority()
 		q.Done(got)
 	}
-	if waiting.claimYield() {
+	if r.wakes.claimYield() {
 		t.Fatal("wakes handed to workers still count as waiting")
 	}
 	q.Add(item("woken-again"))
-	if !waiting.claimYield() {
+	if !r.wakes.claimYield() {
 		t.Fatal("served wakes still count as made room for")
 	}
 	got, _, _ := pq.GetWithPriority()
@@ -81,16 +158,17 @@ func TestWakeQueueCountsOnlyWakes(t *testing.T) {
 	// An in-process wake is a wake; the annotation event that echoes it, once a complete
 	// sync served it, is not.
 	r.WakeInProcess(item("webhook").NamespacedName, "t1")
-	if !waiting.claimYield() {
+	if !r.wakes.claimYield() {
 		t.Fatal("an in-process wake did not count as waiting")
 	}
 	got, _, _ = pq.GetWithPriority()
 	q.Done(got)
-	if !r.inProcess.markServed(got.NamespacedName, "t1", "") {
+	turn, _ := r.wakes.begin(got.NamespacedName, "")
+	if _, ok := r.wakes.end(turn); !ok {
 		t.Fatal("a complete sync did not serve the in-process wake")
 	}
 	q.Add(item("webhook"))
-	if waiting.claimYield() {
+	if r.wakes.claimYield() {
 		t.Fatal("the annotation event of a served wake made a busy sync hand its worker over")
 	}
 }

@@ -440,6 +440,7 @@ func ClientOptions() client.Options {
 // name (metadata only), and indexes NangoSyncs by those Secrets.
 func (r *NangoSyncReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.Options = r.withDefaults()
+	r.Recorder = boundedRecorder{r.Recorder}
 	m, err := newMetrics(r.Registerer)
 	if err != nil {
 		return err

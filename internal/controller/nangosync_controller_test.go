@@ -17,10 +17,14 @@ limitations under the License.
 package controller
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -361,6 +365,25 @@ var _ = Describe("NangoSync reconciler", func() {
 		Expect(k8sClient.Patch(ctx, nsync, patch)).To(Succeed())
 		expectReason(nsync, metav1.ConditionTrue, syncv1alpha1.SyncedReason)
 		Eventually(func(g Gomega) { d.matches(g, openSink(nsync.Spec.Sink)) }).Should(Succeed())
+	})
+
+	It("keeps condition messages and event notes within what the API server accepts when Nango answers with a huge error", func() {
+		huge := strings.Repeat("é", 20000) + strings.Repeat("x", 20000) // 40,000 characters, 60,000 bytes
+		nango := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": "invalid_request", "message": huge}})
+		}))
+		DeferCleanup(nango.Close)
+		nsync := newNangoSyncFor(newDataSet(uniqueName("hugeerror"), "Contact"), sqliteSinkSpec("contacts"))
+		nsync.Spec.Nango = &syncv1alpha1.NangoEndpoint{URL: nango.URL}
+		create(nsync)
+		expectReason(nsync, metav1.ConditionFalse, syncv1alpha1.InvalidRequestReason)
+		Expect(len(readyMessage(nsync))).To(BeNumerically("<=", maxConditionMessage))
+		Expect(utf8.ValidString(readyMessage(nsync))).To(BeTrue())
+		Expect(readyMessage(nsync)).To(HaveSuffix("…"))
+		Eventually(func(g Gomega) []string { return eventReasons(g, nsync) }).
+			Should(ContainElement(syncv1alpha1.InvalidRequestReason), "the Warning event was refused by the API server")
 	})
 
 	It("shows a failed Nango run reported by webhook as a condition and a Warning event", func() {

@@ -18,6 +18,7 @@ package controller
 
 import (
 	"time"
+	"unicode/utf8"
 
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -30,14 +31,18 @@ import (
 // built in Go and never sent to it).
 const defaultInterval = 5 * time.Minute
 
+// maxConditionMessage bounds a condition's message. The API server refuses messages over
+// 32 KiB, and with them the whole status patch; a person reads the first lines anyway.
+const maxConditionMessage = 2048
+
 // setCondition sets a condition for the current generation; its transition time moves only
-// when its status changes.
+// when its status changes. A message longer than maxConditionMessage is cut.
 func setCondition(nsync *syncv1alpha1.NangoSync, conditionType string, status metav1.ConditionStatus, reason, message string) {
 	apimeta.SetStatusCondition(&nsync.Status.Conditions, metav1.Condition{
 		Type:               conditionType,
 		Status:             status,
 		Reason:             reason,
-		Message:            message,
+		Message:            truncate(message, maxConditionMessage),
 		ObservedGeneration: nsync.Generation,
 	})
 }
@@ -64,4 +69,18 @@ func addCounts(c syncv1alpha1.RecordCounts, w sink.WriteResult) syncv1alpha1.Rec
 // total is the number of records written, for messages.
 func total(c syncv1alpha1.RecordCounts) int64 {
 	return c.Added + c.Updated + c.Deleted
+}
+
+// truncate cuts s to at most n bytes, at a rune boundary, and marks the cut with an
+// ellipsis.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const ellipsis = "…"
+	cut := n - len(ellipsis)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + ellipsis
 }

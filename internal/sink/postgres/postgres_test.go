@@ -128,8 +128,8 @@ func TestOpenWithTablesCreatedByADBANeedsNoCreatePrivilege(t *testing.T) {
 func TestTableOfAnotherShapeIsRefused(t *testing.T) {
 	ctx := context.Background()
 	for name, ddl := range map[string]string{
-		"missing columns":    "CREATE TABLE contacts (id text PRIMARY KEY, name text)",
-		"another key":        "CREATE TABLE contacts (provider_config_key text, connection_id text, model text, variant text, id text PRIMARY KEY, payload jsonb, pruned boolean, last_action text, first_seen_at timestamptz, last_modified_at timestamptz, deleted_at timestamptz, cursor text, written_at timestamptz)",
+		"missing columns":   "CREATE TABLE contacts (id text PRIMARY KEY, name text)",
+		"another key":       "CREATE TABLE contacts (provider_config_key text, connection_id text, model text, variant text, id text PRIMARY KEY, payload jsonb, pruned boolean, last_action text, first_seen_at timestamptz, last_modified_at timestamptz, deleted_at timestamptz, cursor text, written_at timestamptz)",
 		"a required column": "CREATE TABLE contacts (provider_config_key text, connection_id text, model text, variant text, id text, payload jsonb, pruned boolean, last_action text, first_seen_at timestamptz, last_modified_at timestamptz, deleted_at timestamptz, cursor text, written_at timestamptz, owner text NOT NULL, PRIMARY KEY (provider_config_key, connection_id, model, variant, id))",
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -22,8 +22,8 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"sync"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 

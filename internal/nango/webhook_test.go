@@ -28,7 +28,7 @@ import (
 	"github.com/nango-operator/nango-operator/internal/nangosim"
 )
 
-// Webhook bodies as Nango sends them (docs/nango-api.md, "Webhooks"): compact, keys sorted.
+// Webhook bodies as Nango sends them (docs/nango-api.md, "Webhooks Nango sends"): compact, keys sorted.
 const (
 	syncSuccessBody = `{"checkpoints":{"from":{},"to":{}},"connectionId":"acme","from":"nango","model":"Contact",` +
 		`"modifiedAfter":"2026-05-01T10:00:00.000Z","providerConfigKey":"hubspot","queryTimeStamp":"2026-05-01T10:00:01.000Z",` +

@@ -1,8 +1,24 @@
+/*
+Copyright 2026 The nango-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
 package nangosim_test
 
-// One test per row of the tables in ../shared/nango-api.md, run against the
-// emulator through the client (and by hand where the client would never
-// send such a request).
+// One test per row of the tables in docs/nango-api.md for the parts the
+// emulator serves, run against the emulator through the client (and by hand
+// where the client would never send such a request).
 
 import (
 	"context"

@@ -91,8 +91,9 @@ type Sink struct {
 var _ sink.Sink = (*Sink)(nil)
 
 // Open connects to the database of dsn and creates the schema, the records table and the
-// checkpoint table when they are missing. Errors never contain the DSN, which may hold a
-// password.
+// checkpoint table when they are missing. dsn is a postgres:// URL that may set only the
+// parameters allowedParameters lists, and nothing is taken from the operator's files or
+// environment (see dsn.go). Errors never contain the DSN, which may hold a password.
 func Open(ctx context.Context, dsn string, opts Options) (*Sink, error) {
 	if opts.Table == "" {
 		return nil, errors.New("open PostgreSQL sink: no table given")
@@ -107,14 +108,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*Sink, error) {
 		checkpoints: pgx.Identifier{opts.Schema, CheckpointTable}.Sanitize(),
 		tableName:   opts.Table,
 	}
-	config, err := pgxpool.ParseConfig(dsn)
+	config, err := poolConfig(dsn)
 	if err != nil {
-		// The parse error quotes the connection string, password masking is best effort.
-		return nil, sink.Refused(errors.New("open PostgreSQL sink: the connection string is not valid "+
-			"(details withheld, the string may hold a password)"), fixConnectionString)
-	}
-	if config.ConnConfig.RuntimeParams["application_name"] == "" {
-		config.ConnConfig.RuntimeParams["application_name"] = applicationName
+		return nil, sink.Refused(fmt.Errorf("open PostgreSQL sink: %w", err), fixConnectionString)
 	}
 	s.pool, err = pgxpool.NewWithConfig(ctx, config)
 	if err != nil {

@@ -180,6 +180,40 @@ func TestErrorsNeverShowThePassword(t *testing.T) {
 	}
 }
 
+// TestConnectionURLMayNotNameFiles checks that a URL from a tenant's Secret cannot make the
+// operator read files of its pod, or change the server settings the sink relies on: such
+// a parameter is refused by name, before any connection or file is opened.
+func TestConnectionURLMayNotNameFiles(t *testing.T) {
+	for _, param := range []string{"passfile=/etc/passwd", "servicefile=/etc/passwd", "service=x",
+		"sslkey=/etc/passwd", "sslcert=/etc/passwd", "sslrootcert=/etc/passwd", "sslpassword=x",
+		"target_session_attrs=read-write", "options=-c%20statement_timeout%3D0", "statement_timeout=0",
+		"search_path=other", "pool_max_conns=10000"} {
+		name, _, _ := strings.Cut(param, "=")
+		_, err := postgres.Open(context.Background(), "postgres://someone@127.0.0.1:1/db?"+param,
+			postgres.Options{Table: "contacts"})
+		if err == nil || !strings.Contains(err.Error(), "parameter "+name) ||
+			!strings.Contains(err.Error(), "may set only host, port, dbname, user, password, sslmode") {
+			t.Errorf("Open with %s: %v, want a refusal that names %s and the allowed parameters", param, err, name)
+		}
+		if _, refused := sink.Refusal(err); !refused {
+			t.Errorf("Open with %s: %v is not a refusal", param, err)
+		}
+	}
+
+	// A name that is not a known parameter may be part of a password that was not
+	// percent-encoded: it is not quoted.
+	_, err := postgres.Open(context.Background(), "postgres://someone@127.0.0.1:1/db?s3cretPart=1",
+		postgres.Options{Table: "contacts"})
+	if err == nil || strings.Contains(err.Error(), "s3cretPart") || !strings.Contains(err.Error(), "unknown parameter") {
+		t.Errorf("Open with an unknown parameter: %v, want a refusal that does not quote it", err)
+	}
+
+	_, err = postgres.Open(context.Background(), "host=127.0.0.1 port=1 user=someone", postgres.Options{Table: "contacts"})
+	if err == nil || !strings.Contains(err.Error(), "must be a postgres:// or postgresql:// URL") {
+		t.Errorf("Open with a keyword=value string: %v, want a refusal that asks for a URL", err)
+	}
+}
+
 func TestServerDownIsUnavailableAndRecovers(t *testing.T) {
 	ctx := context.Background()
 	srv := pgtest.StartServer(t)

@@ -23,7 +23,9 @@ import (
 	"net/url"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -45,7 +47,7 @@ import (
 //     verify-ca and verify-full check the server's certificate against the operator
 //     image's system roots: naming a CA file (sslrootcert) is not allowed;
 //   - application_name: what pg_stat_activity shows, nango-operator by default;
-//   - connect_timeout: seconds, at most maxConnectTimeout;
+//   - connect_timeout: whole seconds, at most MaxConnectTimeout; 0 means the default;
 //   - default_query_exec_mode: pgx's, simple_protocol behind PgBouncer in transaction mode.
 //
 // Files (passfile, servicefile, service, sslkey, sslcert, sslrootcert, sslpassword) and
@@ -76,12 +78,19 @@ var errInvalidURL = errors.New("the connection string is not a valid postgres://
 	"(details withheld, the string may hold a password)")
 
 // poolConfig turns a tenant's connection URL into a pool configuration built from the URL
-// alone: nothing from the operator's files or environment.
-func poolConfig(connURL string) (*pgxpool.Config, error) {
+// alone: nothing from the operator's files or environment. Connecting takes at most
+// timeouts.Connect, or the URL's connect_timeout up to MaxConnectTimeout.
+func poolConfig(connURL string, timeouts Timeouts) (*pgxpool.Config, error) {
 	settings, err := parseURL(connURL)
 	if err != nil {
 		return nil, err
 	}
+	connectTimeout, err := connectTimeout(settings["connect_timeout"], timeouts.Connect)
+	if err != nil {
+		return nil, err
+	}
+	// "0" keeps PGCONNECT_TIMEOUT out; the timeout itself is set below, to the millisecond.
+	settings["connect_timeout"] = "0"
 	config, err := pgxpool.ParseConfig(keywordValue(isolated(settings)))
 	if err != nil {
 		// Such as a port that is not a number, or an unknown sslmode; the message would
@@ -90,7 +99,24 @@ func poolConfig(connURL string) (*pgxpool.Config, error) {
 	}
 	// The environment can add server settings (PGOPTIONS, PGTZ): keep only ours.
 	config.ConnConfig.RuntimeParams = map[string]string{"application_name": settings["application_name"]}
+	config.ConnConfig.ConnectTimeout = connectTimeout
 	return config, nil
+}
+
+// connectTimeout is the URL's connect_timeout (whole seconds, 0 or none for the default)
+// up to MaxConnectTimeout, or the default.
+func connectTimeout(setting string, defaultTimeout time.Duration) (time.Duration, error) {
+	if setting == "" {
+		return defaultTimeout, nil
+	}
+	seconds, err := strconv.ParseUint(setting, 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("the connection URL's connect_timeout %q is not a whole number of seconds", setting)
+	}
+	if seconds == 0 {
+		return defaultTimeout, nil // libpq's "wait forever" is not on offer
+	}
+	return min(time.Duration(seconds)*time.Second, MaxConnectTimeout), nil
 }
 
 // parseURL reads the settings of a postgres:// or postgresql:// URL, refusing parameters

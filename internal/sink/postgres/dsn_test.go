@@ -51,7 +51,7 @@ func TestConnectionURLTakesNothingFromTheOperatorsEnvironment(t *testing.T) {
 		t.Setenv(name, value)
 	}
 
-	config, err := poolConfig("postgres://tenant@tenant-db/tenant")
+	config, err := poolConfig("postgres://tenant@tenant-db/tenant", Timeouts{}.withDefaults())
 	if err != nil {
 		t.Fatalf("poolConfig: %v", err)
 	}

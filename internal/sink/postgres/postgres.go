@@ -23,6 +23,11 @@ limitations under the License.
 // ... ON CONFLICT DO UPDATE for all the page's records, and the checkpoint upsert), COMMIT.
 // The number of statements does not grow with the page.
 //
+// Every call is bounded (Timeouts): connecting, and each call as a whole, so that a server
+// that stops answering is reported unavailable (sink.ErrUnavailable) within a minute
+// rather than holding the caller; the server is told to give up too (statement_timeout,
+// lock_timeout, idle_in_transaction_session_timeout, set in each write transaction).
+//
 // The records table, created when missing:
 //
 //	provider_config_key, connection_id, model, variant, id  text, the primary key
@@ -71,6 +76,8 @@ type Options struct {
 	Table string
 	// HardDeletes removes the rows of deleted records instead of setting their deleted_at.
 	HardDeletes bool
+	// Timeouts bound every call to the server; the defaults when zero.
+	Timeouts Timeouts
 }
 
 // Sink writes records to one PostgreSQL table. It is safe for concurrent use; share one
@@ -78,6 +85,7 @@ type Options struct {
 type Sink struct {
 	pool        *pgxpool.Pool
 	hardDeletes bool
+	timeouts    Timeouts
 
 	// name is schema.table as people read it, for errors.
 	name string
@@ -103,12 +111,13 @@ func Open(ctx context.Context, dsn string, opts Options) (*Sink, error) {
 	}
 	s := &Sink{
 		hardDeletes: opts.HardDeletes,
+		timeouts:    opts.Timeouts.withDefaults(),
 		name:        opts.Schema + "." + opts.Table,
 		records:     pgx.Identifier{opts.Schema, opts.Table}.Sanitize(),
 		checkpoints: pgx.Identifier{opts.Schema, CheckpointTable}.Sanitize(),
 		tableName:   opts.Table,
 	}
-	config, err := poolConfig(dsn)
+	config, err := poolConfig(dsn, s.timeouts)
 	if err != nil {
 		return nil, sink.Refused(fmt.Errorf("open PostgreSQL sink: %w", err), fixConnectionString)
 	}
@@ -116,9 +125,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*Sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open PostgreSQL sink %s: %w", s.name, classify(err))
 	}
-	if err := s.createTables(ctx, opts.Schema); err != nil {
+	if err := s.call(ctx, func(ctx context.Context) error { return s.createTables(ctx, opts.Schema) }); err != nil {
 		s.pool.Close()
-		return nil, fmt.Errorf("open PostgreSQL sink %s: %w", s.name, classify(err))
+		return nil, fmt.Errorf("open PostgreSQL sink %s: %w", s.name, err)
 	}
 	return s, nil
 }

@@ -47,35 +47,40 @@ ORDER BY id COLLATE "C"`
 // zero Checkpoint.
 func (s *Sink) Checkpoint(ctx context.Context, key sink.Key) (sink.Checkpoint, error) {
 	var c sink.Checkpoint
-	err := s.pool.QueryRow(ctx, fmt.Sprintf(selectCheckpoint, s.checkpoints), s.checkpointArgs(key)...).
-		Scan(&c.Cursor, &c.Written.Added, &c.Written.Updated, &c.Written.Deleted)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return sink.Checkpoint{}, nil
-	}
+	err := s.call(ctx, func(ctx context.Context) error {
+		err := s.pool.QueryRow(ctx, fmt.Sprintf(selectCheckpoint, s.checkpoints), s.checkpointArgs(key)...).
+			Scan(&c.Cursor, &c.Written.Added, &c.Written.Updated, &c.Written.Deleted)
+		if errors.Is(err, pgx.ErrNoRows) {
+			c = sink.Checkpoint{}
+			return nil
+		}
+		return err
+	})
 	if err != nil {
-		return sink.Checkpoint{}, fmt.Errorf("read checkpoint of %s in %s: %w", key, s.name, classify(err))
+		return sink.Checkpoint{}, fmt.Errorf("read checkpoint of %s in %s: %w", key, s.name, err)
 	}
 	return c, nil
 }
 
 // DeleteCheckpoint forgets the checkpoint of key; its rows stay.
 func (s *Sink) DeleteCheckpoint(ctx context.Context, key sink.Key) error {
-	if _, err := s.pool.Exec(ctx, fmt.Sprintf(deleteCheckpoint, s.checkpoints), s.checkpointArgs(key)...); err != nil {
-		return fmt.Errorf("delete checkpoint of %s in %s: %w", key, s.name, classify(err))
+	err := s.call(ctx, func(ctx context.Context) error {
+		_, err := s.pool.Exec(ctx, fmt.Sprintf(deleteCheckpoint, s.checkpoints), s.checkpointArgs(key)...)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("delete checkpoint of %s in %s: %w", key, s.name, err)
 	}
 	return nil
 }
 
 // DeleteRows removes every row of key and its checkpoint, in one transaction.
 func (s *Sink) DeleteRows(ctx context.Context, key sink.Key) error {
-	batch := &pgx.Batch{}
+	batch := s.newBatch()
 	batch.Queue(fmt.Sprintf(deleteKeyRecords, s.records), key.ProviderConfigKey, key.ConnectionID, key.Model, key.Variant)
 	batch.Queue(fmt.Sprintf(deleteCheckpoint, s.checkpoints), s.checkpointArgs(key)...)
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		return tx.SendBatch(ctx, batch).Close()
-	})
-	if err != nil {
-		return fmt.Errorf("delete rows of %s from %s: %w", key, s.name, classify(err))
+	if err := s.call(ctx, func(ctx context.Context) error { return s.sendInTx(ctx, batch) }); err != nil {
+		return fmt.Errorf("delete rows of %s from %s: %w", key, s.name, err)
 	}
 	return nil
 }
@@ -85,9 +90,14 @@ func (s *Sink) DeleteRows(ctx context.Context, key sink.Key) error {
 // the whole data set into memory: it is meant for verification and tests (comparing a
 // sink with the source row by row), not for serving data.
 func (s *Sink) ReadRows(ctx context.Context, key sink.Key) ([]sink.Record, error) {
-	records, err := s.readRows(ctx, key)
+	var records []sink.Record
+	err := s.call(ctx, func(ctx context.Context) error {
+		var err error
+		records, err = s.readRows(ctx, key)
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("read rows of %s from %s: %w", key, s.name, classify(err))
+		return nil, fmt.Errorf("read rows of %s from %s: %w", key, s.name, err)
 	}
 	return records, nil
 }

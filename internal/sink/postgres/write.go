@@ -91,23 +91,40 @@ func (s *Sink) writePage(ctx context.Context, key sink.Key, page sink.Page) (sin
 		return sink.WriteResult{}, err
 	}
 	batch := s.pageBatch(key, records, page.Checkpoint, result)
-	if batch.Len() == 0 {
+	if batch == nil {
 		return result, nil
 	}
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	return result, s.call(ctx, func(ctx context.Context) error { return s.sendInTx(ctx, batch) })
+}
+
+// newBatch answers a batch that starts with the server-side timeouts of its transaction.
+func (s *Sink) newBatch() *pgx.Batch {
+	batch := &pgx.Batch{}
+	for _, set := range s.timeouts.serverTimeouts() {
+		batch.Queue(set)
+	}
+	return batch
+}
+
+// sendInTx sends batch in one transaction: BEGIN, the batch, COMMIT.
+func (s *Sink) sendInTx(ctx context.Context, batch *pgx.Batch) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		return tx.SendBatch(ctx, batch).Close()
 	})
-	return result, classify(err)
 }
 
 // pageBatch queues the page's statements: at most one DELETE, one INSERT and one
-// checkpoint upsert, whatever the number of records.
+// checkpoint upsert, whatever the number of records, after the server-side timeouts. It
+// answers nil when the page has nothing to write.
 func (s *Sink) pageBatch(key sink.Key, records []sink.Record, checkpoint string, result sink.WriteResult) *pgx.Batch {
+	if len(records) == 0 && checkpoint == "" {
+		return nil
+	}
 	upserts, deletes := records, []sink.Record(nil)
 	if s.hardDeletes {
 		upserts, deletes = sink.SplitDeleted(records)
 	}
-	batch := &pgx.Batch{}
+	batch := s.newBatch()
 	if len(deletes) > 0 {
 		batch.Queue(fmt.Sprintf(deleteRecords, s.records), deleteArgs(key, deletes)...)
 	}

@@ -19,24 +19,39 @@ package sink
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/tidwall/gjson"
 )
 
-// PreparePage validates a page's key and records and makes them what a store keeps, the same for
-// every sink: times in UTC to the microsecond (Nango's precision), no payload for a pruned
-// record, deleted_at for a DELETED one, and one version per id (the newest, merged as if
-// the versions were written one after the other). It counts the records kept by action.
-func PreparePage(key Key, records []Record) ([]Record, WriteResult, error) {
+// PreparedPage is a page as a store keeps it: the records to store, those to quarantine,
+// and what writing them counts.
+type PreparedPage struct {
+	// Records are stored, one version per id.
+	Records []Record
+	// Quarantined cannot be stored (see Quarantined), one version per id.
+	Quarantined []Quarantined
+	// Result counts Records by action, and Quarantined.
+	Result WriteResult
+}
+
+// PreparePage validates a page's key and records and makes them what a store keeps, the
+// same for every sink: times in UTC to the microsecond (Nango's precision), no payload for
+// a pruned record, deleted_at for a DELETED one, payloads normalised (see the package
+// documentation), one version per id (the newest, merged as if the versions were written
+// one after the other), and the records whose id cannot be stored set apart for the
+// quarantine. It fails, for the whole page, on a record Nango would never send: no id, an
+// unknown action, a payload that is not JSON.
+func PreparePage(key Key, records []Record) (PreparedPage, error) {
 	if err := key.Validate(); err != nil {
-		return nil, WriteResult{}, err
+		return PreparedPage{}, err
 	}
 	kept := make([]Record, 0, len(records))
 	index := make(map[string]int, len(records))
 	for _, r := range records {
 		if err := validateRecord(r); err != nil {
-			return nil, WriteResult{}, err
+			return PreparedPage{}, err
 		}
 		r = normalizeRecord(r)
 		i, seen := index[r.ID]
@@ -53,7 +68,20 @@ func PreparePage(key Key, records []Record) ([]Record, WriteResult, error) {
 		}
 		kept[i] = r
 	}
-	return kept, countByAction(kept), nil
+	page := PreparedPage{Records: kept}
+	for i, r := range kept {
+		if reason := unstorableID(r.ID); reason != "" {
+			if page.Quarantined == nil { // rare: copy only then
+				page.Records = slices.Clone(kept[:i])
+			}
+			page.Quarantined = append(page.Quarantined, Quarantined{Record: r, Reason: reason})
+		} else if page.Quarantined != nil {
+			page.Records = append(page.Records, r)
+		}
+	}
+	page.Result = countByAction(page.Records)
+	page.Result.Quarantined = int64(len(page.Quarantined))
+	return page, nil
 }
 
 func validateRecord(r Record) error {
@@ -89,6 +117,8 @@ func normalizeRecord(r Record) Record {
 	}
 	if r.Pruned || len(r.Payload) == 0 {
 		r.Payload = nil // no fields: the stored ones stay
+	} else {
+		r.Payload = normalizePayload(r.Payload)
 	}
 	return r
 }

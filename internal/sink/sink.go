@@ -26,12 +26,29 @@ limitations under the License.
 //     changes nothing;
 //   - an older version of a record never overwrites a newer one (last_modified_at only
 //     grows), and a pruned record (no payload) never blanks the fields already stored;
-//   - deleted records keep their row with deleted_at set, unless the sink deletes hard.
+//   - deleted records keep their row with deleted_at set, unless the sink deletes hard;
+//   - one record a store cannot hold never stops a sync (see below).
+//
+// Nango stores whatever the provider sent, and PostgreSQL refuses some of it. Every sink
+// treats such records alike (PreparePage), so that moving from one sink to another
+// changes no data:
+//   - in a payload, each byte that is not part of UTF-8 becomes U+FFFD (as Go decodes it);
+//   - a payload's \u0000 escapes, and \u escapes of a lone surrogate (half of a UTF-16
+//     pair), become \ufffd (U+FFFD), in keys and values alike;
+//   - a record whose id cannot be stored (longer than MaxIDBytes, holding a NUL, or not
+//     UTF-8) is quarantined: it goes to the table QuarantineTable, with its id as bytes,
+//     its fields and the reason, while the rest of its page is stored and the checkpoint
+//     moves on. Replacing characters of an id could merge two records, so ids are not
+//     normalised. DeleteRows removes a data set's quarantined records with its rows.
+//
+// A page still fails as a whole when a record is one Nango never sends: no id, an unknown
+// action, or a payload that is not JSON.
 package sink
 
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"time"
 )
 
@@ -90,14 +107,46 @@ type Page struct {
 	Checkpoint string
 }
 
-// WriteResult counts what a write did, by the action Nango reported.
+// WriteResult counts what a write did: the records stored, by the action Nango reported,
+// and the records quarantined instead.
 type WriteResult struct {
 	Added, Updated, Deleted int64
+	// Quarantined counts the records that could not be stored and went to the quarantine
+	// (see Quarantined). They are not counted by action, and not in Checkpoint.Written:
+	// the quarantine itself keeps them.
+	Quarantined int64
 }
 
 // Add answers the sum of two results.
 func (w WriteResult) Add(o WriteResult) WriteResult {
-	return WriteResult{Added: w.Added + o.Added, Updated: w.Updated + o.Updated, Deleted: w.Deleted + o.Deleted}
+	return WriteResult{Added: w.Added + o.Added, Updated: w.Updated + o.Updated, Deleted: w.Deleted + o.Deleted,
+		Quarantined: w.Quarantined + o.Quarantined}
+}
+
+// QuarantineTable is the table, beside the checkpoint table, where every sink keeps the
+// records it cannot store, keyed by records table, data set and id.
+const QuarantineTable = "nango_sync_quarantine"
+
+// Quarantined is a record a sink cannot store, kept in the quarantine table instead of the
+// records table: the newest version of each such id, with every field as received (the
+// payload normalised as for any record), and why it was refused. The rest of its page is
+// stored, and the checkpoint moves past it: one such record does not stop a sync.
+type Quarantined struct {
+	Record
+	// Reason says why the record was not stored, for people.
+	Reason string
+}
+
+// maxQuotedID bounds the id's bytes that QuotedID shows.
+const maxQuotedID = 256
+
+// QuotedID is the id as people can read it, in Go's quoted form (a NUL as \x00), cut
+// after maxQuotedID bytes: quarantine tables keep it beside the id's exact bytes.
+func (q Quarantined) QuotedID() string {
+	if len(q.ID) <= maxQuotedID {
+		return strconv.Quote(q.ID)
+	}
+	return strconv.Quote(q.ID[:maxQuotedID]) + "…"
 }
 
 // Checkpoint is where the next read of a data set starts, and what was written to get
@@ -107,7 +156,7 @@ type Checkpoint struct {
 	// Cursor is the Nango cursor after the last committed page, "" when there is none.
 	Cursor string
 	// Written adds up the results of every page written with a checkpoint since the data
-	// set's first page, or since its checkpoint was last deleted.
+	// set's first page, or since its checkpoint was last deleted; Quarantined is always 0.
 	Written WriteResult
 }
 

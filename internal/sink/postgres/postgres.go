@@ -15,13 +15,16 @@ limitations under the License.
 */
 
 // Package postgres is the PostgreSQL sink: records go to a table of the user's choosing,
-// checkpoints to the shared table nango_sync_checkpoints in the same schema. Several
-// NangoSyncs may share one records table; the key columns keep their rows apart.
+// checkpoints to the shared table nango_sync_checkpoints in the same schema, and the
+// records it cannot store (see package sink) to the shared table nango_sync_quarantine.
+// Several NangoSyncs may share one records table; the key columns keep their rows apart.
+// A DBA who creates the tables for a role without the CREATE privilege creates all three.
 //
 // A page is written in one transaction of three round trips: BEGIN, one batch holding
 // every statement (at most a DELETE for hard deletes, one INSERT ... SELECT FROM unnest(...)
-// ... ON CONFLICT DO UPDATE for all the page's records, and the checkpoint upsert), COMMIT.
-// The number of statements does not grow with the page.
+// ... ON CONFLICT DO UPDATE for all the page's records, the checkpoint upsert, and one
+// upsert into the quarantine per record that cannot be stored), COMMIT. Save for those
+// rare records, the number of statements does not grow with the page.
 //
 // Every call is bounded (Timeouts): connecting, and each call as a whole, so that a server
 // that stops answering is reported unavailable (sink.ErrUnavailable) within a minute
@@ -89,9 +92,10 @@ type Sink struct {
 
 	// name is schema.table as people read it, for errors.
 	name string
-	// records and checkpoints are the quoted, schema-qualified table names for SQL.
+	// records, checkpoints and quarantine are the quoted, schema-qualified table names for SQL.
 	records     string
 	checkpoints string
+	quarantine  string
 	// tableName is the records table's name as the checkpoint table's key holds it.
 	tableName string
 }
@@ -115,6 +119,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Sink, error) {
 		name:        opts.Schema + "." + opts.Table,
 		records:     pgx.Identifier{opts.Schema, opts.Table}.Sanitize(),
 		checkpoints: pgx.Identifier{opts.Schema, CheckpointTable}.Sanitize(),
+		quarantine:  pgx.Identifier{opts.Schema, sink.QuarantineTable}.Sanitize(),
 		tableName:   opts.Table,
 	}
 	config, err := poolConfig(dsn, s.timeouts)

@@ -98,12 +98,15 @@ func TestOpenWithTablesCreatedByADBANeedsNoCreatePrivilege(t *testing.T) {
 	execSQL(t, dsn,
 		"CREATE ROLE "+writer+" LOGIN",
 		"REVOKE CREATE ON SCHEMA public FROM PUBLIC",
-		"GRANT SELECT, INSERT, UPDATE, DELETE ON contacts, nango_sync_checkpoints TO "+writer)
+		"GRANT SELECT, INSERT, UPDATE, DELETE ON contacts, nango_sync_checkpoints, nango_sync_quarantine TO "+writer)
 	writerDSN := strings.Replace(dsn, "postgres://postgres@", "postgres://"+writer+"@", 1)
 
 	s := open(t, writerDSN, postgres.Options{Table: "contacts"})
 	closeAtEnd(t, s)
-	if _, err := s.WritePage(ctx, testKey, sink.Page{Records: []sink.Record{testRecord("a", 1)}, Checkpoint: "c1"}); err != nil {
+	unstorable := testRecord("nul\x00", 1)
+	unstorable.Payload, unstorable.Cursor = []byte(`{"quarantined":true}`), "nul"
+	page := sink.Page{Records: []sink.Record{testRecord("a", 1), unstorable}, Checkpoint: "c1"}
+	if _, err := s.WritePage(ctx, testKey, page); err != nil {
 		t.Fatalf("WritePage as a role that may write but not create: %v", err)
 	}
 
@@ -281,12 +284,12 @@ func TestFailureLateInTheTransactionRollsBackEarlierStatements(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The DELETE runs first and succeeds; the INSERT then fails, since jsonb cannot hold
-	// \u0000 (valid JSON, so only the server rejects it).
+	// The DELETE runs first and succeeds; the INSERT then fails, since text cannot hold a
+	// NUL, and only the server checks a record's cursor.
 	deletion := testRecord("a", 2)
 	deletion.Action = sink.ActionDeleted
 	poison := testRecord("b", 2)
-	poison.Payload = []byte(`{"nul":"\u0000"}`)
+	poison.Cursor = "nul\x00"
 	_, err := s.WritePage(ctx, testKey, sink.Page{Records: []sink.Record{deletion, poison}, Checkpoint: "c2"})
 	if err == nil {
 		t.Fatal("a page PostgreSQL cannot store was written")

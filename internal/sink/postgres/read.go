@@ -36,6 +36,15 @@ WHERE table_name = $1 AND provider_config_key = $2 AND connection_id = $3 AND mo
 const deleteKeyRecords = `DELETE FROM %s
 WHERE provider_config_key = $1 AND connection_id = $2 AND model = $3 AND variant = $4`
 
+const deleteKeyQuarantined = `DELETE FROM %s
+WHERE table_name = $1 AND provider_config_key = $2 AND connection_id = $3 AND model = $4 AND variant = $5`
+
+// selectQuarantined orders by the id's bytes, as selectRecords does.
+const selectQuarantined = `SELECT id, reason, payload, pruned, last_action, first_seen_at, last_modified_at, deleted_at, cursor
+FROM %s
+WHERE table_name = $1 AND provider_config_key = $2 AND connection_id = $3 AND model = $4 AND variant = $5
+ORDER BY id`
+
 // selectRecords orders by id byte by byte (COLLATE "C"), whatever the database's collation,
 // so that both sinks and Go agree on the order.
 const selectRecords = `SELECT id, payload, pruned, last_action, first_seen_at, last_modified_at, deleted_at, cursor
@@ -74,10 +83,12 @@ func (s *Sink) DeleteCheckpoint(ctx context.Context, key sink.Key) error {
 	return nil
 }
 
-// DeleteRows removes every row of key and its checkpoint, in one transaction.
+// DeleteRows removes every row of key, its quarantined records and its checkpoint, in one
+// transaction.
 func (s *Sink) DeleteRows(ctx context.Context, key sink.Key) error {
 	batch := s.newBatch()
 	batch.Queue(fmt.Sprintf(deleteKeyRecords, s.records), key.ProviderConfigKey, key.ConnectionID, key.Model, key.Variant)
+	batch.Queue(fmt.Sprintf(deleteKeyQuarantined, s.quarantine), s.checkpointArgs(key)...)
 	batch.Queue(fmt.Sprintf(deleteCheckpoint, s.checkpoints), s.checkpointArgs(key)...)
 	if err := s.call(ctx, func(ctx context.Context) error { return s.sendInTx(ctx, batch) }); err != nil {
 		return fmt.Errorf("delete rows of %s from %s: %w", key, s.name, err)
@@ -111,6 +122,54 @@ func (s *Sink) readRows(ctx context.Context, key sink.Key) ([]sink.Record, error
 	return pgx.CollectRows(rows, scanRecord)
 }
 
+// Quarantine answers the records of key that could not be stored (sink.Quarantined),
+// ordered by id. Like ReadRows, it is meant for people and tests.
+func (s *Sink) Quarantine(ctx context.Context, key sink.Key) ([]sink.Quarantined, error) {
+	var quarantined []sink.Quarantined
+	err := s.call(ctx, func(ctx context.Context) error {
+		rows, err := s.pool.Query(ctx, fmt.Sprintf(selectQuarantined, s.quarantine), s.checkpointArgs(key)...)
+		if err != nil {
+			return err
+		}
+		quarantined, err = pgx.CollectRows(rows, scanQuarantined)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read quarantined records of %s in %s: %w", key, s.name, err)
+	}
+	return quarantined, nil
+}
+
+func scanQuarantined(row pgx.CollectableRow) (sink.Quarantined, error) {
+	var (
+		q         sink.Quarantined
+		id        []byte
+		payload   *string
+		action    string
+		deletedAt *time.Time
+	)
+	err := row.Scan(&id, &q.Reason, &payload, &q.Pruned, &action, &q.FirstSeenAt, &q.LastModifiedAt, &deletedAt, &q.Cursor)
+	if err != nil {
+		return sink.Quarantined{}, err
+	}
+	q.ID = string(id)
+	if payload != nil {
+		q.Payload = []byte(*payload)
+	}
+	q.Action = sink.Action(action)
+	q.FirstSeenAt, q.LastModifiedAt, q.DeletedAt = utcTimes(q.FirstSeenAt, q.LastModifiedAt, deletedAt)
+	return q, nil
+}
+
+// utcTimes answers the times as read, in UTC.
+func utcTimes(firstSeen, lastModified time.Time, deletedAt *time.Time) (time.Time, time.Time, *time.Time) {
+	if deletedAt != nil {
+		utc := deletedAt.UTC()
+		deletedAt = &utc
+	}
+	return firstSeen.UTC(), lastModified.UTC(), deletedAt
+}
+
 func scanRecord(row pgx.CollectableRow) (sink.Record, error) {
 	var (
 		r         sink.Record
@@ -124,12 +183,7 @@ func scanRecord(row pgx.CollectableRow) (sink.Record, error) {
 	}
 	r.Payload = payload
 	r.Action = sink.Action(action)
-	r.FirstSeenAt = r.FirstSeenAt.UTC()
-	r.LastModifiedAt = r.LastModifiedAt.UTC()
-	if deletedAt != nil {
-		utc := deletedAt.UTC()
-		r.DeletedAt = &utc
-	}
+	r.FirstSeenAt, r.LastModifiedAt, r.DeletedAt = utcTimes(r.FirstSeenAt, r.LastModifiedAt, deletedAt)
 	return r, nil
 }
 

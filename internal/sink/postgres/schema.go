@@ -21,6 +21,8 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/nango-operator/nango-operator/internal/sink"
 )
 
 // ddlLockKey is the transaction-level advisory lock every Open takes before creating
@@ -60,13 +62,38 @@ const createCheckpointTable = `CREATE TABLE IF NOT EXISTS %s (
 	PRIMARY KEY (table_name, provider_config_key, connection_id, model, variant)
 )`
 
-// createTables creates the schema and both tables when missing. When they all exist it
+// createQuarantineTable keeps the records the sink cannot store (sink.Quarantined): the
+// id as bytes, since it may hold what text cannot, and a hash of it in the key, since it
+// may be longer than an index entry.
+const createQuarantineTable = `CREATE TABLE IF NOT EXISTS %s (
+	table_name text NOT NULL,
+	provider_config_key text NOT NULL,
+	connection_id text NOT NULL,
+	model text NOT NULL,
+	variant text NOT NULL,
+	id_sha256 bytea NOT NULL,
+	id bytea NOT NULL,
+	id_quoted text NOT NULL,
+	reason text NOT NULL,
+	payload text,
+	pruned boolean NOT NULL DEFAULT false,
+	last_action text NOT NULL,
+	first_seen_at timestamptz NOT NULL,
+	last_modified_at timestamptz NOT NULL,
+	deleted_at timestamptz,
+	cursor text NOT NULL,
+	quarantined_at timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (table_name, provider_config_key, connection_id, model, variant, id_sha256)
+)`
+
+// createTables creates the schema and the three tables when missing. When they all exist it
 // runs no DDL at all: CREATE ... IF NOT EXISTS checks the CREATE privilege before it
 // checks existence, and a DBA may well have created the tables for a role that lacks it.
 func (s *Sink) createTables(ctx context.Context, schema string) error {
 	var exist bool
-	err := s.pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL",
-		s.records, s.checkpoints).Scan(&exist)
+	err := s.pool.QueryRow(ctx,
+		"SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL AND to_regclass($3) IS NOT NULL",
+		s.records, s.checkpoints, s.quarantine).Scan(&exist)
 	if err != nil {
 		return fmt.Errorf("look for the tables: %w", err)
 	}
@@ -85,6 +112,9 @@ func (s *Sink) createTables(ctx context.Context, schema string) error {
 		}
 		if _, err := tx.Exec(ctx, fmt.Sprintf(createCheckpointTable, s.checkpoints)); err != nil {
 			return fmt.Errorf("create table %s: %w", CheckpointTable, err)
+		}
+		if _, err := tx.Exec(ctx, fmt.Sprintf(createQuarantineTable, s.quarantine)); err != nil {
+			return fmt.Errorf("create table %s: %w", sink.QuarantineTable, err)
 		}
 		return nil
 	})

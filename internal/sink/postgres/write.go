@@ -18,6 +18,7 @@ package postgres
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"time"
 
@@ -70,6 +71,23 @@ ON CONFLICT (table_name, provider_config_key, connection_id, model, variant) DO 
 	deleted = stored.deleted + EXCLUDED.deleted,
 	updated_at = now()`
 
+// upsertQuarantined keeps the newest version of a record that cannot be stored, merged as
+// the records table merges versions.
+const upsertQuarantined = `INSERT INTO %s AS stored (table_name, provider_config_key, connection_id, model, variant,
+	id_sha256, id, id_quoted, reason, payload, pruned, last_action, first_seen_at, last_modified_at, deleted_at, cursor)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+ON CONFLICT (table_name, provider_config_key, connection_id, model, variant, id_sha256) DO UPDATE SET
+	reason = EXCLUDED.reason,
+	payload = COALESCE(EXCLUDED.payload, stored.payload),
+	pruned = EXCLUDED.pruned,
+	last_action = EXCLUDED.last_action,
+	first_seen_at = EXCLUDED.first_seen_at,
+	last_modified_at = EXCLUDED.last_modified_at,
+	deleted_at = EXCLUDED.deleted_at,
+	cursor = EXCLUDED.cursor,
+	quarantined_at = now()
+WHERE stored.last_modified_at <= EXCLUDED.last_modified_at`
+
 // WritePage upserts the page's records and stores its checkpoint in one transaction. An
 // empty page.Checkpoint leaves the stored checkpoint as it is: "no cursor" never moves the
 // checkpoint back to the start. The result counts the page's records, one per id, by the
@@ -86,15 +104,15 @@ func (s *Sink) WritePage(ctx context.Context, key sink.Key, page sink.Page) (sin
 }
 
 func (s *Sink) writePage(ctx context.Context, key sink.Key, page sink.Page) (sink.WriteResult, error) {
-	records, result, err := sink.PreparePage(key, page.Records)
+	prepared, err := sink.PreparePage(key, page.Records)
 	if err != nil {
 		return sink.WriteResult{}, err
 	}
-	batch := s.pageBatch(key, records, page.Checkpoint, result)
+	batch := s.pageBatch(key, prepared, page.Checkpoint)
 	if batch == nil {
-		return result, nil
+		return prepared.Result, nil
 	}
-	return result, s.call(ctx, func(ctx context.Context) error { return s.sendInTx(ctx, batch) })
+	return prepared.Result, s.call(ctx, func(ctx context.Context) error { return s.sendInTx(ctx, batch) })
 }
 
 // newBatch answers a batch that starts with the server-side timeouts of its transaction.
@@ -114,10 +132,11 @@ func (s *Sink) sendInTx(ctx context.Context, batch *pgx.Batch) error {
 }
 
 // pageBatch queues the page's statements: at most one DELETE, one INSERT and one
-// checkpoint upsert, whatever the number of records, after the server-side timeouts. It
-// answers nil when the page has nothing to write.
-func (s *Sink) pageBatch(key sink.Key, records []sink.Record, checkpoint string, result sink.WriteResult) *pgx.Batch {
-	if len(records) == 0 && checkpoint == "" {
+// checkpoint upsert, whatever the number of records, after the server-side timeouts, and
+// one upsert per quarantined record. It answers nil when the page has nothing to write.
+func (s *Sink) pageBatch(key sink.Key, page sink.PreparedPage, checkpoint string) *pgx.Batch {
+	records, result := page.Records, page.Result
+	if len(records) == 0 && len(page.Quarantined) == 0 && checkpoint == "" {
 		return nil
 	}
 	upserts, deletes := records, []sink.Record(nil)
@@ -130,6 +149,9 @@ func (s *Sink) pageBatch(key sink.Key, records []sink.Record, checkpoint string,
 	}
 	if len(upserts) > 0 {
 		batch.Queue(fmt.Sprintf(upsertRecords, s.records), upsertArgs(key, upserts)...)
+	}
+	for _, q := range page.Quarantined {
+		batch.Queue(fmt.Sprintf(upsertQuarantined, s.quarantine), quarantineArgs(s.tableName, key, q)...)
 	}
 	if checkpoint != "" {
 		batch.Queue(fmt.Sprintf(upsertCheckpoint, s.checkpoints), s.tableName,
@@ -177,4 +199,17 @@ func deleteArgs(key sink.Key, records []sink.Record) []any {
 		lastModified[i] = r.LastModifiedAt
 	}
 	return []any{key.ProviderConfigKey, key.ConnectionID, key.Model, key.Variant, ids, lastModified}
+}
+
+// quarantineArgs are the parameters of upsertQuarantined for q.
+func quarantineArgs(table string, key sink.Key, q sink.Quarantined) []any {
+	sum := sha256.Sum256([]byte(q.ID))
+	var payload *string // nil: SQL NULL, keep the stored fields
+	if q.Payload != nil {
+		p := string(q.Payload)
+		payload = &p
+	}
+	return []any{table, key.ProviderConfigKey, key.ConnectionID, key.Model, key.Variant,
+		sum[:], []byte(q.ID), q.QuotedID(), q.Reason, payload, q.Pruned, string(q.Action),
+		q.FirstSeenAt, q.LastModifiedAt, q.DeletedAt, q.Cursor}
 }

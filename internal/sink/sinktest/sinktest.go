@@ -16,8 +16,8 @@ limitations under the License.
 
 // Package sinktest is the conformance suite every sink.Sink passes: the rules of package
 // sink (idempotent upserts, newest version wins, pruned records keep their fields, soft
-// and hard deletes, one transaction per page, keys that share a table stay apart) checked
-// against a real store. A sink's own tests run it:
+// and hard deletes, one transaction per page, keys that share a table stay apart, payloads
+// normalised and unstorable records quarantined alike) checked against a real store. A sink's own tests run it:
 //
 //	func TestConformance(t *testing.T) {
 //		sinktest.Run(t, func(t *testing.T, opts sinktest.Options) sinktest.Sink {
@@ -44,6 +44,8 @@ type Sink interface {
 	sink.Sink
 	// ReadRows answers every row stored for key, deleted ones included, ordered by id.
 	ReadRows(ctx context.Context, key sink.Key) ([]sink.Record, error)
+	// Quarantine answers the records of key the sink could not store, ordered by id.
+	Quarantine(ctx context.Context, key sink.Key) ([]sink.Quarantined, error)
 }
 
 // Options are what the suite asks of the sinks it opens.
@@ -88,6 +90,9 @@ func Run(t *testing.T, open Opener) {
 		{"ConcurrentWritesOnDifferentKeys", testConcurrentWritesOnDifferentKeys},
 		{"InvalidPageWritesNothing", testInvalidPageWritesNothing},
 		{"InterruptedWriteLeavesNothing", testInterruptedWriteLeavesNothing},
+		{"PayloadsAreNormalised", testPayloadsAreNormalised},
+		{"UnstorableIDsAreQuarantined", testUnstorableIDsAreQuarantined},
+		{"QuarantineKeepsNewestVersion", testQuarantineKeepsNewestVersion},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

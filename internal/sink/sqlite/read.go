@@ -35,6 +35,15 @@ WHERE table_name = ? AND provider_config_key = ? AND connection_id = ? AND model
 const deleteKeyRecords = `DELETE FROM %s
 WHERE provider_config_key = ? AND connection_id = ? AND model = ? AND variant = ?`
 
+const deleteKeyQuarantined = `DELETE FROM %s
+WHERE table_name = ? AND provider_config_key = ? AND connection_id = ? AND model = ? AND variant = ?`
+
+// selectQuarantined orders by the id's bytes (a BLOB compares as memcmp does).
+const selectQuarantined = `SELECT reason, id, payload, pruned, last_action, first_seen_at, last_modified_at, deleted_at, cursor
+FROM %s
+WHERE table_name = ? AND provider_config_key = ? AND connection_id = ? AND model = ? AND variant = ?
+ORDER BY id`
+
 // selectRecords orders by id byte by byte (SQLite's BINARY collation), as Go does.
 const selectRecords = `SELECT id, payload, pruned, last_action, first_seen_at, last_modified_at, deleted_at, cursor
 FROM %s
@@ -64,12 +73,16 @@ func (s *Sink) DeleteCheckpoint(ctx context.Context, key sink.Key) error {
 	return nil
 }
 
-// DeleteRows removes every row of key and its checkpoint, in one transaction.
+// DeleteRows removes every row of key, its quarantined records and its checkpoint, in one
+// transaction.
 func (s *Sink) DeleteRows(ctx context.Context, key sink.Key) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, fmt.Sprintf(deleteKeyRecords, s.records),
 			key.ProviderConfigKey, key.ConnectionID, key.Model, key.Variant)
 		if err != nil {
+			return err
+		}
+		if _, err = tx.ExecContext(ctx, fmt.Sprintf(deleteKeyQuarantined, s.quarantine), s.checkpointArgs(key)...); err != nil {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, fmt.Sprintf(deleteCheckpoint, s.checkpoints), s.checkpointArgs(key)...)
@@ -111,13 +124,41 @@ func (s *Sink) readRows(ctx context.Context, key sink.Key) ([]sink.Record, error
 	return records, rows.Err()
 }
 
-func scanRecord(rows *sql.Rows) (sink.Record, error) {
+// Quarantine answers the records of key that could not be stored (sink.Quarantined),
+// ordered by id. Like ReadRows, it is meant for people and tests.
+func (s *Sink) Quarantine(ctx context.Context, key sink.Key) ([]sink.Quarantined, error) {
+	quarantined, err := s.readQuarantine(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("read quarantined records of %s in %s: %w", key, s.name, classify(err))
+	}
+	return quarantined, nil
+}
+
+func (s *Sink) readQuarantine(ctx context.Context, key sink.Key) ([]sink.Quarantined, error) {
+	rows, err := s.reader.QueryContext(ctx, fmt.Sprintf(selectQuarantined, s.quarantine), s.checkpointArgs(key)...)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = rows.Close() }()
+	var quarantined []sink.Quarantined
+	for rows.Next() {
+		var q sink.Quarantined
+		if q.Record, err = scanRecord(rows, &q.Reason); err != nil {
+			return nil, err
+		}
+		quarantined = append(quarantined, q)
+	}
+	return quarantined, rows.Err()
+}
+
+// scanRecord scans the columns of selectRecords, after the leading ones into leading.
+func scanRecord(rows *sql.Rows, leading ...any) (sink.Record, error) {
 	var (
 		r                                 sink.Record
 		payload, deletedAt                sql.NullString
 		action, firstSeenAt, lastModified string
 	)
-	err := rows.Scan(&r.ID, &payload, &r.Pruned, &action, &firstSeenAt, &lastModified, &deletedAt, &r.Cursor)
+	err := rows.Scan(append(leading, &r.ID, &payload, &r.Pruned, &action, &firstSeenAt, &lastModified, &deletedAt, &r.Cursor)...)
 	if err != nil {
 		return sink.Record{}, err
 	}

@@ -20,6 +20,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+
+	"github.com/nango-operator/nango-operator/internal/sink"
 )
 
 const createRecordsTable = `CREATE TABLE IF NOT EXISTS %s (
@@ -53,7 +55,30 @@ const createCheckpointTable = `CREATE TABLE IF NOT EXISTS %s (
 	PRIMARY KEY (table_name, provider_config_key, connection_id, model, variant)
 )`
 
-// createTables creates both tables when missing. In SQLite DDL is transactional and
+// createQuarantineTable is the PostgreSQL sink's, in SQLite's types: the id as a BLOB,
+// since it may hold what text should not, and a hash of it in the key.
+const createQuarantineTable = `CREATE TABLE IF NOT EXISTS %s (
+	table_name TEXT NOT NULL,
+	provider_config_key TEXT NOT NULL,
+	connection_id TEXT NOT NULL,
+	model TEXT NOT NULL,
+	variant TEXT NOT NULL,
+	id_sha256 BLOB NOT NULL,
+	id BLOB NOT NULL,
+	id_quoted TEXT NOT NULL,
+	reason TEXT NOT NULL,
+	payload TEXT,
+	pruned INTEGER NOT NULL DEFAULT 0,
+	last_action TEXT NOT NULL,
+	first_seen_at TEXT NOT NULL,
+	last_modified_at TEXT NOT NULL,
+	deleted_at TEXT,
+	cursor TEXT NOT NULL,
+	quarantined_at TEXT NOT NULL,
+	PRIMARY KEY (table_name, provider_config_key, connection_id, model, variant, id_sha256)
+)`
+
+// createTables creates the three tables when missing. In SQLite DDL is transactional and
 // serialised by the write lock, so concurrent opens need no more care than this.
 func (s *Sink) createTables(ctx context.Context) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
@@ -62,6 +87,9 @@ func (s *Sink) createTables(ctx context.Context) error {
 		}
 		if _, err := tx.ExecContext(ctx, fmt.Sprintf(createCheckpointTable, s.checkpoints)); err != nil {
 			return fmt.Errorf("create table %s: %w", CheckpointTable, err)
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(createQuarantineTable, s.quarantine)); err != nil {
+			return fmt.Errorf("create table %s: %w", sink.QuarantineTable, err)
 		}
 		return nil
 	})

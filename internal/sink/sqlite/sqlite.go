@@ -18,7 +18,8 @@ limitations under the License.
 // small installations and the demo. It keeps the schema and the merge rules of the
 // PostgreSQL sink (see package postgres), with these differences of storage:
 //
-//   - payload is TEXT holding the JSON exactly as Nango sent it (not normalised as jsonb);
+//   - payload is TEXT holding the JSON as Nango sent it (not normalised as jsonb), but for
+//     what package sink replaces in every sink, so that it holds what PostgreSQL would;
 //   - times are TEXT in UTC with exactly six decimals, 2006-01-02T15:04:05.000000Z, so
 //     that comparing them as strings compares them as times, and people can read them;
 //   - pruned is INTEGER 0 or 1.
@@ -73,9 +74,10 @@ type Sink struct {
 
 	// name is path:table, for errors.
 	name string
-	// records and checkpoints are the quoted table names for SQL.
+	// records, checkpoints and quarantine are the quoted table names for SQL.
 	records     string
 	checkpoints string
+	quarantine  string
 	// tableName is the records table's name as the checkpoint table's key holds it.
 	tableName string
 }
@@ -97,6 +99,7 @@ func Open(ctx context.Context, path string, opts Options) (*Sink, error) {
 		name:        path + ":" + opts.Table,
 		records:     quoteIdentifier(opts.Table),
 		checkpoints: quoteIdentifier(CheckpointTable),
+		quarantine:  quoteIdentifier(sink.QuarantineTable),
 		tableName:   opts.Table,
 	}
 	if opts.BusyTimeout <= 0 {

@@ -18,6 +18,7 @@ package sqlite
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"fmt"
 	"time"
@@ -66,6 +67,24 @@ ON CONFLICT (table_name, provider_config_key, connection_id, model, variant) DO 
 	deleted = stored.deleted + excluded.deleted,
 	updated_at = excluded.updated_at`
 
+// upsertQuarantined is the PostgreSQL sink's: the newest version of a record that cannot
+// be stored, merged as the records table merges versions.
+const upsertQuarantined = `INSERT INTO %s AS stored (table_name, provider_config_key, connection_id, model, variant,
+	id_sha256, id, id_quoted, reason, payload, pruned, last_action, first_seen_at, last_modified_at, deleted_at, cursor,
+	quarantined_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (table_name, provider_config_key, connection_id, model, variant, id_sha256) DO UPDATE SET
+	reason = excluded.reason,
+	payload = COALESCE(excluded.payload, stored.payload),
+	pruned = excluded.pruned,
+	last_action = excluded.last_action,
+	first_seen_at = excluded.first_seen_at,
+	last_modified_at = excluded.last_modified_at,
+	deleted_at = excluded.deleted_at,
+	cursor = excluded.cursor,
+	quarantined_at = excluded.quarantined_at
+WHERE stored.last_modified_at <= excluded.last_modified_at`
+
 // WritePage upserts the page's records and stores its checkpoint in one transaction. An
 // empty page.Checkpoint leaves the stored checkpoint as it is: "no cursor" never moves the
 // checkpoint back to the start. The result counts the page's records, one per id, by the
@@ -82,11 +101,12 @@ func (s *Sink) WritePage(ctx context.Context, key sink.Key, page sink.Page) (sin
 }
 
 func (s *Sink) writePage(ctx context.Context, key sink.Key, page sink.Page) (sink.WriteResult, error) {
-	records, result, err := sink.PreparePage(key, page.Records)
+	prepared, err := sink.PreparePage(key, page.Records)
 	if err != nil {
 		return sink.WriteResult{}, err
 	}
-	if len(records) == 0 && page.Checkpoint == "" {
+	records, result := prepared.Records, prepared.Result
+	if len(records) == 0 && len(prepared.Quarantined) == 0 && page.Checkpoint == "" {
 		return result, nil
 	}
 	upserts, deletes := records, []sink.Record(nil)
@@ -99,6 +119,9 @@ func (s *Sink) writePage(ctx context.Context, key sink.Key, page sink.Page) (sin
 			return err
 		}
 		if err := s.upsertRecords(ctx, tx, key, upserts, now); err != nil {
+			return err
+		}
+		if err := s.upsertQuarantined(ctx, tx, key, prepared.Quarantined, now); err != nil {
 			return err
 		}
 		return s.upsertCheckpoint(ctx, tx, key, sink.Checkpoint{Cursor: page.Checkpoint, Written: result}, now)
@@ -152,6 +175,21 @@ func forEachRecord(ctx context.Context, records []sink.Record, exec func(context
 		}
 		if err := exec(uncancellable, r); err != nil {
 			return fmt.Errorf("record %q: %w", r.ID, err)
+		}
+	}
+	return nil
+}
+
+// upsertQuarantined keeps the records that cannot be stored in the quarantine table.
+func (s *Sink) upsertQuarantined(ctx context.Context, tx *sql.Tx, key sink.Key, quarantined []sink.Quarantined, now string) error {
+	for _, q := range quarantined {
+		sum := sha256.Sum256([]byte(q.ID))
+		_, err := tx.ExecContext(ctx, fmt.Sprintf(upsertQuarantined, s.quarantine),
+			s.tableName, key.ProviderConfigKey, key.ConnectionID, key.Model, key.Variant,
+			sum[:], []byte(q.ID), q.QuotedID(), q.Reason, payloadText(q.Payload), q.Pruned, string(q.Action),
+			formatTime(q.FirstSeenAt), formatTime(q.LastModifiedAt), formatOptionalTime(q.DeletedAt), q.Cursor, now)
+		if err != nil {
+			return fmt.Errorf("quarantine record %s: %w", q.QuotedID(), err)
 		}
 	}
 	return nil

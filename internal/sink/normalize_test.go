@@ -1,0 +1,92 @@
+/*
+Copyright 2026 The nango-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package sink
+
+import (
+	"bytes"
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/tidwall/gjson"
+)
+
+func TestNormalizePayload(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{`{"a":"\u0000"}`, `{"a":"\ufffd"}`},
+		{`{"a":"\\\u0000"}`, `{"a":"\\\ufffd"}`}, // an escaped backslash, then the escape
+		{`{"a":"\\u0000"}`, `{"a":"\\u0000"}`},   // the text \u0000
+		{`{"a":"\ud800"}`, `{"a":"\ufffd"}`},
+		{`{"a":"\ud800\u0041"}`, `{"a":"\ufffd\u0041"}`},
+		{`{"a":"\uDBFF\uDFFF"}`, `{"a":"\uDBFF\uDFFF"}`},
+		{`{"a":"\udfff\ud800"}`, `{"a":"\ufffd\ufffd"}`},
+		{"{\"a\":\"\xff\xfe\"}", "{\"a\":\"\uFFFD\uFFFD\"}"},
+		{`{"a":"\n\"\/\u00e9"}`, `{"a":"\n\"\/\u00e9"}`},
+	} {
+		if got := string(normalizePayload([]byte(c.in))); got != c.want {
+			t.Errorf("normalizePayload(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+// FuzzNormalizePayload checks that any valid JSON comes out valid, as UTF-8, free of NUL,
+// and unchanged by a second pass.
+func FuzzNormalizePayload(f *testing.F) {
+	for _, seed := range []string{`{"a":"\u0000\ud800\udc00\\u0000"}`, "{\"\xff\":[\"\\uD800\"]}", `{"a":1}`, `"\\\\\u0000"`} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		if !gjson.ValidBytes(in) {
+			return
+		}
+		out := normalizePayload(bytes.Clone(in))
+		if !utf8.Valid(out) || !gjson.ValidBytes(out) {
+			t.Fatalf("normalizePayload(%q) = %q: not valid UTF-8 JSON", in, out)
+		}
+		var v any
+		d := json.NewDecoder(bytes.NewReader(out))
+		d.UseNumber() // numbers beyond float64 are valid JSON
+		if err := d.Decode(&v); err != nil {
+			t.Fatalf("normalizePayload(%q) = %q: %v", in, out, err)
+		}
+		if holdsNUL(v) {
+			t.Fatalf("normalizePayload(%q) = %q still holds a NUL", in, out)
+		}
+		if again := normalizePayload(bytes.Clone(out)); !bytes.Equal(again, out) {
+			t.Fatalf("normalizePayload is not idempotent: %q, then %q", out, again)
+		}
+	})
+}
+
+// holdsNUL tells whether a decoded JSON value has a NUL in a string or key.
+func holdsNUL(v any) bool {
+	switch v := v.(type) {
+	case string:
+		return strings.IndexByte(v, 0) >= 0
+	case []any:
+		return slices.ContainsFunc(v, holdsNUL)
+	case map[string]any:
+		for k, e := range v {
+			if strings.IndexByte(k, 0) >= 0 || holdsNUL(e) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -27,6 +27,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	// Import all Kubernetes client auth plugins (e.g. Azure, GCP, OIDC, etc.)
@@ -99,6 +100,18 @@ func (o *options) bindFlags(fs *flag.FlagSet) {
 		"The namespace of the leader election Lease. Defaults to the manager's own namespace when it runs in a cluster.")
 	fs.StringVar(&o.defaultNangoURL, "nango-url", "https://api.nango.dev",
 		"The Nango API URL for NangoSyncs that set no spec.nango.url.")
+	fs.Func("allowed-nango-urls",
+		"Comma-separated Nango API URLs, besides --nango-url, that NangoSyncs may name in spec.nango.url "+
+			"(a URL below an allowed path is allowed). A NangoSync's secret key is sent to its Nango URL, "+
+			"so any other is refused and its Secret not read.",
+		func(s string) error {
+			for _, u := range strings.Split(s, ",") {
+				if u = strings.TrimSpace(u); u != "" {
+					o.reconciler.AllowedNangoURLs = append(o.reconciler.AllowedNangoURLs, u)
+				}
+			}
+			return nil
+		})
 	fs.StringVar(&o.defaultNangoSecret, "nango-secret", "nango",
 		"The Secret, in each NangoSync's own namespace, holding the Nango secret key for NangoSyncs that set no spec.nango.secretRef.")
 	fs.StringVar(&o.defaultNangoKey, "nango-secret-key", "secretKey",

@@ -106,6 +106,9 @@ const (
 	// SinkRefusedReason: the sink refused the operator (credentials, a missing privilege,
 	// a table of another shape); the message says what to change.
 	SinkRefusedReason = "SinkRefused"
+	// NangoURLNotAllowedReason: spec.nango.url is not one of the Nango URLs the cluster
+	// admin allows (the operator's --allowed-nango-urls); its Secret is not read.
+	NangoURLNotAllowedReason = "NangoURLNotAllowed"
 	// SyncFailedReason: Nango reported that its own sync run failed (from a webhook).
 	SyncFailedReason = "SyncFailed"
 	// InvalidRequestReason: Nango refused the request as malformed, for example a

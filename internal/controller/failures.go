@@ -50,6 +50,10 @@ func classify(err error) failure {
 		return failure{reason: syncv1alpha1.SecretNotFoundReason, stalled: true, message: fmt.Sprintf(
 			"%s: create it in the NangoSync's namespace with the key %q", err.Error(), missing.key)}
 	}
+	var refused *policyError
+	if errors.As(err, &refused) {
+		return failure{reason: refused.reason, message: refused.message, stalled: true}
+	}
 	var sinkErr *sinkError
 	if errors.As(err, &sinkErr) {
 		return sinkFailure(err)

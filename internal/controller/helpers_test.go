@@ -506,6 +506,14 @@ func lastSuccess(g Gomega, nsync *syncv1alpha1.NangoSync) (time.Time, bool) {
 	return time.Time{}, false
 }
 
+// otherNangoAnswers makes the allowed second Nango URL, otherNango, answer with h until
+// the test ends.
+func otherNangoAnswers(h http.HandlerFunc) {
+	var handler http.Handler = h
+	otherNangoHandler.Store(&handler)
+	DeferCleanup(func() { otherNangoHandler.Store(nil) })
+}
+
 // execSQL runs statements, in order, in the database of dsn.
 func execSQL(dsn string, statements ...string) {
 	GinkgoHelper()

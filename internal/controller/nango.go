@@ -44,16 +44,31 @@ func (c *NangoClients) For(baseURL, secretKey string) (*nango.Client, error) {
 		nango.WithHTTPClient(c.httpClient), nango.WithLimiterRegistry(c.limiters))
 }
 
+// nangoURL is the Nango API URL of a NangoSync, when the admin's policy allows it. It is
+// checked before the Secret is read: a secret key is never read for a URL it may not go to.
+func (r *NangoSyncReconciler) nangoURL(nsync *syncv1alpha1.NangoSync) (string, error) {
+	if nsync.Spec.Nango == nil || nsync.Spec.Nango.URL == "" {
+		return r.DefaultNangoURL, nil
+	}
+	if u := nsync.Spec.Nango.URL; !r.allowedNangoURLs.allows(u) {
+		return "", &policyError{reason: syncv1alpha1.NangoURLNotAllowedReason, message: fmt.Sprintf(
+			"spec.nango.url %s is not one of the Nango URLs the operator allows (%s); the Nango secret key was not read. "+
+				"Remove spec.nango.url, or ask the cluster admin to add it to the manager's --allowed-nango-urls",
+			u, r.allowedNangoURLs)}
+	}
+	return nsync.Spec.Nango.URL, nil
+}
+
 // nangoClient builds the client of a NangoSync from its spec.nango, the operator's
 // defaults and the secret key in its Secret.
 func (r *NangoSyncReconciler) nangoClient(ctx context.Context, nsync *syncv1alpha1.NangoSync) (*nango.Client, error) {
+	baseURL, err := r.nangoURL(nsync)
+	if err != nil {
+		return nil, err
+	}
 	secretKey, err := r.readSecretKey(ctx, nsync, r.nangoSecretRef(nsync))
 	if err != nil {
 		return nil, fmt.Errorf("read the Nango secret key: %w", err)
-	}
-	baseURL := r.DefaultNangoURL
-	if nsync.Spec.Nango != nil && nsync.Spec.Nango.URL != "" {
-		baseURL = nsync.Spec.Nango.URL
 	}
 	c, err := r.Nango.For(baseURL, secretKey)
 	if err != nil {

@@ -53,6 +53,11 @@ import (
 type Options struct {
 	// DefaultNangoURL is the Nango API for NangoSyncs without spec.nango.url.
 	DefaultNangoURL string
+	// AllowedNangoURLs are the Nango API URLs, besides DefaultNangoURL, that NangoSyncs may
+	// name in spec.nango.url, as absolute http or https URLs; a URL below an allowed path
+	// is allowed. A NangoSync's secret key goes to its Nango URL, so only the cluster admin
+	// says where.
+	AllowedNangoURLs []string
 	// DefaultSecret names the Secret (in each NangoSync's namespace) and key holding the
 	// Nango secret key for NangoSyncs without spec.nango.secretRef.
 	DefaultSecret syncv1alpha1.SecretKeyReference
@@ -100,9 +105,10 @@ type NangoSyncReconciler struct {
 	// Registerer registers the reconciler's metrics; nil registers none.
 	Registerer prometheus.Registerer
 
-	// State of the running reconciler: metrics comes from SetupWithManager, the rest
-	// works from its zero value.
-	metrics *metrics
+	// State of the running reconciler: metrics and allowedNangoURLs come from
+	// SetupWithManager, the rest works from its zero value.
+	metrics          *metrics
+	allowedNangoURLs nangoURLs
 	// secrets keeps the data of the Secrets NangoSyncs read, by resourceVersion.
 	secrets secretValues
 	// wakes knows which NangoSyncs wait to sync now and which wakes were served in-process.
@@ -440,6 +446,11 @@ func ClientOptions() client.Options {
 // name (metadata only), and indexes NangoSyncs by those Secrets.
 func (r *NangoSyncReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.Options = r.withDefaults()
+	allowed, err := parseNangoURLs(append([]string{r.DefaultNangoURL}, r.AllowedNangoURLs...))
+	if err != nil {
+		return err
+	}
+	r.allowedNangoURLs = allowed
 	r.Recorder = boundedRecorder{r.Recorder}
 	m, err := newMetrics(r.Registerer)
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -261,6 +262,31 @@ var _ = Describe("NangoSync reconciler", func() {
 			Eventually(func(g Gomega) { d.matches(g, openSink(spec)) }).Should(Succeed())
 		})
 
+		It("NangoURLNotAllowed, Stalled, for a Nango URL the admin did not allow, without reading its Secret or calling it", func() {
+			var calls atomic.Int32
+			elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				calls.Add(1)
+				w.WriteHeader(http.StatusOK)
+			}))
+			DeferCleanup(elsewhere.Close)
+			nsync := newNangoSyncFor(newDataSet(uniqueName("exfil"), "Contact"), sqliteSinkSpec("contacts"))
+			nsync.Spec.Nango = &syncv1alpha1.NangoEndpoint{URL: elsewhere.URL,
+				// A Secret that does not exist: SecretNotFound would mean it was looked up.
+				SecretRef: &syncv1alpha1.SecretKeyReference{Name: uniqueName("db-admin"), Key: "password"}}
+			create(nsync)
+			expectReason(nsync, metav1.ConditionFalse, syncv1alpha1.NangoURLNotAllowedReason)
+			Expect(conditionTrue(nsync, syncv1alpha1.StalledCondition)).To(BeTrue())
+			Expect(readyMessage(nsync)).To(ContainSubstring("--allowed-nango-urls"))
+			Expect(calls.Load()).To(BeZero())
+
+			By("syncing once spec.nango.url names an allowed Nango")
+			patch := client.MergeFrom(nsync.DeepCopy())
+			nsync.Spec.Nango = nil
+			Expect(k8sClient.Patch(ctx, nsync, patch)).To(Succeed())
+			expectReason(nsync, metav1.ConditionFalse, syncv1alpha1.UnknownConnectionReason)
+			Expect(calls.Load()).To(BeZero())
+		})
+
 		It("SinkRefused, Stalled, while the PostgreSQL role lacks a privilege, until it is granted", func() {
 			dsn := pgtest.NewDatabase(GinkgoTB())
 			By("letting a DBA create the tables and give the operator's role SELECT alone")
@@ -369,14 +395,13 @@ var _ = Describe("NangoSync reconciler", func() {
 
 	It("keeps condition messages and event notes within what the API server accepts when Nango answers with a huge error", func() {
 		huge := strings.Repeat("é", 20000) + strings.Repeat("x", 20000) // 40,000 characters, 60,000 bytes
-		nango := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		otherNangoAnswers(func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusBadRequest)
 			_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": "invalid_request", "message": huge}})
-		}))
-		DeferCleanup(nango.Close)
+		})
 		nsync := newNangoSyncFor(newDataSet(uniqueName("hugeerror"), "Contact"), sqliteSinkSpec("contacts"))
-		nsync.Spec.Nango = &syncv1alpha1.NangoEndpoint{URL: nango.URL}
+		nsync.Spec.Nango = &syncv1alpha1.NangoEndpoint{URL: otherNango.URL}
 		create(nsync)
 		expectReason(nsync, metav1.ConditionFalse, syncv1alpha1.InvalidRequestReason)
 		Expect(len(readyMessage(nsync))).To(BeNumerically("<=", maxConditionMessage))

@@ -22,6 +22,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -67,6 +68,10 @@ var (
 	// sim is the Nango the reconciler reads from, served at simServer.
 	sim       *nangosim.Sim
 	simServer *httptest.Server
+	// otherNango is a second Nango URL the operator allows, serving whatever a test
+	// sets with otherNangoAnswers; 404 otherwise.
+	otherNango        *httptest.Server
+	otherNangoHandler atomic.Pointer[http.Handler]
 	// faults is the reconciler's fault hook, armed by crash tests.
 	faults = &faultHook{}
 	// nangoRequests logs the record requests the emulator answered.
@@ -118,6 +123,14 @@ func startReconciler() {
 	sim = nangosim.New(nangosim.Options{})
 	simServer = httptest.NewServer(nangoRequests.record(sim.Handler()))
 	DeferCleanup(simServer.Close)
+	otherNango = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h := otherNangoHandler.Load(); h != nil {
+			(*h).ServeHTTP(w, r)
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	DeferCleanup(otherNango.Close)
 
 	Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: syncNamespace}})).To(Succeed())
 	Expect(k8sClient.Create(ctx, &corev1.Secret{
@@ -145,6 +158,7 @@ func startReconciler() {
 		Sinks: pool,
 		Options: Options{
 			DefaultNangoURL:         simServer.URL,
+			AllowedNangoURLs:        []string{otherNango.URL},
 			DefaultSecret:           syncv1alpha1.SecretKeyReference{Name: "nango", Key: "secretKey"},
 			MaxRecordsPerReconcile:  5000,
 			MaxTimePerReconcile:     5 * time.Second,

@@ -1,0 +1,96 @@
+/*
+Copyright 2026 The nango-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// policyError says a NangoSync asks for something the cluster admin's policy (the
+// manager's flags) does not allow. Retrying cannot help until the spec or the policy
+// changes; nothing the spec names was read or contacted.
+type policyError struct {
+	// reason is the condition reason, one of the API's *Reason constants.
+	reason string
+	// message names the rule and what to change.
+	message string
+}
+
+func (e *policyError) Error() string { return e.message }
+
+// nangoURLs are the Nango API URLs NangoSyncs may name in spec.nango.url: the secret key
+// of a NangoSync is sent to its Nango URL, so a NangoSync that may name any URL could send
+// any Secret of its namespace anywhere.
+type nangoURLs []*url.URL
+
+// parseNangoURLs parses the allowed Nango URLs: absolute http or https URLs without user
+// information, query or fragment.
+func parseNangoURLs(raw []string) (nangoURLs, error) {
+	allowed := make(nangoURLs, 0, len(raw))
+	for _, s := range raw {
+		u, err := url.Parse(s)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			return nil, fmt.Errorf("allowed Nango URL %q must be an absolute http or https URL without user, query or fragment, such as https://api.nango.dev", s)
+		}
+		allowed = append(allowed, u)
+	}
+	return allowed, nil
+}
+
+// allows reports whether raw is one of the allowed URLs or below one: the same scheme
+// (so https never becomes http), host and port, and a path at or under the allowed path,
+// segment by segment.
+func (a nangoURLs) allows(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || u.User != nil {
+		return false
+	}
+	for _, allowed := range a {
+		if u.Scheme == allowed.Scheme && strings.EqualFold(u.Hostname(), allowed.Hostname()) &&
+			portOf(u) == portOf(allowed) && underPath(u.Path, allowed.Path) {
+			return true
+		}
+	}
+	return false
+}
+
+// String lists the allowed URLs for messages.
+func (a nangoURLs) String() string {
+	s := make([]string, len(a))
+	for i, u := range a {
+		s[i] = u.String()
+	}
+	return strings.Join(s, ", ")
+}
+
+func portOf(u *url.URL) string {
+	if port := u.Port(); port != "" {
+		return port
+	}
+	if u.Scheme == "https" {
+		return "443"
+	}
+	return "80"
+}
+
+func underPath(path, allowed string) bool {
+	allowed = strings.TrimSuffix(allowed, "/")
+	return allowed == "" || path == allowed || strings.HasPrefix(path, allowed+"/")
+}

@@ -1,0 +1,52 @@
+/*
+Copyright 2026 The nango-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import "testing"
+
+func TestNangoURLsAllowOnlyTheirSchemeHostPortAndPath(t *testing.T) {
+	allowed, err := parseNangoURLs([]string{"https://api.nango.dev", "http://nango.internal:3003/", "https://nango.example.com/tenant-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for url, want := range map[string]bool{
+		"https://api.nango.dev":                 true,
+		"https://API.nango.dev/":                true,
+		"https://api.nango.dev:443":             true,
+		"http://nango.internal:3003":            true,
+		"https://nango.example.com/tenant-a":    true,
+		"https://nango.example.com/tenant-a/v1": true,
+		"http://api.nango.dev":                  false, // https never becomes http
+		"https://api.nango.dev:8443":            false,
+		"https://api.nango.dev.example.com":     false,
+		"https://user:pass@api.nango.dev":       false,
+		"https://nango.internal:3003":           false,
+		"https://nango.example.com/tenant-ab":   false,
+		"https://nango.example.com/":            false,
+		"https://elsewhere.example.com":         false,
+		"://not a url":                          false,
+	} {
+		if got := allowed.allows(url); got != want {
+			t.Errorf("allows(%q) = %t, want %t", url, got, want)
+		}
+	}
+	for _, bad := range []string{"api.nango.dev", "ftp://api.nango.dev", "https://u:p@api.nango.dev", "https://api.nango.dev?x=1"} {
+		if _, err := parseNangoURLs([]string{bad}); err == nil {
+			t.Errorf("parseNangoURLs(%q) accepted it", bad)
+		}
+	}
+}

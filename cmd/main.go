@@ -27,6 +27,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -112,6 +113,9 @@ func (o *options) bindFlags(fs *flag.FlagSet) {
 			}
 			return nil
 		})
+	fs.StringVar(&o.reconciler.SQLiteRoot, "sqlite-root", "",
+		"The directory holding SQLite sinks: the files of namespace ns must be under <root>/ns/, created when missing. "+
+			"Empty allows any path on the pod; set it when several teams share the operator.")
 	fs.StringVar(&o.defaultNangoSecret, "nango-secret", "nango",
 		"The Secret, in each NangoSync's own namespace, holding the Nango secret key for NangoSyncs that set no spec.nango.secretRef.")
 	fs.StringVar(&o.defaultNangoKey, "nango-secret-key", "secretKey",
@@ -147,6 +151,9 @@ func (o *options) validate() error {
 	u, err := url.Parse(o.defaultNangoURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("--nango-url %q must be an absolute http or https URL, such as https://api.nango.dev", o.defaultNangoURL)
+	}
+	if o.reconciler.SQLiteRoot != "" && !filepath.IsAbs(o.reconciler.SQLiteRoot) {
+		return fmt.Errorf("--sqlite-root %q must be an absolute path", o.reconciler.SQLiteRoot)
 	}
 	if o.defaultNangoSecret == "" || o.defaultNangoKey == "" {
 		return errors.New("--nango-secret and --nango-secret-key must not be empty")

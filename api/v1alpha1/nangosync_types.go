@@ -109,6 +109,9 @@ const (
 	// NangoURLNotAllowedReason: spec.nango.url is not one of the Nango URLs the cluster
 	// admin allows (the operator's --allowed-nango-urls); its Secret is not read.
 	NangoURLNotAllowedReason = "NangoURLNotAllowed"
+	// SinkPathNotAllowedReason: spec.sink.sqlite.path is outside the directory the cluster
+	// admin gives the NangoSync's namespace (the operator's --sqlite-root).
+	SinkPathNotAllowedReason = "SinkPathNotAllowed"
 	// SyncFailedReason: Nango reported that its own sync run failed (from a webhook).
 	SyncFailedReason = "SyncFailed"
 	// InvalidRequestReason: Nango refused the request as malformed, for example a

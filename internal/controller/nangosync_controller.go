@@ -58,6 +58,10 @@ type Options struct {
 	// is allowed. A NangoSync's secret key goes to its Nango URL, so only the cluster admin
 	// says where.
 	AllowedNangoURLs []string
+	// SQLiteRoot, when set, is the directory under which SQLite sinks live: the files of
+	// namespace ns under SQLiteRoot/ns/, so that no team can aim at another team's file.
+	// Empty allows any path.
+	SQLiteRoot string
 	// DefaultSecret names the Secret (in each NangoSync's namespace) and key holding the
 	// Nango secret key for NangoSyncs without spec.nango.secretRef.
 	DefaultSecret syncv1alpha1.SecretKeyReference
@@ -389,14 +393,16 @@ func (r *NangoSyncReconciler) finalize(ctx context.Context, nsync *syncv1alpha1.
 	}
 	if err := r.cleanSink(ctx, nsync); err != nil {
 		var missing *secretError
-		if !errors.As(err, &missing) {
+		var refused *policyError
+		if !errors.As(err, &missing) && !errors.As(err, &refused) {
 			r.Recorder.Eventf(nsync, nil, corev1.EventTypeWarning, syncv1alpha1.SinkUnavailableReason, "Delete",
 				"Cannot clean the sink before deletion, will retry: %s", err.Error())
 			return err
 		}
-		// Without its Secret the sink cannot be reached, and it will not come back for a
-		// NangoSync being deleted: let it go rather than block the deletion forever.
-		r.Recorder.Eventf(nsync, nil, corev1.EventTypeWarning, syncv1alpha1.SecretNotFoundReason, "Delete",
+		// Without its Secret, or outside what the policy allows, the sink cannot be reached,
+		// and that will not change for a NangoSync being deleted: let it go rather than
+		// block the deletion forever.
+		r.Recorder.Eventf(nsync, nil, corev1.EventTypeWarning, classify(err).reason, "Delete",
 			"Deleted without cleaning the sink: %s", err.Error())
 	}
 	patch := client.MergeFrom(nsync.DeepCopy())

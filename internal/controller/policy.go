@@ -19,7 +19,11 @@ package controller
 import (
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
+
+	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
 )
 
 // policyError says a NangoSync asks for something the cluster admin's policy (the
@@ -93,4 +97,29 @@ func portOf(u *url.URL) string {
 func underPath(path, allowed string) bool {
 	allowed = strings.TrimSuffix(allowed, "/")
 	return allowed == "" || path == allowed || strings.HasPrefix(path, allowed+"/")
+}
+
+// sqliteDirMode keeps one namespace's SQLite files from the eyes of other users of the
+// volume; the operator is the only process that opens them.
+const sqliteDirMode = 0o700
+
+// prepareSQLitePath checks an SQLite sink's path against the admin's --sqlite-root: with a
+// root, each namespace's files live under <root>/<namespace>/, which is created when
+// missing, and any other path is refused. Without a root every path is allowed.
+func (o Options) prepareSQLitePath(nsync *syncv1alpha1.NangoSync) error {
+	lite := nsync.Spec.Sink.SQLite
+	if o.SQLiteRoot == "" || lite == nil {
+		return nil
+	}
+	dir := filepath.Join(o.SQLiteRoot, nsync.Namespace)
+	if path := filepath.Clean(lite.Path); !strings.HasPrefix(path, dir+string(filepath.Separator)) {
+		return &policyError{reason: syncv1alpha1.SinkPathNotAllowedReason, message: fmt.Sprintf(
+			"spec.sink.sqlite.path %s is outside %s, where the operator keeps the SQLite files of namespace %s "+
+				"(its --sqlite-root is %s): put the file under %s",
+			lite.Path, dir+"/", nsync.Namespace, o.SQLiteRoot, dir+"/")}
+	}
+	if err := os.MkdirAll(dir, sqliteDirMode); err != nil {
+		return &sinkError{fmt.Errorf("create the SQLite directory of namespace %s: %w", nsync.Namespace, err)}
+	}
+	return nil
 }

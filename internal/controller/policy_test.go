@@ -16,7 +16,16 @@ limitations under the License.
 
 package controller
 
-import "testing"
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
+)
 
 func TestNangoURLsAllowOnlyTheirSchemeHostPortAndPath(t *testing.T) {
 	allowed, err := parseNangoURLs([]string{"https://api.nango.dev", "http://nango.internal:3003/", "https://nango.example.com/tenant-a"})
@@ -48,5 +57,39 @@ func TestNangoURLsAllowOnlyTheirSchemeHostPortAndPath(t *testing.T) {
 		if _, err := parseNangoURLs([]string{bad}); err == nil {
 			t.Errorf("parseNangoURLs(%q) accepted it", bad)
 		}
+	}
+}
+
+func TestSQLitePathsStayUnderTheirNamespacesDirectory(t *testing.T) {
+	root := t.TempDir()
+	opts := Options{SQLiteRoot: root}
+	nsyncAt := func(namespace, path string) *syncv1alpha1.NangoSync {
+		return &syncv1alpha1.NangoSync{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "contacts"},
+			Spec: syncv1alpha1.NangoSyncSpec{Sink: syncv1alpha1.SinkSpec{
+				SQLite: &syncv1alpha1.SQLiteSink{Path: path, Table: "contacts"}}}}
+	}
+	for path, allowed := range map[string]bool{
+		filepath.Join(root, "team-a", "nango.db"):             true,
+		filepath.Join(root, "team-a", "sub", "nango.db"):      true,
+		filepath.Join(root, "team-b", "nango.db"):             false,
+		filepath.Join(root, "team-a", "..", "team-b", "x.db"): false,
+		filepath.Join(root, "team-a"):                         false,
+		filepath.Join(root, "team-ab", "nango.db"):            false,
+		"/etc/passwd": false,
+	} {
+		err := opts.prepareSQLitePath(nsyncAt("team-a", path))
+		var refused *policyError
+		if got := !errors.As(err, &refused); got != allowed || (!allowed && refused.reason != syncv1alpha1.SinkPathNotAllowedReason) {
+			t.Errorf("path %s for namespace team-a: %v, want allowed %t", path, err, allowed)
+		}
+	}
+	if info, err := os.Stat(filepath.Join(root, "team-a")); err != nil || info.Mode().Perm() != sqliteDirMode {
+		t.Errorf("the namespace's directory was not created with mode %o: %v", sqliteDirMode, err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "team-b")); !os.IsNotExist(err) {
+		t.Errorf("a refused path created another namespace's directory: %v", err)
+	}
+	if err := (Options{}).prepareSQLitePath(nsyncAt("team-a", "/anywhere/nango.db")); err != nil {
+		t.Errorf("without --sqlite-root a path was refused: %v", err)
 	}
 }

@@ -35,6 +35,9 @@ func (e *sinkError) Unwrap() error { return e.err }
 // sinkFor returns the open sink of a NangoSync, reading the Secrets its spec names, and
 // notes its name in status.
 func (r *NangoSyncReconciler) sinkFor(ctx context.Context, nsync *syncv1alpha1.NangoSync) (sink.Sink, error) {
+	if err := r.prepareSQLitePath(nsync); err != nil {
+		return nil, err
+	}
 	target, err := sinks.Resolve(ctx, nsync.Spec.Sink, func(ctx context.Context, ref syncv1alpha1.SecretKeyReference) (string, error) {
 		return r.readSecretKey(ctx, nsync, ref)
 	})

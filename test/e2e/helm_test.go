@@ -207,7 +207,8 @@ podDisruptionBudget: {enabled: true}
 		Expect(strings.Count(out, "(server dry run)")).To(Equal(len(objects)), out)
 		Expect(containerArgs(only(objects, "Deployment", release))).To(ContainElements(
 			"--leader-elect", "--leader-election-namespace="+releaseNamespace, "--webhook-allow-legacy-signature",
-			"--allowed-nango-urls=https://nango.internal.example.com:3003,http://nango.nango.svc:8080/tenant-a"))
+			"--allowed-nango-urls=https://nango.internal.example.com:3003,http://nango.nango.svc:8080/tenant-a",
+			"--sqlite-root=/var/lib/nango-operator/sqlite"))
 		ingress := only(objects, "Ingress", release+"-webhook")
 		Expect(nested(ingress, "spec", "rules")).To(ConsistOf(HaveKeyWithValue("http", HaveKeyWithValue("paths",
 			ConsistOf(HaveKeyWithValue("path", "/webhooks/nango"))))))

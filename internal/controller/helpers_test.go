@@ -66,6 +66,28 @@ type faultHook struct {
 	remaining int
 	// onFire runs when the hook crashes a reconcile, before it returns.
 	onFire func()
+	// deleteFailures is how many more DeleteCheckpoint calls fail, by data set.
+	deleteFailures map[sink.Key]int
+}
+
+// failDeleteCheckpoint makes the next times DeleteCheckpoint calls of key fail.
+func (f *faultHook) failDeleteCheckpoint(key sink.Key, times int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.deleteFailures == nil {
+		f.deleteFailures = map[sink.Key]int{}
+	}
+	f.deleteFailures[key] = times
+}
+
+func (f *faultHook) deleteFails(key sink.Key) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.deleteFailures[key] == 0 {
+		return false
+	}
+	f.deleteFailures[key]--
+	return true
 }
 
 func (f *faultHook) arm(key sink.Key, times int, onFire func()) {
@@ -110,6 +132,13 @@ func (c *crashAfterCommit) WritePage(ctx context.Context, key sink.Key, page sin
 		return sink.WriteResult{}, errCrash
 	}
 	return result, err
+}
+
+func (c *crashAfterCommit) DeleteCheckpoint(ctx context.Context, key sink.Key) error {
+	if c.hook.deleteFails(key) {
+		return fmt.Errorf("delete checkpoint of %s: %w", key, sink.ErrUnavailable)
+	}
+	return c.Sink.DeleteCheckpoint(ctx, key)
 }
 
 // nangoRequest is one GET /records the emulator answered.

@@ -231,6 +231,11 @@ func (r *NangoSyncReconciler) handleResync(ctx context.Context, nsync *syncv1alp
 		return nil
 	}
 	requested := nsync.Annotations[syncv1alpha1.ResyncAnnotation]
+	// The checkpoint goes first: forgetting it twice is harmless, while a failure after
+	// Nango's reset would ask Nango for another reset on every retry.
+	if err := snk.DeleteCheckpoint(ctx, key); err != nil {
+		return &sinkError{fmt.Errorf("forget the checkpoint of %s: %w", key, err)}
+	}
 	if nsync.Spec.SyncName != "" {
 		if err := nangoClient.TriggerSync(ctx, nango.TriggerSyncRequest{
 			ProviderConfigKey: nsync.Spec.ProviderConfigKey,
@@ -240,9 +245,6 @@ func (r *NangoSyncReconciler) handleResync(ctx context.Context, nsync *syncv1alp
 		}); err != nil {
 			return fmt.Errorf("ask Nango to resync %s: %w", nsync.Spec.SyncName, err)
 		}
-	}
-	if err := snk.DeleteCheckpoint(ctx, key); err != nil {
-		return &sinkError{fmt.Errorf("forget the checkpoint of %s: %w", key, err)}
 	}
 	nsync.Status.Cursor = ""
 	nsync.Status.Records = syncv1alpha1.RecordCounts{}

@@ -37,6 +37,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
+	"github.com/nango-operator/nango-operator/internal/nangosim"
 	"github.com/nango-operator/nango-operator/internal/testutil/pgtest"
 )
 
@@ -361,6 +362,28 @@ var _ = Describe("NangoSync reconciler", func() {
 			sim.SetFaults(noFaults())
 			expectReason(nsync, metav1.ConditionTrue, syncv1alpha1.SyncedReason)
 		})
+	})
+
+	It("asks Nango for one reset per resync, however often forgetting the checkpoint fails", func() {
+		syncName := uniqueName("contacts")
+		d, nsync := syncedNangoSyncWith(sqliteSinkSpec("contacts"), func(n *syncv1alpha1.NangoSync) { n.Spec.SyncName = syncName })
+		Expect(sim.CreateSync(nangosim.SyncSpec{ProviderConfigKey: d.ref.ProviderConfigKey, Name: syncName, Models: []string{"Contact"}})).To(Succeed())
+		triggersOf := func() (n int) {
+			for _, t := range sim.Triggers() {
+				if t.ConnectionID == d.ref.ConnectionID && t.Reset {
+					n++
+				}
+			}
+			return n
+		}
+		faults.failDeleteCheckpoint(d.key(), 3)
+		requested := annotate(nsync, syncv1alpha1.ResyncAnnotation)
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(nsync), nsync)).To(Succeed())
+			g.Expect(nsync.Status.LastHandledResyncAt).To(Equal(requested))
+		}).WithTimeout(10 * time.Second).Should(Succeed())
+		expectReason(nsync, metav1.ConditionTrue, syncv1alpha1.SyncedReason)
+		Expect(triggersOf()).To(Equal(1), "resets Nango was asked for")
 	})
 
 	It("shows a suspended NangoSync as Ready=False, reason Suspended, with its generation observed, and resumes it", func() {

@@ -500,6 +500,26 @@ var _ = Describe("NangoSync reconciler", func() {
 		Entry("Delete removes them", syncv1alpha1.DeletionPolicyDelete, 0),
 	)
 
+	It("waits to clean an unreachable sink before deletion, with a Warning event, until a person removes the finalizer", func() {
+		server := pgtest.StartServer(GinkgoTB())
+		Expect(server.CreateDatabase(ctx, "sink")).To(Succeed())
+		_, nsync := syncedNangoSync(postgresSinkSpecFor(server.DSN("sink"), "contacts"))
+		Expect(server.Stop(ctx)).To(Succeed())
+
+		Expect(k8sClient.Delete(ctx, nsync)).To(Succeed())
+		Eventually(func(g Gomega) []string { return eventReasons(g, nsync) }).
+			Should(ContainElement(syncv1alpha1.SinkUnavailableReason))
+		Consistently(func() error { return k8sClient.Get(ctx, client.ObjectKeyFromObject(nsync), nsync) }).
+			WithTimeout(time.Second).Should(Succeed(), "deleted without cleaning a sink that may come back")
+
+		By("letting it go once a person removes the finalizer, as the README says")
+		runKubectl("patch", "nangosync", nsync.Name, "--namespace", syncNamespace, "--type", "json",
+			"-p", `[{"op":"remove","path":"/metadata/finalizers"}]`)
+		Eventually(func() error {
+			return k8sClient.Get(ctx, client.ObjectKeyFromObject(nsync), nsync)
+		}).WithTimeout(10 * time.Second).Should(Satisfy(apierrors.IsNotFound))
+	})
+
 	It("lets small syncs finish while a huge one is still reading", func() {
 		big := newDataSet(uniqueName("megacorp"), "Contact")
 		Expect(sim.CreateConnection(big.ref.ConnectionRef, "hubspot")).To(Succeed())

@@ -114,8 +114,22 @@ func hexValue(digits []byte) uint64 {
 	return v
 }
 
-// unstorableID tells why a record's id cannot be stored, "" when it can. The id is a key:
-// replacing characters in it could merge two records, so such a record is quarantined.
+// unstorable tells why a record, normalised, cannot be stored, "" when it can: such a
+// record is quarantined. The id is a key: replacing characters in it could merge two
+// records. A number is a value: writing another would change the record's meaning.
+func unstorable(r Record) string {
+	if reason := unstorableID(r.ID); reason != "" {
+		return reason
+	}
+	if number := numberOutOfRange(r.Payload); number != "" {
+		if len(number) > 40 {
+			number = number[:40] + "…"
+		}
+		return fmt.Sprintf("the payload holds the number %s, outside the range of PostgreSQL's numeric", number)
+	}
+	return ""
+}
+
 func unstorableID(id string) string {
 	switch {
 	case len(id) > MaxIDBytes:
@@ -126,4 +140,109 @@ func unstorableID(id string) string {
 		return "the id is not valid UTF-8"
 	}
 	return ""
+}
+
+// The limits of PostgreSQL's numeric, which jsonb keeps numbers in: up to 131072 digits
+// before the decimal point, up to 16383 after it (counting trailing zeros as written), and
+// an exponent of at most half the int32 range.
+const (
+	numericMaxWeight = 131071 // the power of ten of the most significant digit
+	numericMaxScale  = 16383
+	numericMaxExp    = 1<<30 - 1
+)
+
+// numberOutOfRange answers the first number of a valid JSON payload that PostgreSQL's
+// numeric cannot hold, or "". It runs on every record: strings, the bulk of a payload, are
+// skipped with the fast byte search, and only the stretches between them are read.
+func numberOutOfRange(payload []byte) string {
+	for i := 0; i < len(payload); {
+		end := len(payload)
+		if q := bytes.IndexByte(payload[i:], '"'); q >= 0 {
+			end = i + q
+		}
+		if number := numberOutOfRangeIn(payload[i:end]); number != "" {
+			return number
+		}
+		if end == len(payload) {
+			break
+		}
+		i = stringEnd(payload, end+1)
+	}
+	return ""
+}
+
+// numberOutOfRangeIn is numberOutOfRange for a stretch of JSON that holds no string.
+func numberOutOfRangeIn(json []byte) string {
+	for i := 0; i < len(json); i++ {
+		if c := json[i]; c != '-' && (c < '0' || c > '9') {
+			continue
+		}
+		j := i + 1
+		for j < len(json) && isNumberByte(json[j]) {
+			j++
+		}
+		if !numericFits(json[i:j]) {
+			return string(json[i:j])
+		}
+		i = j
+	}
+	return ""
+}
+
+// stringEnd answers the index after the closing quote of the string whose content starts
+// at i: the first quote not escaped by an odd number of backslashes.
+func stringEnd(payload []byte, i int) int {
+	for start := i; ; {
+		q := bytes.IndexByte(payload[i:], '"')
+		if q < 0 {
+			return len(payload)
+		}
+		end := i + q
+		backslashes := 0
+		for end-backslashes-1 >= start && payload[end-backslashes-1] == '\\' {
+			backslashes++
+		}
+		if backslashes%2 == 0 {
+			return end + 1
+		}
+		i = end + 1
+	}
+}
+
+func isNumberByte(c byte) bool {
+	return c >= '0' && c <= '9' || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-'
+}
+
+// numericFits tells whether PostgreSQL's numeric holds the JSON number n.
+func numericFits(n []byte) bool {
+	k := bytes.IndexAny(n, "eE")
+	if k < 0 && len(n) <= numericMaxScale {
+		return true // the common case: too short to break a limit
+	}
+	mantissa, exponent := n, []byte(nil)
+	if k >= 0 {
+		mantissa, exponent = n[:k], n[k+1:]
+	}
+	exp := int64(0)
+	if k >= 0 {
+		e, err := strconv.ParseInt(string(exponent), 10, 64)
+		if err != nil || e > numericMaxExp || e < -numericMaxExp {
+			return false
+		}
+		exp = e
+	}
+	integer, fraction, _ := bytes.Cut(bytes.TrimPrefix(mantissa, []byte("-")), []byte("."))
+	if int64(len(fraction))-exp > numericMaxScale {
+		return false
+	}
+	var weight int64
+	switch first := bytes.IndexFunc(fraction, func(r rune) bool { return r != '0' }); {
+	case !bytes.Equal(integer, []byte("0")): // JSON writes no other leading zero
+		weight = int64(len(integer)) - 1 + exp
+	case first >= 0:
+		weight = -int64(first) - 1 + exp
+	default:
+		return true // zero
+	}
+	return weight <= numericMaxWeight
 }

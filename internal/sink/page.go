@@ -70,7 +70,7 @@ func PreparePage(key Key, records []Record) (PreparedPage, error) {
 	}
 	page := PreparedPage{Records: kept}
 	for i, r := range kept {
-		if reason := unstorableID(r.ID); reason != "" {
+		if reason := unstorable(r); reason != "" {
 			if page.Quarantined == nil { // rare: copy only then
 				page.Records = slices.Clone(kept[:i])
 			}

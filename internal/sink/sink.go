@@ -36,10 +36,13 @@ limitations under the License.
 //   - a payload's \u0000 escapes, and \u escapes of a lone surrogate (half of a UTF-16
 //     pair), become \ufffd (U+FFFD), in keys and values alike;
 //   - a record whose id cannot be stored (longer than MaxIDBytes, holding a NUL, or not
-//     UTF-8) is quarantined: it goes to the table QuarantineTable, with its id as bytes,
-//     its fields and the reason, while the rest of its page is stored and the checkpoint
-//     moves on. Replacing characters of an id could merge two records, so ids are not
-//     normalised. DeleteRows removes a data set's quarantined records with its rows.
+//     UTF-8), or whose payload holds a number beyond PostgreSQL's numeric (more than
+//     131072 digits before the decimal point or 16383 after it), is quarantined: it goes to
+//     the table QuarantineTable, with its id as bytes, its fields and the reason, while the
+//     rest of its page is stored and the checkpoint moves on. Replacing characters of an id
+//     could merge two records, and another number would change the record's meaning, so
+//     neither is normalised. DeleteRows removes a data set's quarantined records with its
+//     rows.
 //
 // A page still fails as a whole when a record is one Nango never sends: no id, an unknown
 // action, or a payload that is not JSON.

@@ -20,6 +20,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -162,5 +163,43 @@ func expectQuarantined(t *testing.T, s Sink, k sink.Key, want ...sink.Record) {
 	}
 	if diff := diffRecords(want, got); diff != "" {
 		t.Fatalf("quarantine of %s:\n%s", k, diff)
+	}
+}
+
+// testNumbersOutOfRangeAreQuarantined writes numbers on both sides of the limits of
+// PostgreSQL's numeric: those it holds are stored, the others quarantined, by every sink.
+func testNumbersOutOfRangeAreQuarantined(t *testing.T, s *suite) {
+	sk, k := s.sink(t), key("acme")
+	zeros := strings.Repeat("0", 131072)
+	fits := []string{"0e200000", "0e-16383", "1.000e-16380", "0.000123e131075", "123e131069", "-1e131071",
+		"1.5e-16382", "1E+5", "0." + zeros[:16383], "1" + zeros[:131071], "-0.5", "12345678901234567890"}
+	overflows := []string{"0e-20000", "0e-16384", "0.0e-16383", "1.000e-16381", "0.000123e131076", "123e131070",
+		"0e999999999999", "1e-999999999999", "1e131072", "0." + zeros[:16384], "1" + zeros, "1.5e-16383", "10e-16384"}
+	page := make([]sink.Record, 0, len(fits)+len(overflows))
+	stored := make([]string, 0, len(fits))
+	for i, n := range fits {
+		r := record(fmt.Sprintf("fits%02d", i), added, 1, `{"s":"1e999999 \"-1e999999\"","n":`+n+`}`)
+		page, stored = append(page, r), append(stored, r.ID)
+	}
+	for i, n := range overflows {
+		page = append(page, record(fmt.Sprintf("over%02d", i), added, 1, `{"s":"1e999999","n":[`+n+`]}`))
+	}
+	result := write(t, sk, k, "c1", page...)
+	if want := (sink.WriteResult{Added: int64(len(fits)), Quarantined: int64(len(overflows))}); result != want {
+		t.Fatalf("counted %+v, want %+v", result, want)
+	}
+	// jsonb writes numbers in full (1E+5 as 100000): compare ids, not payloads.
+	rows := readRows(t, sk, k)
+	ids := make([]string, len(rows))
+	for i, r := range rows {
+		ids[i] = r.ID
+	}
+	if !slices.Equal(ids, stored) {
+		t.Fatalf("stored %q, want %q", ids, stored)
+	}
+	for _, q := range readQuarantine(t, sk, k) {
+		if !strings.HasPrefix(q.ID, "over") || !strings.Contains(q.Reason, "numeric") {
+			t.Errorf("quarantined %s because %q", q.ID, q.Reason)
+		}
 	}
 }

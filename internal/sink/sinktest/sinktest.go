@@ -93,6 +93,7 @@ func Run(t *testing.T, open Opener) {
 		{"PayloadsAreNormalised", testPayloadsAreNormalised},
 		{"UnstorableIDsAreQuarantined", testUnstorableIDsAreQuarantined},
 		{"QuarantineKeepsNewestVersion", testQuarantineKeepsNewestVersion},
+		{"NumbersOutOfRangeAreQuarantined", testNumbersOutOfRangeAreQuarantined},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -130,6 +130,8 @@ func (o *options) bindFlags(fs *flag.FlagSet) {
 		"Records one sync reads (in whole pages) before it lets the others go first; it carries on right after.")
 	fs.DurationVar(&o.reconciler.MaxTimePerReconcile, "max-time-per-reconcile", controller.DefaultMaxTimePerReconcile,
 		"Time one sync spends before it lets the others go first; it carries on right after.")
+	fs.DurationVar(&o.reconciler.ReconcileTimeout, "reconcile-timeout", controller.DefaultReconcileTimeout,
+		"The longest one sync may take, whatever Nango or the sink do; longer than --max-time-per-reconcile.")
 	fs.DurationVar(&o.reconciler.RetryBaseDelay, "retry-base-delay", controller.DefaultRetryBaseDelay,
 		"The first wait before a failed sync is retried; it doubles on each failure.")
 	fs.DurationVar(&o.reconciler.RetryMaxDelay, "retry-max-delay", controller.DefaultRetryMaxDelay,
@@ -151,6 +153,10 @@ func (o *options) validate() error {
 	u, err := url.Parse(o.defaultNangoURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("--nango-url %q must be an absolute http or https URL, such as https://api.nango.dev", o.defaultNangoURL)
+	}
+	if o.reconciler.ReconcileTimeout <= o.reconciler.MaxTimePerReconcile {
+		return fmt.Errorf("--reconcile-timeout %s must be longer than --max-time-per-reconcile %s",
+			o.reconciler.ReconcileTimeout, o.reconciler.MaxTimePerReconcile)
 	}
 	if o.reconciler.SQLiteRoot != "" && !filepath.IsAbs(o.reconciler.SQLiteRoot) {
 		return fmt.Errorf("--sqlite-root %q must be an absolute path", o.reconciler.SQLiteRoot)

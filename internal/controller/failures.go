@@ -17,6 +17,7 @@ limitations under the License.
 package controller
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -59,6 +60,11 @@ func classify(err error) failure {
 		return sinkFailure(err)
 	}
 	var nangoErr *nango.Error
+	if !errors.As(err, &nangoErr) && errors.Is(err, context.DeadlineExceeded) {
+		// The reconcile's own deadline ran out while Nango was being asked.
+		return failure{reason: syncv1alpha1.NangoUnavailableReason,
+			message: "Nango did not answer within the reconcile timeout, retrying with backoff: " + err.Error()}
+	}
 	if !errors.As(err, &nangoErr) {
 		return failure{reason: syncv1alpha1.ReconcileFailedReason, message: err.Error()}
 	}

@@ -70,6 +70,10 @@ type Options struct {
 	// to the back of the queue.
 	MaxRecordsPerReconcile int
 	MaxTimePerReconcile    time.Duration
+	// ReconcileTimeout bounds one reconcile, whatever Nango or the sink do: a dependency
+	// that accepts connections and never answers cannot hold a worker for good. It must be
+	// longer than MaxTimePerReconcile, which ends reading well before.
+	ReconcileTimeout time.Duration
 	// MaxConcurrentReconciles is how many NangoSyncs sync at once.
 	MaxConcurrentReconciles int
 	// RetryBaseDelay and RetryMaxDelay bound the exponential backoff of failed syncs.
@@ -87,6 +91,9 @@ const (
 	DefaultMaxTimePerReconcile    = 10 * time.Second
 	DefaultRetryBaseDelay         = time.Second
 	DefaultRetryMaxDelay          = 5 * time.Minute
+	// DefaultReconcileTimeout leaves a reconcile its 10-second budget, a rate limit's
+	// window and the last writes, and still frees a stuck worker within minutes.
+	DefaultReconcileTimeout = 2 * time.Minute
 )
 
 // intervalJitter spreads the syncs of NangoSyncs created together over 5% of their
@@ -373,11 +380,17 @@ func (r *NangoSyncReconciler) markFailed(nsync, before *syncv1alpha1.NangoSync, 
 	}
 }
 
+// statusPatchTimeout bounds the status patch that ends a reconcile. It runs even when the
+// reconcile's own context has timed out: the status must say so.
+const statusPatchTimeout = 10 * time.Second
+
 // patchStatus writes the status when it changed, as a merge patch of the status subresource.
 func (r *NangoSyncReconciler) patchStatus(ctx context.Context, before, after *syncv1alpha1.NangoSync) error {
 	if equality.Semantic.DeepEqual(before.Status, after.Status) {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), statusPatchTimeout)
+	defer cancel()
 	if err := r.Status().Patch(ctx, after, client.MergeFrom(before)); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil
@@ -475,6 +488,7 @@ func (r *NangoSyncReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			builder.WithPredicates(predicate.ResourceVersionChangedPredicate{})).
 		WithOptions(controller.Options{
 			NewQueue:                r.newQueue(mgr.GetLogger()),
+			ReconciliationTimeout:   r.ReconcileTimeout,
 			MaxConcurrentReconciles: r.MaxConcurrentReconciles,
 			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](
 				r.RetryBaseDelay, r.RetryMaxDelay),
@@ -492,6 +506,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxConcurrentReconciles <= 0 {
 		o.MaxConcurrentReconciles = 1
+	}
+	if o.ReconcileTimeout <= 0 {
+		o.ReconcileTimeout = DefaultReconcileTimeout
 	}
 	if o.RetryBaseDelay <= 0 {
 		o.RetryBaseDelay = DefaultRetryBaseDelay

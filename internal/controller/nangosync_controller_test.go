@@ -353,6 +353,17 @@ var _ = Describe("NangoSync reconciler", func() {
 			Eventually(func(g Gomega) { d.matches(g, openSink(spec)) }).Should(Succeed())
 		})
 
+		It("NangoUnavailable, within the reconcile timeout, while Nango accepts requests and never answers", func() {
+			otherNangoAnswers(func(_ http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
+			nsync := newNangoSyncFor(newDataSet(uniqueName("silent"), "Contact"), sqliteSinkSpec("contacts"))
+			nsync.Spec.Nango = &syncv1alpha1.NangoEndpoint{URL: otherNango.URL}
+			create(nsync)
+			Eventually(func(g Gomega) {
+				g.Expect(readyCondition(g, nsync)).To(HaveField("Reason", syncv1alpha1.NangoUnavailableReason))
+			}).WithTimeout(2 * reconcileTimeout).Should(Succeed())
+			Expect(readyMessage(nsync)).To(ContainSubstring("deadline"))
+		})
+
 		It("RateLimited through a storm of 429s", func() {
 			_, nsync := synced(sqliteSinkSpec("contacts"), nil)
 			sim.SetFaults(nangosimFaults429())

@@ -117,6 +117,10 @@ var _ = BeforeSuite(func() {
 	startReconciler()
 })
 
+// reconcileTimeout bounds each reconcile of the suite's reconciler: longer than its
+// 5-second budget, shorter than the Nango client's own 30-second request timeout.
+const reconcileTimeout = 8 * time.Second
+
 // startReconciler runs a manager with the NangoSync reconciler against the emulator, with
 // short budgets and backoffs so that tests see paging, fairness and recovery quickly.
 func startReconciler() {
@@ -165,6 +169,7 @@ func startReconciler() {
 			MaxConcurrentReconciles: 4,
 			RetryBaseDelay:          50 * time.Millisecond,
 			RetryMaxDelay:           time.Second,
+			ReconcileTimeout:        reconcileTimeout,
 		},
 		Registerer: reconcilerMetrics,
 	}

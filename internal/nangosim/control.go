@@ -18,7 +18,6 @@ package nangosim
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 )
@@ -44,46 +43,6 @@ type ModelRef struct {
 
 func (m ModelRef) String() string {
 	return m.ConnectionRef.String() + "/" + storedModelName(m.Model, m.Variant)
-}
-
-// CreateConnection adds a connection, creating its integration if needed.
-// provider is informational ("hubspot", ...); it may be empty.
-func (s *Sim) CreateConnection(ref ConnectionRef, provider string) error {
-	if ref.ProviderConfigKey == "" || ref.ConnectionID == "" {
-		return errors.New("provider config key and connection id are required")
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	env, ok := s.envs[envName(ref.Environment)]
-	if !ok {
-		return fmt.Errorf("create connection %s: unknown environment", ref)
-	}
-	integ := env.integrations[ref.ProviderConfigKey]
-	if integ == nil {
-		integ = &integration{key: ref.ProviderConfigKey, provider: provider, connections: map[string]*connection{}}
-		env.integrations[ref.ProviderConfigKey] = integ
-	}
-	if _, dup := integ.connections[ref.ConnectionID]; dup {
-		return fmt.Errorf("create connection %s: already exists", ref)
-	}
-	integ.connections[ref.ConnectionID] = &connection{
-		id:     ref.ConnectionID,
-		models: map[string]*modelStore{},
-		syncs:  map[string]*syncState{},
-	}
-	return nil
-}
-
-// DeleteConnection removes a connection and its records.
-func (s *Sim) DeleteConnection(ref ConnectionRef) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	integ, _, err := s.lookupLocked(ref)
-	if err != nil {
-		return fmt.Errorf("delete connection: %w", err)
-	}
-	delete(integ.connections, ref.ConnectionID)
-	return nil
 }
 
 func (s *Sim) lookupLocked(ref ConnectionRef) (*integration, *connection, error) {

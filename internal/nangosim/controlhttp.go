@@ -29,7 +29,11 @@ import (
 //
 //	GET  /_sim/environments             list environments (with their keys)
 //	POST /_sim/environments             Environment
-//	POST /_sim/connections              {ConnectionRef, "provider"}
+//	POST /_sim/connections              NewConnection (no webhook)
+//	POST /_sim/connections/connect      NewConnection, then its creation webhook
+//	POST /_sim/connections/tags         {ConnectionRef, "tags": {...}}
+//	POST /_sim/connections/delete       ConnectionRef
+//	PUT  /_sim/webhook-settings         {"environment", WebhookSettings}
 //	POST /_sim/syncs                    SyncSpec
 //	POST /_sim/records/upsert           {ModelRef, "records": [...]}
 //	POST /_sim/records/delete           {ModelRef, "ids": [...]}
@@ -37,6 +41,7 @@ import (
 //	POST /_sim/records/hard-delete      {ModelRef, "ids": [...]}
 //	POST /_sim/records/seed             {ModelRef, SeedOptions}
 //	POST /_sim/webhooks/sync            SyncWebhook
+//	POST /_sim/webhooks/auth            AuthWebhook
 //	PUT  /_sim/faults                   Faults
 //	PUT  /_sim/rate-limit               {"limit": n, "window": "2s"}
 //	GET  /_sim/stats                    Stats
@@ -52,12 +57,38 @@ func (s *Sim) registerControl(mux *http.ServeMux) {
 		writeJSON(w, http.StatusOK, out)
 	})
 	mux.HandleFunc("POST /_sim/environments", control(func(e Environment) (any, error) { return s.AddEnvironment(e) }))
-	mux.HandleFunc("POST /_sim/connections", control(func(in struct {
-		ConnectionRef
-		Provider string `json:"provider"`
-	}) (any, error) {
-		return ok(s.CreateConnection(in.ConnectionRef, in.Provider))
+	mux.HandleFunc("POST /_sim/connections", control(func(in NewConnection) (any, error) {
+		return ok(s.CreateConnectionWith(in))
 	}))
+	mux.HandleFunc("POST /_sim/connections/connect", func(w http.ResponseWriter, r *http.Request) {
+		var in NewConnection
+		if decodeControl(w, r, &in) {
+			d, err := s.ConnectConnection(r.Context(), in)
+			writeDelivery(w, d, err)
+		}
+	})
+	mux.HandleFunc("POST /_sim/connections/tags", control(func(in struct {
+		ConnectionRef
+		Tags map[string]string `json:"tags"`
+	}) (any, error) {
+		return ok(s.SetConnectionTags(in.ConnectionRef, in.Tags))
+	}))
+	mux.HandleFunc("POST /_sim/connections/delete", control(func(in ConnectionRef) (any, error) {
+		return ok(s.DeleteConnection(in))
+	}))
+	mux.HandleFunc("PUT /_sim/webhook-settings", control(func(in struct {
+		Environment string `json:"environment"`
+		WebhookSettings
+	}) (any, error) {
+		return ok(s.SetWebhookSettings(in.Environment, in.WebhookSettings))
+	}))
+	mux.HandleFunc("POST /_sim/webhooks/auth", func(w http.ResponseWriter, r *http.Request) {
+		var in AuthWebhook
+		if decodeControl(w, r, &in) {
+			d, err := s.SendAuthWebhook(r.Context(), in)
+			writeDelivery(w, d, err)
+		}
+	})
 	mux.HandleFunc("POST /_sim/syncs", control(func(in SyncSpec) (any, error) { return ok(s.CreateSync(in)) }))
 	mux.HandleFunc("POST /_sim/records/upsert", control(func(in struct {
 		ModelRef
@@ -93,13 +124,7 @@ func (s *Sim) registerControl(mux *http.ServeMux) {
 			return
 		}
 		d, err := s.SendSyncWebhook(r.Context(), in)
-		out := map[string]any{"attempts": d.Attempts, "status_code": d.StatusCode, "body": string(d.Body)}
-		if err != nil {
-			out["error"] = err.Error()
-			writeJSON(w, http.StatusBadGateway, out)
-			return
-		}
-		writeJSON(w, http.StatusOK, out)
+		writeDelivery(w, d, err)
 	})
 	mux.HandleFunc("PUT /_sim/faults", control(func(in Faults) (any, error) { s.SetFaults(in); return ok(nil) }))
 	mux.HandleFunc("PUT /_sim/rate-limit", control(func(in struct {
@@ -111,6 +136,17 @@ func (s *Sim) registerControl(mux *http.ServeMux) {
 	}))
 	mux.HandleFunc("GET /_sim/stats", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.Stats()) })
 	mux.HandleFunc("GET /_sim/triggers", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.Triggers()) })
+}
+
+// writeDelivery answers a control call that sent a webhook.
+func writeDelivery(w http.ResponseWriter, d Delivery, err error) {
+	out := map[string]any{"attempts": d.Attempts, "status_code": d.StatusCode, "body": string(d.Body)}
+	if err != nil {
+		out["error"] = err.Error()
+		writeJSON(w, http.StatusBadGateway, out)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 type idsRequest struct {

@@ -27,7 +27,8 @@ import (
 )
 
 // Handler returns the emulator's HTTP handler: the public Nango API (GET
-// /records and /records/, POST /sync/trigger, GET /sync/status) and the
+// /records and /records/, POST /sync/trigger, GET /sync/status, GET
+// /connections and the deprecated GET /connection) and the
 // control API under /_sim/. It works with httptest.NewServer.
 func (s *Sim) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -36,6 +37,9 @@ func (s *Sim) Handler() http.Handler {
 	mux.Handle("GET /records/{$}", s.public(ReadScope, s.handleRecords))
 	mux.Handle("POST /sync/trigger", s.public(SyncWriteScope, s.handleSyncTrigger))
 	mux.Handle("GET /sync/status", s.public(SyncReadScope, s.handleSyncStatus))
+	listConnections := s.public(ConnectionsListScope+" or "+ConnectionsListCredentialsScope, s.handleConnections)
+	mux.Handle("GET /connections", listConnections)
+	mux.Handle("GET /connection", listConnections) // deprecated, the same handler
 	s.registerControl(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, errorBody{Code: "not_found", Message: "Route not found: " + r.Method + " " + r.URL.Path})
@@ -74,7 +78,10 @@ func writeRaw(w http.ResponseWriter, status int, b []byte) {
 	_, _ = w.Write(b)
 }
 
-const codeUnknownConnection = "unknown_connection"
+const (
+	codeUnknownConnection = "unknown_connection"
+	codeInvalidQuery      = "invalid_query_params"
+)
 
 // requiredIssue is zod's issue for a missing required string.
 func requiredIssue(name string) issue {
@@ -87,8 +94,14 @@ var uuidV4Pattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA
 
 // public wraps a public route in Nango's middleware, in order: content type,
 // secret key, account rate limit (whose headers every authenticated answer
-// carries), scope, then injected faults.
+// carries), scope, then injected faults. scope is one scope, or several joined
+// by " or " of which the key needs one.
 func (s *Sim) public(scope string, next authedHandler) http.Handler {
+	accepted := strings.Split(scope, " or ")
+	required := "Required: " + scope
+	if len(accepted) > 1 {
+		required = "Required one of: " + scope
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.counter.requests.Add(1)
 		if d := s.faults.latency(); d > 0 {
@@ -117,8 +130,8 @@ func (s *Sim) public(scope string, next authedHandler) http.Handler {
 				return
 			}
 		}
-		if env.Scopes != nil && !slices.Contains(env.Scopes, scope) {
-			writeError(w, http.StatusForbidden, errorBody{Code: "forbidden", Message: "Insufficient scope. Required: " + scope})
+		if env.Scopes != nil && !slices.ContainsFunc(accepted, func(sc string) bool { return slices.Contains(env.Scopes, sc) }) {
+			writeError(w, http.StatusForbidden, errorBody{Code: "forbidden", Message: "Insufficient scope. " + required})
 			return
 		}
 		if s.injectFault(w, r) {
@@ -180,7 +193,7 @@ func (s *Sim) handleRecords(w http.ResponseWriter, r *http.Request, env *environ
 	s.counter.records.Add(1)
 	q, issues := parseRecordsQuery(r.URL.Query(), s.now())
 	if len(issues) > 0 {
-		writeError(w, http.StatusBadRequest, errorBody{Code: "invalid_query_params", Errors: issues})
+		writeError(w, http.StatusBadRequest, errorBody{Code: codeInvalidQuery, Errors: issues})
 		return
 	}
 	connID, pck, issues := parseConnectionHeaders(r.Header)

@@ -116,8 +116,12 @@ type Faults struct {
 	// Latency is added to every public request.
 	Latency Duration `json:"latency,omitempty"`
 	// Count, when positive, limits the injected faults to the next Count
-	// (latency excepted); the faults then clear themselves.
+	// (latency and ConnectionsPageCut excepted); the faults then clear themselves.
 	Count int `json:"count,omitempty"`
+	// ConnectionsPageCut, when positive, cuts every GET /connections answer to
+	// at most this many connections: a listing that ends early, without an
+	// error, as a lossy server or proxy would make it.
+	ConnectionsPageCut int `json:"connections_page_cut,omitempty"`
 }
 
 type faultKind int
@@ -139,6 +143,12 @@ func (fi *faultInjector) set(f Faults) {
 	fi.mu.Lock()
 	defer fi.mu.Unlock()
 	fi.f = f
+}
+
+func (fi *faultInjector) connectionsPageCut() int {
+	fi.mu.Lock()
+	defer fi.mu.Unlock()
+	return fi.f.ConnectionsPageCut
 }
 
 func (fi *faultInjector) latency() time.Duration {
@@ -168,7 +178,7 @@ func (fi *faultInjector) draw() (faultKind, Faults) {
 	if kind != noFault && fi.f.Count > 0 {
 		fi.f.Count--
 		if fi.f.Count == 0 {
-			fi.f = Faults{Latency: fi.f.Latency}
+			fi.f = Faults{Latency: fi.f.Latency, ConnectionsPageCut: fi.f.ConnectionsPageCut}
 		}
 	}
 	return kind, f
@@ -180,6 +190,8 @@ type Stats struct {
 	Requests int64 `json:"requests"`
 	// RecordsRequests is GET /records requests received.
 	RecordsRequests int64 `json:"records_requests"`
+	// ConnectionsRequests is GET /connections (and /connection) requests received.
+	ConnectionsRequests int64 `json:"connections_requests"`
 	// RateLimited is 429s sent by the account rate limiter.
 	RateLimited int64 `json:"rate_limited"`
 	// InjectedFaults is faults injected (drops, 429s and 5xx together).
@@ -189,17 +201,18 @@ type Stats struct {
 }
 
 type stats struct {
-	requests, records, rateLimited, faults, webhooks atomic.Int64
+	requests, records, connections, rateLimited, faults, webhooks atomic.Int64
 }
 
 // Stats returns counters since the emulator started.
 func (s *Sim) Stats() Stats {
 	return Stats{
-		Requests:        s.counter.requests.Load(),
-		RecordsRequests: s.counter.records.Load(),
-		RateLimited:     s.counter.rateLimited.Load(),
-		InjectedFaults:  s.counter.faults.Load(),
-		WebhooksSent:    s.counter.webhooks.Load(),
+		Requests:            s.counter.requests.Load(),
+		RecordsRequests:     s.counter.records.Load(),
+		ConnectionsRequests: s.counter.connections.Load(),
+		RateLimited:         s.counter.rateLimited.Load(),
+		InjectedFaults:      s.counter.faults.Load(),
+		WebhooksSent:        s.counter.webhooks.Load(),
 	}
 }
 

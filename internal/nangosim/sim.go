@@ -95,6 +95,7 @@ type Sim struct {
 	byKey        map[string]*environment
 	maxPageBytes int
 	triggers     []Trigger
+	connSeq      int64 // the last connection's internal id
 
 	rngMu sync.Mutex
 	rng   *rand.Rand
@@ -107,6 +108,7 @@ type Sim struct {
 
 type environment struct {
 	Environment
+	webhooks     WebhookSettings
 	integrations map[string]*integration
 }
 
@@ -118,9 +120,17 @@ type integration struct {
 }
 
 type connection struct {
-	id     string
-	models map[string]*modelStore
-	syncs  map[string]*syncState // by syncKey(name, variant)
+	id       string
+	seq      int64 // Nango's internal integer id
+	created  int64 // Unix microseconds
+	authMode string
+	tags     map[string]string
+	endUser  *EndUser
+	// authErrorLog is the log id of the active auth error (a failed refresh),
+	// "" when there is none.
+	authErrorLog string
+	models       map[string]*modelStore
+	syncs        map[string]*syncState // by syncKey(name, variant)
 }
 
 // New builds an emulator with one account and one environment.
@@ -192,7 +202,8 @@ func (s *Sim) AddEnvironment(e Environment) (Environment, error) {
 	if _, dup := s.byKey[e.SecretKey]; dup {
 		return Environment{}, fmt.Errorf("environment %q: secret key already in use", e.Name)
 	}
-	env := &environment{Environment: e, integrations: map[string]*integration{}}
+	env := &environment{Environment: e, integrations: map[string]*integration{},
+		webhooks: WebhookSettings{OnAuthCreation: true, OnAuthRefreshError: true}}
 	s.envs[e.Name] = env
 	s.byKey[e.SecretKey] = env
 	return e, nil

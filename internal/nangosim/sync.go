@@ -209,7 +209,7 @@ func (s *Sim) handleSyncStatus(w http.ResponseWriter, r *http.Request, env *envi
 		issues = append(issues, requiredIssue("syncs"))
 	}
 	if len(issues) > 0 {
-		writeError(w, http.StatusBadRequest, errorBody{Code: "invalid_query_params", Errors: issues})
+		writeError(w, http.StatusBadRequest, errorBody{Code: codeInvalidQuery, Errors: issues})
 		return
 	}
 	s.mu.Lock()

@@ -268,6 +268,12 @@ func (p *queryParser) unknownKeys() {
 			unknown = append(unknown, name)
 		}
 	}
+	p.unrecognized(unknown)
+}
+
+// unrecognized reports keys a strict schema does not know, as zod does: one
+// issue naming them all, sorted.
+func (p *queryParser) unrecognized(unknown []string) {
 	if len(unknown) == 0 {
 		return
 	}

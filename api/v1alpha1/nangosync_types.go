@@ -303,8 +303,9 @@ type PostgresSink struct {
 	// postgres://user:password@host:5432/db?sslmode=require. Its query may set only host,
 	// port, dbname, user, password, sslmode, application_name, connect_timeout and
 	// default_query_exec_mode: parameters that name files of the operator's pod (passfile,
-	// sslrootcert, ...) or change server settings (options, ...) are refused, and nothing
-	// is taken from the operator's environment or home directory (PGPASSWORD, ~/.pgpass).
+	// sslrootcert, ...) or change server settings (options, ...) are refused, as are Unix
+	// socket hosts, and nothing is taken from the operator's environment or home directory
+	// (PGPASSWORD, ~/.pgpass).
 	// verify-ca and verify-full check the server against the operator image's CA roots.
 	// +required
 	URLSecretRef SecretKeyReference `json:"urlSecretRef"`

@@ -43,6 +43,7 @@ import (
 // allowedParameters are the query parameters a connection URL may carry, besides the
 // user, password, hosts, ports and database its other parts give:
 //   - host, port, dbname, user, password: the same as the URL's parts (libpq allows both);
+//     a host must be a name or an address: a Unix socket (a path) is a file of the pod;
 //   - sslmode: disable, allow, prefer (the default), require, verify-ca, verify-full.
 //     verify-ca and verify-full check the server's certificate against the operator
 //     image's system roots: naming a CA file (sslrootcert) is not allowed;
@@ -158,6 +159,14 @@ func parseURL(connURL string) (map[string]string, error) {
 	}
 	if settings["host"] == "" {
 		return nil, errors.New("the connection URL names no host")
+	}
+	for _, host := range strings.Split(settings["host"], ",") {
+		// libpq reads a host that starts with / (or @, Linux's abstract namespace) as
+		// a Unix socket: a file of the operator's pod, perhaps a proxy holding the
+		// operator's own credentials.
+		if strings.HasPrefix(host, "/") || strings.HasPrefix(host, "@") {
+			return nil, errors.New("the connection URL names a Unix socket as its host: a sink connects over TCP only")
+		}
 	}
 	if settings["user"] == "" {
 		return nil, errors.New("the connection URL names no user")

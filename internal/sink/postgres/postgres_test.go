@@ -211,6 +211,14 @@ func TestConnectionURLMayNotNameFiles(t *testing.T) {
 		t.Errorf("Open with an unknown parameter: %v, want a refusal that does not quote it", err)
 	}
 
+	for _, socket := range []string{"postgres://someone@/db?host=/run/postgresql",
+		"postgres://someone@db.example/db?host=db.example,/tmp", "postgres://someone@db.example/db?host=@abstract"} {
+		_, err = postgres.Open(context.Background(), socket, postgres.Options{Table: "contacts"})
+		if err == nil || !strings.Contains(err.Error(), "Unix socket") {
+			t.Errorf("Open(%s): %v, want a refusal of the Unix socket", socket, err)
+		}
+	}
+
 	_, err = postgres.Open(context.Background(), "host=127.0.0.1 port=1 user=someone", postgres.Options{Table: "contacts"})
 	if err == nil || !strings.Contains(err.Error(), "must be a postgres:// or postgresql:// URL") {
 		t.Errorf("Open with a keyword=value string: %v, want a refusal that asks for a URL", err)

@@ -68,7 +68,7 @@ func BenchmarkListRecords(b *testing.B) {
 	b.Cleanup(srv.Close)
 	// A limiter that never waits: the benchmark measures CPU, not Nango's budget.
 	c, err := nango.NewClient(srv.URL, key,
-		nango.WithLimiter(nango.NewLimiter(nango.LimiterConfig{Limit: 1 << 30, Window: time.Second})))
+		nango.WithLimiterRegistry(nango.NewLimiterRegistry(nango.LimiterConfig{Limit: 1 << 30, Window: time.Second})))
 	if err != nil {
 		b.Fatal(err)
 	}

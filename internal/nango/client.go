@@ -31,11 +31,11 @@ import (
 
 // Defaults of a Client.
 const (
-	DefaultRequestTimeout     = 30 * time.Second
-	DefaultMaxResponseBytes   = 64 << 20
-	DefaultMaxRateLimitWait   = 30 * time.Second
-	DefaultRateLimitRetries   = 5
-	defaultUserAgent          = "nango-operator"
+	defaultRequestTimeout     = 30 * time.Second
+	defaultMaxResponseBytes   = 64 << 20
+	defaultMaxRateLimitWait   = 30 * time.Second
+	defaultRateLimitRetries   = 5
+	userAgent                 = "nango-operator"
 	maxErrorBodyBytes         = 64 << 10
 	invalidCursorProbeTimeout = 10 * time.Second
 )
@@ -51,7 +51,6 @@ type Client struct {
 	maxResponseBytes int64
 	maxRateLimitWait time.Duration
 	rateLimitRetries int
-	userAgent        string
 }
 
 // Option configures a Client.
@@ -66,9 +65,6 @@ func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.httpClie
 func WithLimiterRegistry(r *LimiterRegistry) Option {
 	return func(c *Client) { c.limiter = r.For(c.secretKey) }
 }
-
-// WithLimiter sets the limiter directly.
-func WithLimiter(l *Limiter) Option { return func(c *Client) { c.limiter = l } }
 
 // WithRequestTimeout bounds each HTTP exchange (not the wait for the rate
 // limiter, which the caller's context and WithMaxRateLimitWait bound).
@@ -87,9 +83,6 @@ func WithMaxRateLimitWait(d time.Duration) Option { return func(c *Client) { c.m
 // returns KindRateLimited.
 func WithRateLimitRetries(n int) Option { return func(c *Client) { c.rateLimitRetries = n } }
 
-// WithUserAgent sets the User-Agent header.
-func WithUserAgent(ua string) Option { return func(c *Client) { c.userAgent = ua } }
-
 // NewClient returns a client for the Nango server at baseURL (for example
 // https://api.nango.dev) using an environment's secret key.
 func NewClient(baseURL, secretKey string, opts ...Option) (*Client, error) {
@@ -104,23 +97,19 @@ func NewClient(baseURL, secretKey string, opts ...Option) (*Client, error) {
 		base:             u,
 		secretKey:        secretKey,
 		httpClient:       &http.Client{},
-		requestTimeout:   DefaultRequestTimeout,
-		maxResponseBytes: DefaultMaxResponseBytes,
-		maxRateLimitWait: DefaultMaxRateLimitWait,
-		rateLimitRetries: DefaultRateLimitRetries,
-		userAgent:        defaultUserAgent,
+		requestTimeout:   defaultRequestTimeout,
+		maxResponseBytes: defaultMaxResponseBytes,
+		maxRateLimitWait: defaultMaxRateLimitWait,
+		rateLimitRetries: defaultRateLimitRetries,
 	}
 	for _, o := range opts {
 		o(c)
 	}
 	if c.limiter == nil {
-		c.limiter = NewLimiter(LimiterConfig{})
+		c.limiter = newLimiter(LimiterConfig{})
 	}
 	return c, nil
 }
-
-// BaseURL returns the server's URL.
-func (c *Client) BaseURL() string { return c.base.String() }
 
 // request is one API call.
 type request struct {
@@ -232,7 +221,7 @@ func (c *Client) newRequest(ctx context.Context, r request) (*http.Request, erro
 	}
 	req.Header.Set("Authorization", "Bearer "+c.secretKey)
 	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", c.userAgent)
+	req.Header.Set("User-Agent", userAgent)
 	if r.body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

@@ -87,9 +87,8 @@ func TestNewClientValidates(t *testing.T) {
 		t.Error("empty key accepted")
 	}
 	c := newClient(t, "http://127.0.0.1:1", "k")
-	if _, err := c.ListRecords(context.Background(), nango.ListRecordsRequest{Model: "Contact"}); nango.KindOf(err) != nango.KindInvalidRequest {
-		t.Errorf("missing connection: %v", err)
-	}
+	_, err := c.ListRecords(context.Background(), nango.ListRecordsRequest{Model: "Contact"})
+	_ = wantKind(t, err, nango.KindInvalidRequest) // the connection is missing
 }
 
 func TestListRecordsPagesEverything(t *testing.T) {
@@ -161,7 +160,7 @@ func TestTypedErrorsFromEmulator(t *testing.T) {
 
 	sim.SetFaults(nangosim.Faults{ServerErrorRate: 1, ServerErrorStatus: 503, Count: 1})
 	_, err := c.ListRecords(ctx, listReq())
-	if e := wantKind(t, err, nango.KindServerError); e.Status != 503 || !nango.IsRetryable(err) {
+	if e := wantKind(t, err, nango.KindServerError); e.Status != 503 || nango.IsTerminal(err) {
 		t.Errorf("server error: %+v", e)
 	}
 
@@ -169,8 +168,8 @@ func TestTypedErrorsFromEmulator(t *testing.T) {
 	// without an answer; drop every request to see the failure.
 	sim.SetFaults(nangosim.Faults{DropRate: 1})
 	_, err = c.ListRecords(ctx, listReq())
-	if _ = wantKind(t, err, nango.KindNetwork); !nango.IsRetryable(err) {
-		t.Error("network error not retryable")
+	if _ = wantKind(t, err, nango.KindNetwork); nango.IsTerminal(err) {
+		t.Error("network error is terminal")
 	}
 
 	sim.SetFaults(nangosim.Faults{Latency: nangosim.Duration(2 * time.Second)})

@@ -43,7 +43,7 @@ func DecodeCursor(cursor string) (lastModifiedAt time.Time, id string, err error
 	if !ok || strings.Contains(id, "||") {
 		return time.Time{}, "", errors.New(`cursor is not "<timestamp>||<id>"`)
 	}
-	if lastModifiedAt, err = ParseTimestamp(ts); err != nil {
+	if lastModifiedAt, err = parseTimestamp(ts); err != nil {
 		return time.Time{}, "", fmt.Errorf("cursor timestamp: %w", err)
 	}
 	if !cursorUUID.MatchString(id) {
@@ -52,8 +52,8 @@ func DecodeCursor(cursor string) (lastModifiedAt time.Time, id string, err error
 	return lastModifiedAt, id, nil
 }
 
-// WellFormedCursor reports whether a cursor has the form Nango issues.
-func WellFormedCursor(cursor string) bool {
+// wellFormedCursor reports whether a cursor has the form Nango issues.
+func wellFormedCursor(cursor string) bool {
 	_, _, err := DecodeCursor(cursor)
 	return err == nil
 }

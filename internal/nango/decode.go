@@ -117,7 +117,7 @@ func decodeRecord(body []byte, raw gjson.Result) (Record, error) {
 		switch {
 		case !idValue.Exists() && key.Str == "id":
 			idValue = value
-		case !metadata.Exists() && key.Str == MetadataField:
+		case !metadata.Exists() && key.Str == metadataField:
 			metadata = value
 			if previousEnd >= 0 {
 				span = [2]int{previousEnd, valueEnd} // with the comma before it
@@ -269,10 +269,10 @@ func kindOf(v gjson.Result) string {
 func (w *wireMetadata) parse() (RecordMetadata, error) {
 	var md RecordMetadata
 	var err error
-	if md.FirstSeenAt, err = ParseTimestamp(w.FirstSeenAt); err != nil {
+	if md.FirstSeenAt, err = parseTimestamp(w.FirstSeenAt); err != nil {
 		return md, fmt.Errorf("first_seen_at: %w", err)
 	}
-	if md.LastModifiedAt, err = ParseTimestamp(w.LastModifiedAt); err != nil {
+	if md.LastModifiedAt, err = parseTimestamp(w.LastModifiedAt); err != nil {
 		return md, fmt.Errorf("last_modified_at: %w", err)
 	}
 	if md.DeletedAt, err = parseOptionalTimestamp(w.DeletedAt); err != nil {
@@ -290,17 +290,17 @@ func parseOptionalTimestamp(s *string) (*time.Time, error) {
 	if s == nil {
 		return nil, nil
 	}
-	t, err := ParseTimestamp(*s)
+	t, err := parseTimestamp(*s)
 	if err != nil {
 		return nil, err
 	}
 	return &t, nil
 }
 
-// ParseTimestamp parses a Nango (Postgres to_json) timestamp such as
+// parseTimestamp parses a Nango (Postgres to_json) timestamp such as
 // "2026-04-14T18:46:03.097459+00:00", with any fraction length, or none,
 // and an offset with or without minutes.
-func ParseTimestamp(s string) (time.Time, error) {
+func parseTimestamp(s string) (time.Time, error) {
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999Z07", "2006-01-02T15:04:05.999999999Z0700", "2006-01-02 15:04:05.999999999Z07:00"} {
 		if t, err := time.Parse(layout, s); err == nil {
 			return t, nil

@@ -127,8 +127,8 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// KindOf returns the Kind of a client error, or "" for other errors.
-func KindOf(err error) Kind {
+// errorKind returns the Kind of a client error, or "" for other errors.
+func errorKind(err error) Kind {
 	var e *Error
 	if errors.As(err, &e) {
 		return e.Kind
@@ -136,23 +136,13 @@ func KindOf(err error) Kind {
 	return ""
 }
 
-// IsKind reports whether err is a client error of the given kind.
-func IsKind(err error, k Kind) bool { return KindOf(err) == k }
-
-// IsRetryable reports whether the same request may succeed later: rate
-// limits, server errors and network failures.
-func IsRetryable(err error) bool {
-	switch KindOf(err) {
-	case KindRateLimited, KindServerError, KindNetwork:
-		return true
-	}
-	return false
-}
+// isKind reports whether err is a client error of the given kind.
+func isKind(err error, k Kind) bool { return errorKind(err) == k }
 
 // IsTerminal reports whether retrying cannot help until the user changes
 // something (key, scope, connection, spec) or asks for a resync.
 func IsTerminal(err error) bool {
-	switch KindOf(err) {
+	switch errorKind(err) {
 	case KindUnauthorized, KindForbidden, KindUnknownConnection, KindInvalidRequest, KindInvalidCursor:
 		return true
 	}

@@ -19,6 +19,15 @@ package nango
 // DecodePage exposes decodePage to the external tests.
 func DecodePage(body []byte) (*RecordsPage, error) { return decodePage(body) }
 
+// Unexported helpers the external tests check on their own.
+var (
+	ParseTimestamp   = parseTimestamp
+	WellFormedCursor = wellFormedCursor
+)
+
+// MetadataField is the member of a record that holds Nango's metadata.
+const MetadataField = metadataField
+
 // WithoutPayloadSpans is p with the records' metadata spans cleared, to compare its
 // records with ones built by hand.
 func WithoutPayloadSpans(p *RecordsPage) *RecordsPage {

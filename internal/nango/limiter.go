@@ -80,7 +80,7 @@ func (r *LimiterRegistry) For(secretKey string) *Limiter {
 	defer r.mu.Unlock()
 	l := r.limiters[id]
 	if l == nil {
-		l = NewLimiter(r.cfg)
+		l = newLimiter(r.cfg)
 		l.now = r.now
 		r.limiters[id] = l
 	}
@@ -125,9 +125,9 @@ type Limiter struct {
 	wake        chan struct{}
 }
 
-// NewLimiter returns a limiter for one account. Most callers want a
-// LimiterRegistry instead.
-func NewLimiter(cfg LimiterConfig) *Limiter {
+// newLimiter returns a limiter for one account; LimiterRegistry.For shares one per secret
+// key.
+func newLimiter(cfg LimiterConfig) *Limiter {
 	cfg = cfg.withDefaults()
 	return &Limiter{
 		bucket:   rate.NewLimiter(perWindow(cfg.Limit, cfg.Window), cfg.Limit),

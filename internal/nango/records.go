@@ -122,9 +122,9 @@ type RecordMetadata struct {
 	Cursor string
 }
 
-// MetadataField is the member of a record that holds Nango's metadata; every other member
+// metadataField is the member of a record that holds Nango's metadata; every other member
 // is the record's own.
-const MetadataField = "_nango_metadata"
+const metadataField = "_nango_metadata"
 
 func (r ListRecordsRequest) key() string {
 	return r.ProviderConfigKey + "/" + r.ConnectionID + "/" + r.Model
@@ -189,13 +189,13 @@ func (c *Client) ListRecords(ctx context.Context, req ListRecordsRequest) (*Reco
 		return nil, &Error{Kind: KindInvalidRequest, Op: op, Message: err.Error()}
 	}
 	page, err := c.listRecords(ctx, op, req)
-	if err == nil || req.Cursor == "" || !IsKind(err, KindServerError) {
+	if err == nil || req.Cursor == "" || !isKind(err, KindServerError) {
 		return page, err
 	}
-	if !WellFormedCursor(req.Cursor) {
+	if !wellFormedCursor(req.Cursor) {
 		return nil, invalidCursor(err, "the cursor is not one Nango issues")
 	}
-	if page, err = c.listRecords(ctx, op, req); err == nil || !IsKind(err, KindServerError) {
+	if page, err = c.listRecords(ctx, op, req); err == nil || !isKind(err, KindServerError) {
 		return page, err
 	}
 	probe := req

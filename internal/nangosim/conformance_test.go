@@ -24,6 +24,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -252,7 +253,7 @@ func TestFilterTable(t *testing.T) {
 		req.Filter = tc.filter
 		page, err := h.client.ListRecords(context.Background(), req)
 		if tc.want == nil {
-			if nango.KindOf(err) != nango.KindInvalidRequest {
+			if e := (*nango.Error)(nil); !errors.As(err, &e) || e.Kind != nango.KindInvalidRequest {
 				t.Errorf("filter %q: want invalid request, got %v", tc.filter, err)
 			}
 			continue
@@ -392,8 +393,8 @@ func TestErrorRateLimited(t *testing.T) {
 	if e := mustKind(t, err, nango.KindRateLimited); e.RetryAfter < 29*time.Second || e.Code != "too_many_request" {
 		t.Errorf("rate limited: %+v", e)
 	}
-	if !nango.IsRetryable(err) {
-		t.Error("rate limit is not retryable")
+	if nango.IsTerminal(err) {
+		t.Error("rate limit is terminal")
 	}
 }
 
@@ -614,7 +615,7 @@ func TestInvalidCursorThroughClient(t *testing.T) {
 	if n := h.sim.Stats().RecordsRequests - before; n != 1 {
 		t.Errorf("malformed cursor cost %d requests, want 1 (no loop)", n)
 	}
-	if nango.IsRetryable(err) || !nango.IsTerminal(err) {
+	if !nango.IsTerminal(err) {
 		t.Error("invalid cursor must be terminal")
 	}
 }
@@ -767,9 +768,8 @@ func TestControlHTTP(t *testing.T) {
 	if status, _, out := h.raw("PUT", "/_sim/faults", nil, `{"server_error_rate":1,"count":1}`); status != 200 {
 		t.Fatal(out)
 	}
-	if _, err := h.client.ListRecords(context.Background(), req); nango.KindOf(err) != nango.KindServerError {
-		t.Fatalf("injected fault: %v", err)
-	}
+	_, err := h.client.ListRecords(context.Background(), req)
+	_ = mustKind(t, err, nango.KindServerError) // the injected fault
 	if _, err := h.client.ListRecords(context.Background(), req); err != nil {
 		t.Fatalf("fault did not clear after count: %v", err)
 	}

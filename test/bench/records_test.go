@@ -74,7 +74,7 @@ func newSim(t *testing.T, n, size int) (*nangosim.Sim, string) {
 func newNangoClient(t *testing.T, url string) *nango.Client {
 	t.Helper()
 	c, err := nango.NewClient(url, benchSecretKey,
-		nango.WithLimiter(nango.NewLimiter(nango.LimiterConfig{Limit: 1 << 30, Window: time.Second})))
+		nango.WithLimiterRegistry(nango.NewLimiterRegistry(nango.LimiterConfig{Limit: 1 << 30, Window: time.Second})))
 	must(t, err)
 	return c
 }

@@ -288,7 +288,7 @@ func setupReceiver(mgr ctrl.Manager, o webhookOptions, wakeInProcess func(types.
 	if namespace == "" {
 		namespace = receiver.OwnNamespace()
 	}
-	if err := receiver.SetupWithManager(mgr, receiver.Config{
+	if err := receiver.SetupWithManager(mgr, receiver.Options{
 		BindAddress:          o.bindAddress,
 		SigningSecret:        types.NamespacedName{Namespace: namespace, Name: o.signingSecret},
 		AllowLegacySignature: o.allowLegacy,

@@ -59,8 +59,12 @@ const (
 	verifyTimeout = 5 * time.Second
 )
 
-// Options configure a Receiver.
+// Options configure a Receiver. SetupWithManager fills Client, SecretReader, Registerer
+// and Log from the manager.
 type Options struct {
+	// BindAddress is where SetupWithManager listens, for example ":8090". New ignores it:
+	// the caller serves the Receiver.
+	BindAddress string
 	// Client lists NangoSyncs through the field indexes of IndexNangoSyncs (the manager's
 	// cached client) and patches them.
 	Client client.Client

@@ -24,7 +24,6 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 )
@@ -36,43 +35,26 @@ const shutdownTimeout = 10 * time.Second
 // serviceAccountNamespaceFile holds the pod's namespace in a cluster.
 const serviceAccountNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
-// Config is how the manager's flags set up the receiver.
-type Config struct {
-	// BindAddress is where the receiver listens, for example ":8090".
-	BindAddress string
-	// SigningSecret is the operator's own Secret of signing keys.
-	SigningSecret types.NamespacedName
-	// AllowLegacySignature accepts the legacy X-Nango-Signature.
-	AllowLegacySignature bool
-	// WakeInProcess, when set, also hands each wake to the controller of this replica.
-	WakeInProcess func(nsync types.NamespacedName, requestedAt string)
-}
-
 // SetupWithManager adds the receiver to mgr: its field indexes, its wake workers and its
-// HTTP server, all running on every replica. It listens at once, so that an address in use
-// fails the start rather than the running manager.
-func SetupWithManager(mgr manager.Manager, cfg Config) error {
+// HTTP server on opts.BindAddress, all running on every replica. The manager's cached
+// client, API reader, metrics registry and logger take the place of opts' own. It listens
+// at once, so that an address in use fails the start rather than the running manager.
+func SetupWithManager(mgr manager.Manager, opts Options) error {
 	if err := IndexNangoSyncs(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
-	r, err := New(Options{
-		Client:               mgr.GetClient(),
-		SecretReader:         mgr.GetAPIReader(),
-		SigningSecret:        cfg.SigningSecret,
-		AllowLegacySignature: cfg.AllowLegacySignature,
-		WakeInProcess:        cfg.WakeInProcess,
-		Registerer:           ctrlmetrics.Registry,
-		Log:                  mgr.GetLogger().WithName("webhook-receiver"),
-	})
+	opts.Client, opts.SecretReader = mgr.GetClient(), mgr.GetAPIReader()
+	opts.Registerer, opts.Log = ctrlmetrics.Registry, mgr.GetLogger().WithName("webhook-receiver")
+	r, err := New(opts)
 	if err != nil {
 		return err
 	}
 	if err := mgr.Add(r); err != nil {
 		return fmt.Errorf("add the webhook receiver's workers: %w", err)
 	}
-	listener, err := net.Listen("tcp", cfg.BindAddress)
+	listener, err := net.Listen("tcp", opts.BindAddress)
 	if err != nil {
-		return fmt.Errorf("listen for webhooks on %s: %w", cfg.BindAddress, err)
+		return fmt.Errorf("listen for webhooks on %s: %w", opts.BindAddress, err)
 	}
 	timeout := shutdownTimeout
 	server := &manager.Server{

@@ -25,7 +25,6 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -150,9 +149,8 @@ func (o *options) bindFlags(fs *flag.FlagSet) {
 
 // validate reports the first setting that cannot work, saying how to fix it.
 func (o *options) validate() error {
-	u, err := url.Parse(o.defaultNangoURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("--nango-url %q must be an absolute http or https URL, such as https://api.nango.dev", o.defaultNangoURL)
+	if _, err := nango.ParseBaseURL(o.defaultNangoURL); err != nil {
+		return fmt.Errorf("--nango-url %w", err)
 	}
 	if o.reconciler.ReconcileTimeout <= o.reconciler.MaxTimePerReconcile {
 		return fmt.Errorf("--reconcile-timeout %s must be longer than --max-time-per-reconcile %s",

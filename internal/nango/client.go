@@ -83,12 +83,23 @@ func WithMaxRateLimitWait(d time.Duration) Option { return func(c *Client) { c.m
 // returns KindRateLimited.
 func WithRateLimitRetries(n int) Option { return func(c *Client) { c.rateLimitRetries = n } }
 
+// ParseBaseURL reads the URL of a Nango server: absolute, http or https, with a host and
+// maybe a path (a self-hosted server behind a prefix). Its error reads after the name of
+// what held the URL, for example `--nango-url "x" must be …`.
+func ParseBaseURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(strings.TrimRight(raw, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("%q must be an absolute http or https URL, such as https://api.nango.dev", raw)
+	}
+	return u, nil
+}
+
 // NewClient returns a client for the Nango server at baseURL (for example
 // https://api.nango.dev) using an environment's secret key.
 func NewClient(baseURL, secretKey string, opts ...Option) (*Client, error) {
-	u, err := url.Parse(strings.TrimRight(baseURL, "/"))
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("nango: invalid base URL %q: want http(s)://host[/path]", baseURL)
+	u, err := ParseBaseURL(baseURL)
+	if err != nil {
+		return nil, fmt.Errorf("nango: base URL %w", err)
 	}
 	if secretKey == "" {
 		return nil, errors.New("nango: secret key is empty")

@@ -87,6 +87,11 @@ func (r *NangoSyncReconciler) copyPages(ctx context.Context, nsync *syncv1alpha1
 			return p, nil
 		}
 	}
+	if err := ctx.Err(); err != nil {
+		// The reader stopped because the reconcile's context ended, not because its
+		// budget was spent: that is a failure, not progress.
+		return p, err
+	}
 	return p, flush()
 }
 

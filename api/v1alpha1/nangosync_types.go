@@ -369,6 +369,13 @@ type NangoSyncStatus struct {
 	// +optional
 	Sink string `json:"sink,omitempty"`
 
+	// writtenSink is the spec.sink the records were written to. When spec.sink moves to
+	// another place, the operator leaves this one as a deletion would (its checkpoint
+	// removed, and its rows with deletionPolicy Delete) and reads every record again into
+	// the new one; until that succeeds, writtenSink keeps the place to clean.
+	// +optional
+	WrittenSink *SinkSpec `json:"writtenSink,omitempty"`
+
 	// lastChangeTime is when a complete sync (to the end of Nango's records) last wrote
 	// records to the sink, or first found there were none. A sync that finds nothing new
 	// leaves the whole status as it is, so that idle NangoSyncs cost the API server no

@@ -149,6 +149,11 @@ func (in *NangoSyncStatus) DeepCopyInto(out *NangoSyncStatus) {
 			(*in)[i].DeepCopyInto(&(*out)[i])
 		}
 	}
+	if in.WrittenSink != nil {
+		in, out := &in.WrittenSink, &out.WrittenSink
+		*out = new(SinkSpec)
+		(*in).DeepCopyInto(*out)
+	}
 	if in.LastChangeTime != nil {
 		in, out := &in.LastChangeTime, &out.LastChangeTime
 		*out = (*in).DeepCopy()

@@ -214,6 +214,7 @@ func (r *NangoSyncReconciler) sync(ctx context.Context, nsync *syncv1alpha1.Nang
 	if err != nil {
 		return progress{}, err
 	}
+	r.leavePreviousSink(ctx, nsync)
 	snk, err := r.sinkFor(ctx, nsync)
 	if err != nil {
 		return progress{}, err
@@ -300,8 +301,12 @@ func (r *NangoSyncReconciler) conclude(ctx context.Context, nsync, before *syncv
 	}
 
 	if err != nil {
-		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		if errors.Is(ctx.Err(), context.Canceled) {
 			return ctrl.Result{}, err // the manager is stopping
+		}
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) && !errors.Is(err, context.DeadlineExceeded) {
+			// The reconcile timed out; what failed may only say it was cancelled.
+			err = fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
 		}
 		f := classify(err)
 		r.markFailed(nsync, before, f)
@@ -437,22 +442,19 @@ func (r *NangoSyncReconciler) forget(key types.NamespacedName) {
 	r.Sinks.Release(key)
 }
 
+// cleanSink leaves the sinks of a NangoSync being deleted: the previous one if spec.sink
+// moved and it was not left yet, then the current one.
 func (r *NangoSyncReconciler) cleanSink(ctx context.Context, nsync *syncv1alpha1.NangoSync) error {
+	if previous := nsync.Status.WrittenSink; previous != nil && !samePlace(*previous, nsync.Spec.Sink) {
+		if err := r.leaveSinkAt(ctx, nsync, *previous); err != nil {
+			return err
+		}
+	}
 	snk, err := r.sinkFor(ctx, nsync)
 	if err != nil {
 		return err
 	}
-	key := sink.Key(nsync.DataSet())
-	if nsync.Spec.DeletionPolicy == syncv1alpha1.DeletionPolicyDelete {
-		if err := snk.DeleteRows(ctx, key); err != nil {
-			return fmt.Errorf("delete the rows of %s: %w", key, err)
-		}
-		return nil
-	}
-	if err := snk.DeleteCheckpoint(ctx, key); err != nil {
-		return fmt.Errorf("delete the checkpoint of %s: %w", key, err)
-	}
-	return nil
+	return leave(ctx, nsync, snk)
 }
 
 // ClientOptions are the options the manager's client must have for this reconciler: a

@@ -511,6 +511,38 @@ var _ = Describe("NangoSync reconciler", func() {
 		Entry("Delete removes them", syncv1alpha1.DeletionPolicyDelete, 0),
 	)
 
+	DescribeTable("leaves the previous sink as deletion would when spec.sink changes",
+		func(policy string, rowsLeft int) {
+			oldSpec := sqliteSinkSpec("contacts")
+			d, nsync := syncedNangoSyncWith(oldSpec, func(n *syncv1alpha1.NangoSync) { n.Spec.DeletionPolicy = policy })
+			Expect(nsync.Status.Records.Total).To(BeNumerically(">", 0))
+
+			newSpec := postgresSinkSpec("contacts")
+			patch := client.MergeFrom(nsync.DeepCopy())
+			nsync.Spec.Sink = newSpec
+			Expect(k8sClient.Patch(ctx, nsync, patch)).To(Succeed())
+			Eventually(func(g Gomega) { d.matches(g, openSink(newSpec)) }).Should(Succeed())
+			expectReason(nsync, metav1.ConditionTrue, syncv1alpha1.SyncedReason)
+
+			old := openSink(oldSpec)
+			Eventually(func(g Gomega) {
+				checkpoint, err := old.Checkpoint(ctx, d.key())
+				g.Expect(err).NotTo(HaveOccurred())
+				g.Expect(checkpoint).To(BeZero(), "the checkpoint stayed in the previous sink")
+			}).Should(Succeed())
+			rows, err := old.ReadRows(ctx, d.key())
+			Expect(err).NotTo(HaveOccurred())
+			if rowsLeft < 0 {
+				Expect(rows).To(HaveLen(len(d.payload)))
+			} else {
+				Expect(rows).To(HaveLen(rowsLeft))
+			}
+			Eventually(func(g Gomega) []string { return eventReasons(g, nsync) }).Should(ContainElement("SinkChanged"))
+		},
+		Entry("Retain keeps the rows", syncv1alpha1.DeletionPolicyRetain, -1),
+		Entry("Delete removes them", syncv1alpha1.DeletionPolicyDelete, 0),
+	)
+
 	It("waits to clean an unreachable sink before deletion, with a Warning event, until a person removes the finalizer", func() {
 		server := pgtest.StartServer(GinkgoTB())
 		Expect(server.CreateDatabase(ctx, "sink")).To(Succeed())

@@ -106,20 +106,20 @@ const sqliteDirMode = 0o700
 // prepareSQLitePath checks an SQLite sink's path against the admin's --sqlite-root: with a
 // root, each namespace's files live under <root>/<namespace>/, which is created when
 // missing, and any other path is refused. Without a root every path is allowed.
-func (o Options) prepareSQLitePath(nsync *syncv1alpha1.NangoSync) error {
-	lite := nsync.Spec.Sink.SQLite
+func (o Options) prepareSQLitePath(namespace string, spec syncv1alpha1.SinkSpec) error {
+	lite := spec.SQLite
 	if o.SQLiteRoot == "" || lite == nil {
 		return nil
 	}
-	dir := filepath.Join(o.SQLiteRoot, nsync.Namespace)
+	dir := filepath.Join(o.SQLiteRoot, namespace)
 	if path := filepath.Clean(lite.Path); !strings.HasPrefix(path, dir+string(filepath.Separator)) {
 		return &policyError{reason: syncv1alpha1.SinkPathNotAllowedReason, message: fmt.Sprintf(
 			"spec.sink.sqlite.path %s is outside %s, where the operator keeps the SQLite files of namespace %s "+
 				"(its --sqlite-root is %s): put the file under %s",
-			lite.Path, dir+"/", nsync.Namespace, o.SQLiteRoot, dir+"/")}
+			lite.Path, dir+"/", namespace, o.SQLiteRoot, dir+"/")}
 	}
 	if err := os.MkdirAll(dir, sqliteDirMode); err != nil {
-		return &sinkError{fmt.Errorf("create the SQLite directory of namespace %s: %w", nsync.Namespace, err)}
+		return &sinkError{fmt.Errorf("create the SQLite directory of namespace %s: %w", namespace, err)}
 	}
 	return nil
 }

@@ -77,7 +77,8 @@ func TestSQLitePathsStayUnderTheirNamespacesDirectory(t *testing.T) {
 		filepath.Join(root, "team-ab", "nango.db"):            false,
 		"/etc/passwd": false,
 	} {
-		err := opts.prepareSQLitePath(nsyncAt("team-a", path))
+		nsync := nsyncAt("team-a", path)
+		err := opts.prepareSQLitePath(nsync.Namespace, nsync.Spec.Sink)
 		var refused *policyError
 		if got := !errors.As(err, &refused); got != allowed || (!allowed && refused.reason != syncv1alpha1.SinkPathNotAllowedReason) {
 			t.Errorf("path %s for namespace team-a: %v, want allowed %t", path, err, allowed)
@@ -89,7 +90,7 @@ func TestSQLitePathsStayUnderTheirNamespacesDirectory(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, "team-b")); !os.IsNotExist(err) {
 		t.Errorf("a refused path created another namespace's directory: %v", err)
 	}
-	if err := (Options{}).prepareSQLitePath(nsyncAt("team-a", "/anywhere/nango.db")); err != nil {
+	if err := (Options{}).prepareSQLitePath("team-a", nsyncAt("team-a", "/anywhere/nango.db").Spec.Sink); err != nil {
 		t.Errorf("without --sqlite-root a path was refused: %v", err)
 	}
 }

@@ -18,7 +18,10 @@ package controller
 
 import (
 	"context"
+	"fmt"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
@@ -33,14 +36,9 @@ func (e *sinkError) Error() string { return e.err.Error() }
 func (e *sinkError) Unwrap() error { return e.err }
 
 // sinkFor returns the open sink of a NangoSync, reading the Secrets its spec names, and
-// notes its name in status.
+// notes its name, and the place written to, in status.
 func (r *NangoSyncReconciler) sinkFor(ctx context.Context, nsync *syncv1alpha1.NangoSync) (sink.Sink, error) {
-	if err := r.prepareSQLitePath(nsync); err != nil {
-		return nil, err
-	}
-	target, err := sinks.Resolve(ctx, nsync.Spec.Sink, func(ctx context.Context, ref syncv1alpha1.SecretKeyReference) (string, error) {
-		return r.readSecretKey(ctx, nsync, ref)
-	})
+	target, err := r.resolveSink(ctx, nsync, nsync.Spec.Sink)
 	if err != nil {
 		return nil, err
 	}
@@ -49,5 +47,87 @@ func (r *NangoSyncReconciler) sinkFor(ctx context.Context, nsync *syncv1alpha1.N
 		return nil, &sinkError{err}
 	}
 	nsync.Status.Sink = target.Name
+	if nsync.Status.WrittenSink == nil {
+		nsync.Status.WrittenSink = nsync.Spec.Sink.DeepCopy()
+	}
 	return snk, nil
+}
+
+// resolveSink checks a sink spec of a NangoSync against the admin's policy and resolves
+// it, reading the Secrets it names from the NangoSync's namespace.
+func (r *NangoSyncReconciler) resolveSink(ctx context.Context, nsync *syncv1alpha1.NangoSync,
+	spec syncv1alpha1.SinkSpec) (sinks.Target, error) {
+	if err := r.prepareSQLitePath(nsync.Namespace, spec); err != nil {
+		return sinks.Target{}, err
+	}
+	return sinks.Resolve(ctx, spec, func(ctx context.Context, ref syncv1alpha1.SecretKeyReference) (string, error) {
+		return r.readSecretKey(ctx, nsync, ref)
+	})
+}
+
+// leavePreviousSink leaves the place status.writtenSink names, when spec.sink has moved
+// elsewhere, as a deletion would, and starts the cursor over for the new place. A failure
+// is reported by a Warning event and tried again on the next sync: it does not hold up
+// the new sink.
+func (r *NangoSyncReconciler) leavePreviousSink(ctx context.Context, nsync *syncv1alpha1.NangoSync) {
+	previous := nsync.Status.WrittenSink
+	if previous == nil || samePlace(*previous, nsync.Spec.Sink) {
+		return
+	}
+	if err := r.leaveSinkAt(ctx, nsync, *previous); err != nil {
+		r.Recorder.Eventf(nsync, nil, corev1.EventTypeWarning, "PreviousSinkNotCleaned", "Sync",
+			"Cannot leave the previous sink %s, will try again on the next sync: %s", sinks.DisplayName(*previous), err.Error())
+		return
+	}
+	r.Recorder.Eventf(nsync, nil, corev1.EventTypeNormal, "SinkChanged", "Sync",
+		"Left %s as deletionPolicy %s says; reading every record again into %s",
+		sinks.DisplayName(*previous), deletionPolicy(nsync), sinks.DisplayName(nsync.Spec.Sink))
+	nsync.Status.WrittenSink = nil
+	nsync.Status.Cursor = ""
+	nsync.Status.Records = syncv1alpha1.RecordCounts{}
+}
+
+// leaveSinkAt opens the sink of spec apart from the pool, leaves it and closes it.
+func (r *NangoSyncReconciler) leaveSinkAt(ctx context.Context, nsync *syncv1alpha1.NangoSync, spec syncv1alpha1.SinkSpec) error {
+	target, err := r.resolveSink(ctx, nsync, spec)
+	if err != nil {
+		return err
+	}
+	snk, err := target.Open(ctx)
+	if err != nil {
+		return &sinkError{err}
+	}
+	defer func() { _ = snk.Close() }()
+	return leave(ctx, nsync, snk)
+}
+
+// leave does to a sink what the NangoSync's deletionPolicy says when it stops writing
+// there: remove its rows (Delete), or only its checkpoint (Retain).
+func leave(ctx context.Context, nsync *syncv1alpha1.NangoSync, snk sink.Sink) error {
+	key := sink.Key(nsync.DataSet())
+	if deletionPolicy(nsync) == syncv1alpha1.DeletionPolicyDelete {
+		if err := snk.DeleteRows(ctx, key); err != nil {
+			return &sinkError{fmt.Errorf("delete the rows of %s: %w", key, err)}
+		}
+		return nil
+	}
+	if err := snk.DeleteCheckpoint(ctx, key); err != nil {
+		return &sinkError{fmt.Errorf("delete the checkpoint of %s: %w", key, err)}
+	}
+	return nil
+}
+
+// deletionPolicy is the NangoSync's deletionPolicy, Retain unless it says Delete.
+func deletionPolicy(nsync *syncv1alpha1.NangoSync) string {
+	if nsync.Spec.DeletionPolicy == syncv1alpha1.DeletionPolicyDelete {
+		return syncv1alpha1.DeletionPolicyDelete
+	}
+	return syncv1alpha1.DeletionPolicyRetain
+}
+
+// samePlace tells whether two sink specs write to the same place: how deletes are
+// written does not move the rows.
+func samePlace(a, b syncv1alpha1.SinkSpec) bool {
+	a.Deletes, b.Deletes = "", ""
+	return equality.Semantic.DeepEqual(a, b)
 }

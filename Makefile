@@ -1,5 +1,16 @@
+# The release. The chart's appVersion is the one place it is written: the binaries (--version),
+# the image's labels and the default image tag take it from there.
+VERSION ?= $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\} *$$/\1/p' charts/nango-operator/Chart.yaml)
+# The commit, with -dirty when the work tree has changes, and its date: a build takes its
+# time from the commit, not the clock, so that one commit always gives the same bytes.
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD -- 2>/dev/null || echo -dirty)
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+BUILD_DATE ?= $(shell date -u -d @$(SOURCE_DATE_EPOCH) +%Y-%m-%dT%H:%M:%SZ)
+VERSION_PKG = github.com/nango-operator/nango-operator/internal/version
+LDFLAGS ?= -s -w -X $(VERSION_PKG).version=$(VERSION) -X $(VERSION_PKG).commit=$(COMMIT) -X $(VERSION_PKG).date=$(BUILD_DATE)
+
 # Image URL to use all building/pushing image targets
-IMG ?= ghcr.io/nango-operator/nango-operator:latest
+IMG ?= ghcr.io/nango-operator/nango-operator:$(VERSION)
 
 # Tool and test versions. Every tool is built from the Go module proxy into ./bin, once per
 # version: the proxy is the only network `make test` needs.
@@ -86,8 +97,18 @@ test-e2e: setup-envtest ## Run only the end-to-end tests (the manager binary aga
 ##@ Build
 
 .PHONY: build
-build: manifests generate fmt vet ## Build the manager binary.
-	go build -o bin/manager ./cmd
+build: manifests generate fmt vet build-manager ## Regenerate, check, then build the manager binary.
+
+# Where build-manager writes the manager.
+MANAGER_BIN ?= bin/manager
+
+.PHONY: build-manager
+build-manager: ## Build the manager into MANAGER_BIN (bin/manager), stamped with VERSION, COMMIT and BUILD_DATE.
+	go build -trimpath -ldflags '$(LDFLAGS)' -o "$(MANAGER_BIN)" ./cmd
+
+.PHONY: print-%
+print-%: ## Print a variable of this Makefile, e.g. make -s print-VERSION.
+	@echo '$($*)'
 
 .PHONY: run
 run: manifests generate fmt vet ## Run the manager from your host against the cluster in your kubeconfig.
@@ -98,7 +119,7 @@ CONTAINER_TOOL ?= docker
 
 .PHONY: docker-build
 docker-build: ## Build the manager image.
-	$(CONTAINER_TOOL) build -t ${IMG} .
+	$(CONTAINER_TOOL) build -t ${IMG} --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) --build-arg BUILD_DATE=$(BUILD_DATE) .
 
 .PHONY: docker-push
 docker-push: ## Push the manager image.

@@ -51,6 +51,7 @@ import (
 	"github.com/nango-operator/nango-operator/internal/nango"
 	"github.com/nango-operator/nango-operator/internal/receiver"
 	"github.com/nango-operator/nango-operator/internal/sink/sinks"
+	"github.com/nango-operator/nango-operator/internal/version"
 )
 
 // options are the manager's command-line settings.
@@ -169,10 +170,17 @@ func main() {
 	var opts options
 	opts.zap = zap.Options{Development: false}
 	opts.bindFlags(flag.CommandLine)
+	printVersion := flag.Bool("version", false, "Print the version, commit and build date, then exit.")
 	flag.Parse()
+	if *printVersion {
+		fmt.Println("manager", version.Get())
+		return
+	}
 
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts.zap)))
 	setupLog := ctrl.Log.WithName("setup")
+	// First, so that whatever follows, even a refused flag, is read knowing the build.
+	setupLog.Info("nango-operator", version.Get().KeysAndValues()...)
 
 	if err := run(opts); err != nil {
 		setupLog.Error(err, "manager stopped with an error")

@@ -116,10 +116,22 @@ func NewClient(baseURL, secretKey string, opts ...Option) (*Client, error) {
 	for _, o := range opts {
 		o(c)
 	}
+	c.httpClient = withoutRedirects(c.httpClient)
 	if c.limiter == nil {
 		c.limiter = newLimiter(LimiterConfig{})
 	}
 	return c, nil
+}
+
+// withoutRedirects is a copy of h that follows no redirect. net/http keeps the
+// Authorization header on a redirect to the same host on another port (so from https to
+// http), and a redirect that sends the secret key anywhere is one too many: the client
+// answers a redirect with an error that says where it pointed instead. h itself, shared
+// with others, is left as it is.
+func withoutRedirects(h *http.Client) *http.Client {
+	own := *h
+	own.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &own
 }
 
 // request is one API call.
@@ -143,6 +155,9 @@ func (c *Client) do(ctx context.Context, r request) ([]byte, error) {
 		if status >= 200 && status < 300 {
 			return body, nil
 		}
+		if status >= 300 && status < 400 {
+			return nil, redirectError(r.op, status, header)
+		}
 		e := errorFromResponse(r.op, status, body)
 		if status == http.StatusTooManyRequests {
 			e.RetryAfter = retryAfter(header, time.Now(), c.limiter.window)
@@ -154,6 +169,22 @@ func (c *Client) do(ctx context.Context, r request) ([]byte, error) {
 		}
 		return nil, e
 	}
+}
+
+// redirectError is the error of a redirect the client did not follow. It names where
+// the redirect pointed (scheme, host and path only: no user info, query or fragment,
+// which a server that saw the key could fill with it), so that a person can correct the
+// Nango URL. It is not terminal: a load balancer may redirect for a while.
+func redirectError(op string, status int, header http.Header) *Error {
+	where := "nowhere (no Location)"
+	if loc, err := url.Parse(header.Get("Location")); err == nil && loc.Host != "" {
+		where = (&url.URL{Scheme: loc.Scheme, Host: loc.Host, Path: loc.Path}).String()
+	} else if err == nil && loc.Path != "" {
+		where = "path " + (&url.URL{Path: loc.Path}).String() + " of the same host"
+	}
+	return &Error{Kind: KindInvalidResponse, Op: op, Status: status, Message: sanitize(fmt.Sprintf(
+		"Nango's URL redirects to %s; the operator follows no redirect with the secret key: "+
+			"set the Nango URL to the address Nango answers at", where), maxMessageBytes)}
 }
 
 // attempt makes one exchange: limiter slot, request, bounded body.

@@ -23,6 +23,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Kind says what a controller should do about an error.
@@ -208,17 +210,30 @@ func kindFor(status int, code string) Kind {
 	return KindInvalidResponse
 }
 
+// maxMessageBytes bounds a message taken from an answer.
+const maxMessageBytes = 300
+
 // snippet returns a short printable prefix of a body for error messages.
-func snippet(b []byte) string {
-	const n = 200
-	s := string(b)
-	if len(s) > n {
-		s = s[:n] + "..."
-	}
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 {
+func snippet(b []byte) string { return sanitize(string(b), maxMessageBytes) }
+
+// sanitize makes text from an answer fit for a condition message, an event and a log
+// line: invalid UTF-8 and control or format characters (newlines, escapes, bidi
+// overrides) become spaces or U+FFFD, and it is cut to at most n bytes on a rune
+// boundary, marked with "...".
+func sanitize(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
 			return ' '
 		}
 		return r
-	}, s)
+	}, strings.ToValidUTF8(s, "\uFFFD"))
+	if len(s) <= n {
+		return s
+	}
+	const more = "..."
+	cut := max(0, n-len(more))
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + more
 }

@@ -158,7 +158,7 @@ func (c *Client) do(ctx context.Context, r request) ([]byte, error) {
 		if status >= 300 && status < 400 {
 			return nil, redirectError(r.op, status, header)
 		}
-		e := errorFromResponse(r.op, status, body)
+		e := errorFromResponse(r.op, status, body, c.secretKey)
 		if status == http.StatusTooManyRequests {
 			e.RetryAfter = retryAfter(header, time.Now(), c.limiter.window)
 			// The limiter has paused every caller of this key for the wait;

@@ -17,6 +17,7 @@ limitations under the License.
 package nango
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -172,8 +173,21 @@ type errorDetail struct {
 	Errors  []ValidationIssue `json:"errors"`
 }
 
-// errorFromResponse classifies a non-2xx answer.
-func errorFromResponse(op string, status int, body []byte) *Error {
+// Bounds on what an error keeps of an answer. Its text ends up in a condition message, an
+// event note and log lines: it is Nango's to word but the operator's to size, so that a
+// server (or whatever answers at its URL) cannot fill status with 64 KiB of text.
+const (
+	maxCodeBytes   = 64
+	maxIssues      = 10
+	maxPathEntries = 8
+)
+
+// errorFromResponse classifies a non-2xx answer. Every text taken from the body is
+// sanitised and cut short, and the secret key, should the server echo it, is blanked out.
+func errorFromResponse(op string, status int, body []byte, secretKey string) *Error {
+	if secretKey != "" {
+		body = bytes.ReplaceAll(body, []byte(secretKey), []byte("[secret key]"))
+	}
 	e := &Error{Op: op, Status: status}
 	var env errorEnvelope
 	if json.Unmarshal(body, &env) == nil && len(env.Error) > 0 {
@@ -181,15 +195,40 @@ func errorFromResponse(op string, status int, body []byte) *Error {
 		var msg string
 		switch {
 		case json.Unmarshal(env.Error, &d) == nil:
-			e.Code, e.Message, e.Issues = d.Code, d.Message, d.Errors
+			e.Code, e.Message, e.Issues = sanitize(d.Code, maxCodeBytes), sanitize(d.Message, maxMessageBytes), sanitizeIssues(d.Errors)
 		case json.Unmarshal(env.Error, &msg) == nil:
-			e.Message = msg
+			e.Message = sanitize(msg, maxMessageBytes)
 		}
 	} else if len(body) > 0 {
 		e.Message = snippet(body)
 	}
 	e.Kind = kindFor(status, e.Code)
 	return e
+}
+
+// sanitizeIssues keeps the first maxIssues issues, each short and printable. Error prints
+// only three; the rest are for callers that look.
+func sanitizeIssues(issues []ValidationIssue) []ValidationIssue {
+	if len(issues) == 0 {
+		return nil
+	}
+	out := make([]ValidationIssue, 0, min(len(issues), maxIssues))
+	for _, is := range issues[:min(len(issues), maxIssues)] {
+		path := make([]any, 0, min(len(is.Path), maxPathEntries))
+		for _, p := range is.Path[:min(len(is.Path), maxPathEntries)] {
+			switch v := p.(type) {
+			case string:
+				p = sanitize(v, maxCodeBytes)
+			case float64: // an array index
+			default:
+				p = "?"
+			}
+			path = append(path, p)
+		}
+		out = append(out, ValidationIssue{Code: sanitize(is.Code, maxCodeBytes),
+			Message: sanitize(is.Message, maxMessageBytes/2), Path: path})
+	}
+	return out
 }
 
 func kindFor(status int, code string) Kind {

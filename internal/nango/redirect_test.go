@@ -18,11 +18,13 @@ package nango_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/nango-operator/nango-operator/internal/nango"
 )
@@ -70,4 +72,56 @@ func TestRedirectIsNotFollowed(t *testing.T) {
 	if shared.CheckRedirect != nil {
 		t.Error("the shared HTTP client was changed")
 	}
+}
+
+// TestErrorMessagesAreShortAndPrintable (issue 14, item 2): whatever error body an answer
+// carries (up to the client's 64 KiB bound), the error holds a short, printable message:
+// Nango's message and code and the issues of a 400 cut at a rune boundary, control
+// characters replaced, and never the secret key a server echoes back.
+func TestErrorMessagesAreShortAndPrintable(t *testing.T) {
+	const key = "11111111-1111-4111-8111-111111111111"
+	long := key + strings.Repeat("é\x1b[31m\n\u202e", 1500) + key
+	bodies := map[string][]byte{
+		"message": mustJSON(t, map[string]any{"error": map[string]any{"code": "server_error" + long, "message": long}}),
+		"issues": mustJSON(t, map[string]any{"error": map[string]any{"code": "invalid_query_params", "errors": []any{
+			map[string]any{"code": "custom", "message": long, "path": []any{long, 1}},
+			map[string]any{"code": "custom", "message": long, "path": []any{"b"}},
+		}}}),
+		"string error": mustJSON(t, map[string]any{"error": long}),
+		"not JSON":     append([]byte{0xff, 0xfe}, long...),
+	}
+	for name, body := range bodies {
+		status := http.StatusInternalServerError
+		if name == "issues" {
+			status = http.StatusBadRequest
+		}
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(status)
+			_, _ = w.Write(body)
+		}))
+		t.Cleanup(srv.Close)
+		_, err := newClient(t, srv.URL, key).ListRecords(context.Background(), listReq())
+		if err == nil {
+			t.Fatalf("%s: no error", name)
+		}
+		msg := err.Error()
+		if len(msg) > 2000 {
+			t.Errorf("%s: message of %d bytes", name, len(msg))
+		}
+		if !utf8.ValidString(msg) || strings.ContainsAny(msg, "\x1b\n\u202e") || strings.Contains(msg, key) {
+			t.Errorf("%s: message not sanitised: %q", name, msg)
+		}
+		if !strings.Contains(msg, "é") {
+			t.Errorf("%s: the message lost its text: %q", name, msg)
+		}
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -318,11 +318,13 @@ type PostgresSink struct {
 	Schema string `json:"schema,omitempty"`
 
 	// table the records are written to: a lower-case SQL identifier of at most 63
-	// characters (letters, digits and underscores, not starting with a digit).
+	// characters (letters, digits and underscores, not starting with a digit). Not
+	// nango_sync_checkpoints or nango_sync_quarantine: the operator keeps its own data there.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^[a-z_][a-z0-9_]*$`
+	// +kubebuilder:validation:XValidation:rule="!(self in ['nango_sync_checkpoints', 'nango_sync_quarantine'])",message="nango_sync_checkpoints and nango_sync_quarantine are the operator's own tables: choose another table for the records"
 	Table string `json:"table"`
 }
 
@@ -337,11 +339,13 @@ type SQLiteSink struct {
 	Path string `json:"path"`
 
 	// table the records are written to: a lower-case SQL identifier of at most 63
-	// characters (letters, digits and underscores, not starting with a digit).
+	// characters (letters, digits and underscores, not starting with a digit). Not
+	// nango_sync_checkpoints or nango_sync_quarantine: the operator keeps its own data there.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^[a-z_][a-z0-9_]*$`
+	// +kubebuilder:validation:XValidation:rule="!(self in ['nango_sync_checkpoints', 'nango_sync_quarantine'])",message="nango_sync_checkpoints and nango_sync_quarantine are the operator's own tables: choose another table for the records"
 	Table string `json:"table"`
 }
 

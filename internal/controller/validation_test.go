@@ -134,6 +134,26 @@ var _ = Describe("NangoSync validation by the API server", func() {
 				s["sink"].(map[string]any)["postgres"].(map[string]any)["table"] = "t234567890123456789012345678901234567890123456789012345678901234"
 			},
 			"spec.sink.postgres.table", "may not be more than 63 bytes"),
+		Entry("postgres table the operator keeps checkpoints in",
+			func(s map[string]any) {
+				s["sink"].(map[string]any)["postgres"].(map[string]any)["table"] = "nango_sync_checkpoints"
+			},
+			"spec.sink.postgres.table", "nango_sync_checkpoints and nango_sync_quarantine are the operator's own tables"),
+		Entry("postgres table the operator keeps quarantined records in",
+			func(s map[string]any) {
+				s["sink"].(map[string]any)["postgres"].(map[string]any)["table"] = "nango_sync_quarantine"
+			},
+			"spec.sink.postgres.table", "nango_sync_checkpoints and nango_sync_quarantine are the operator's own tables"),
+		Entry("sqlite table the operator keeps checkpoints in",
+			func(s map[string]any) {
+				s["sink"] = map[string]any{"sqlite": map[string]any{"path": "/data/nango.db", "table": "nango_sync_checkpoints"}}
+			},
+			"spec.sink.sqlite.table", "nango_sync_checkpoints and nango_sync_quarantine are the operator's own tables"),
+		Entry("sqlite table the operator keeps quarantined records in",
+			func(s map[string]any) {
+				s["sink"] = map[string]any{"sqlite": map[string]any{"path": "/data/nango.db", "table": "nango_sync_quarantine"}}
+			},
+			"spec.sink.sqlite.table", "nango_sync_checkpoints and nango_sync_quarantine are the operator's own tables"),
 		Entry("unsafe schema name",
 			func(s map[string]any) {
 				s["sink"].(map[string]any)["postgres"].(map[string]any)["schema"] = "public.x"

@@ -50,6 +50,7 @@ import (
 	"github.com/nango-operator/nango-operator/internal/controller"
 	"github.com/nango-operator/nango-operator/internal/nango"
 	"github.com/nango-operator/nango-operator/internal/receiver"
+	"github.com/nango-operator/nango-operator/internal/secretcache"
 	"github.com/nango-operator/nango-operator/internal/sink/sinks"
 	"github.com/nango-operator/nango-operator/internal/version"
 )
@@ -233,10 +234,13 @@ func run(opts options) error {
 	reconcilerOptions := opts.reconciler
 	reconcilerOptions.DefaultNangoURL = opts.defaultNangoURL
 	reconcilerOptions.DefaultSecret = syncv1alpha1.SecretKeyReference{Name: opts.defaultNangoSecret, Key: opts.defaultNangoKey}
+	// One cache of Secret values for the controller and the receiver: each change of a
+	// Secret is read once.
+	secrets := secretcache.New(mgr.GetClient(), mgr.GetAPIReader())
 	reconciler := &controller.NangoSyncReconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Recorder:  mgr.GetEventRecorder("nango-operator"),
+		Client:   mgr.GetClient(),
+		Secrets:  secrets,
+		Recorder: mgr.GetEventRecorder("nango-operator"),
 		Nango: controller.NewNangoClients(&http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
 			nango.NewLimiterRegistry(nango.LimiterConfig{Limit: opts.nangoRateLimit, Window: opts.nangoRateWindow})),
 		Sinks:      sinkPool,
@@ -247,7 +251,7 @@ func run(opts options) error {
 		return fmt.Errorf("set up the NangoSync controller: %w", err)
 	}
 
-	if err := setupReceiver(mgr, opts.webhook, reconciler.WakeInProcess); err != nil {
+	if err := setupReceiver(mgr, opts.webhook, secrets, reconciler.WakeInProcess); err != nil {
 		return err
 	}
 
@@ -286,7 +290,7 @@ func informersSynced(c cache.Cache) healthz.Checker {
 
 // setupReceiver adds the Nango webhook receiver unless its address is "0". Its wakes also
 // go to wakeInProcess, the controller of this replica.
-func setupReceiver(mgr ctrl.Manager, o webhookOptions, wakeInProcess func(types.NamespacedName, string)) error {
+func setupReceiver(mgr ctrl.Manager, o webhookOptions, secrets *secretcache.Cache, wakeInProcess func(types.NamespacedName, string)) error {
 	if o.bindAddress == "0" {
 		return nil
 	}
@@ -298,6 +302,7 @@ func setupReceiver(mgr ctrl.Manager, o webhookOptions, wakeInProcess func(types.
 		BindAddress:          o.bindAddress,
 		SigningSecret:        types.NamespacedName{Namespace: namespace, Name: o.signingSecret},
 		AllowLegacySignature: o.allowLegacy,
+		Secrets:              secrets,
 		WakeInProcess:        wakeInProcess,
 	}); err != nil {
 		return fmt.Errorf("set up the webhook receiver: %w", err)

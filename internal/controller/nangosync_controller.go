@@ -45,6 +45,7 @@ import (
 
 	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
 	"github.com/nango-operator/nango-operator/internal/nango"
+	"github.com/nango-operator/nango-operator/internal/secretcache"
 	"github.com/nango-operator/nango-operator/internal/sink"
 	"github.com/nango-operator/nango-operator/internal/sink/sinks"
 )
@@ -103,11 +104,10 @@ const intervalJitter = 0.05
 // NangoSyncReconciler copies the records of each NangoSync from Nango to its sink.
 type NangoSyncReconciler struct {
 	client.Client
-	// APIReader reads Secrets straight from the API server: the cache holds only their
-	// metadata, so that the manager never keeps every Secret of the cluster in memory.
-	// Values read are kept by resourceVersion in secrets, so each change is read once.
-	APIReader client.Reader
-	Recorder  events.EventRecorder
+	// Secrets answers the data of the Secrets NangoSyncs name, each read once per change
+	// (the manager caches only the metadata of Secrets).
+	Secrets  *secretcache.Cache
+	Recorder events.EventRecorder
 	// Nango builds Nango clients, sharing one rate limiter per secret key.
 	Nango *NangoClients
 	// Sinks opens sinks and shares them between NangoSyncs that write to the same place.
@@ -120,8 +120,6 @@ type NangoSyncReconciler struct {
 	// SetupWithManager, the rest works from its zero value.
 	metrics          *metrics
 	allowedNangoURLs nangoURLs
-	// secrets keeps the data of the Secrets NangoSyncs read, by resourceVersion.
-	secrets secretValues
 	// wakes knows which NangoSyncs wait to sync now and which wakes were served in-process.
 	wakes wakes
 }

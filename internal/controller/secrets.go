@@ -20,11 +20,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sync"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -55,7 +52,7 @@ func (e *secretError) Error() string {
 func (r *NangoSyncReconciler) readSecretKey(ctx context.Context, nsync *syncv1alpha1.NangoSync,
 	ref syncv1alpha1.SecretKeyReference) (string, error) {
 	key := client.ObjectKey{Namespace: nsync.Namespace, Name: ref.Name}
-	data, err := r.secretData(ctx, key)
+	data, err := r.Secrets.Data(ctx, key)
 	if err != nil {
 		if apierrors.IsNotFound(err) {
 			return "", &secretError{namespace: key.Namespace, name: key.Name, key: ref.Key}
@@ -67,67 +64,6 @@ func (r *NangoSyncReconciler) readSecretKey(ctx context.Context, nsync *syncv1al
 		return "", &secretError{namespace: key.Namespace, name: key.Name, key: ref.Key, missingKey: true}
 	}
 	return string(value), nil
-}
-
-// secretData answers the data of a Secret. The manager caches only the metadata of
-// Secrets; their data is read from the API server once per resourceVersion and kept in
-// r.secrets, so that syncs running every few seconds do not each read their Secrets again.
-func (r *NangoSyncReconciler) secretData(ctx context.Context, key client.ObjectKey) (map[string][]byte, error) {
-	meta := &metav1.PartialObjectMetadata{}
-	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-	if err := r.Get(ctx, key, meta); err == nil {
-		if data, ok := r.secrets.get(key, meta.ResourceVersion); ok {
-			return data, nil
-		}
-	}
-	// Not kept yet, changed since, or not in the cache (yet): ask the API server.
-	secret := &corev1.Secret{}
-	if err := r.APIReader.Get(ctx, key, secret); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.secrets.forget(key)
-		}
-		return nil, err
-	}
-	r.secrets.put(key, secret.ResourceVersion, secret.Data)
-	return secret.Data, nil
-}
-
-// secretValues keeps the data of the Secrets NangoSyncs read, each with the
-// resourceVersion it was read at. Only Secrets some NangoSync names are kept.
-type secretValues struct {
-	mu      sync.Mutex
-	secrets map[client.ObjectKey]keptSecret
-}
-
-type keptSecret struct {
-	resourceVersion string
-	data            map[string][]byte
-}
-
-// get answers the data kept for key if it was read at resourceVersion.
-func (v *secretValues) get(key client.ObjectKey, resourceVersion string) (map[string][]byte, bool) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	kept, ok := v.secrets[key]
-	if !ok || kept.resourceVersion != resourceVersion {
-		return nil, false
-	}
-	return kept.data, true
-}
-
-func (v *secretValues) put(key client.ObjectKey, resourceVersion string, data map[string][]byte) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.secrets == nil {
-		v.secrets = map[client.ObjectKey]keptSecret{}
-	}
-	v.secrets[key] = keptSecret{resourceVersion: resourceVersion, data: data}
-}
-
-func (v *secretValues) forget(key client.ObjectKey) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	delete(v.secrets, key)
 }
 
 // nangoSecretRef is the Secret holding the NangoSync's Nango secret key.

@@ -45,6 +45,7 @@ import (
 	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
 	"github.com/nango-operator/nango-operator/internal/nango"
 	"github.com/nango-operator/nango-operator/internal/nangosim"
+	"github.com/nango-operator/nango-operator/internal/secretcache"
 	"github.com/nango-operator/nango-operator/internal/sink/sinks"
 	"github.com/nango-operator/nango-operator/internal/testutil/pgtest"
 )
@@ -154,9 +155,9 @@ func startReconciler() {
 	pool := sinks.NewPool(faults.open)
 	DeferCleanup(pool.Close)
 	reconciler := &NangoSyncReconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Recorder:  mgr.GetEventRecorder("nango-operator"),
+		Client:   mgr.GetClient(),
+		Secrets:  secretcache.New(mgr.GetClient(), mgr.GetAPIReader()),
+		Recorder: mgr.GetEventRecorder("nango-operator"),
 		Nango: NewNangoClients(&http.Client{},
 			nango.NewLimiterRegistry(nango.LimiterConfig{Limit: 100000, Window: time.Second})),
 		Sinks: pool,

@@ -41,6 +41,7 @@ import (
 	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
 	"github.com/nango-operator/nango-operator/internal/nango"
 	"github.com/nango-operator/nango-operator/internal/nangosim"
+	"github.com/nango-operator/nango-operator/internal/secretcache"
 )
 
 // Signing keys of the tests, UUIDs as Nango's are.
@@ -250,7 +251,7 @@ func newHarness(t testing.TB, start bool, configure func(*Options), objs ...clie
 		Build()
 	opts := Options{
 		Client:        h.client,
-		SecretReader:  h.client,
+		Secrets:       secretcache.New(h.client, h.client, secretcache.WithClock(h.clock.Now)),
 		SigningSecret: operatorSecret,
 		Registerer:    h.registry,
 		Log:           logr.Discard(),
@@ -265,7 +266,6 @@ func newHarness(t testing.TB, start bool, configure func(*Options), objs ...clie
 	if err != nil {
 		t.Fatalf("new receiver: %v", err)
 	}
-	r.keys.now = h.clock.Now
 	h.receiver = r
 	if start {
 		ctx, cancel := context.WithCancel(context.Background())

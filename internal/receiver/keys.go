@@ -20,49 +20,23 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/nango-operator/nango-operator/internal/nango"
+	"github.com/nango-operator/nango-operator/internal/secretcache"
 )
 
-// keyCache holds the values of the Secrets that hold webhook signing keys, read straight
-// from the API server (the manager's cache keeps only the metadata of Secrets). A value is
-// reused for ttl; a signature that no cached key verifies reads the Secret again, at most
-// once per minRefresh, so that a rotated key verifies at once while a flood of bad
-// signatures costs the API server one read per Secret per minRefresh.
+// keyCache finds webhook signing keys in Secrets. The shared Secret cache reads a Secret
+// again as soon as the manager's metadata cache sees it change; a signature that no key
+// verifies reads it again at once (the metadata cache may lag a rotation by a watch event),
+// at most once per minRefresh, so that a flood of bad signatures costs the API server one
+// read per Secret per minRefresh.
 type keyCache struct {
-	reader     client.Reader
-	ttl        time.Duration
+	secrets    *secretcache.Cache
 	minRefresh time.Duration
-	now        func() time.Time
-
-	mu      sync.Mutex
-	secrets map[types.NamespacedName]*cachedSecret
-}
-
-// cachedSecret is the last read of one Secret. Its own lock makes concurrent requests wait
-// for one read instead of each sending theirs.
-type cachedSecret struct {
-	mu        sync.Mutex
-	data      map[string]string // trimmed values by key; nil when the Secret does not exist
-	err       error             // the last read's error, other than NotFound
-	fetchedAt time.Time         // zero before the first read
-}
-
-func newKeyCache(reader client.Reader, ttl, minRefresh time.Duration) *keyCache {
-	return &keyCache{
-		reader:     reader,
-		ttl:        ttl,
-		minRefresh: minRefresh,
-		now:        time.Now,
-		secrets:    map[types.NamespacedName]*cachedSecret{},
-	}
 }
 
 // keySource is where signing keys are: one key of a Secret, or every key when key is empty.
@@ -72,9 +46,9 @@ type keySource struct {
 }
 
 // verify reports whether a key of source signed body, reading the Secret again when no
-// cached key did (if the last read is older than minRefresh). The error is that of the
-// Secret's last read: a caller that finds nothing verified answers 503 rather than 401
-// when a key may have been missed, so that Nango retries.
+// known key did. The error is that of the Secret's last read: a caller that finds nothing
+// verified answers 503 rather than 401 when a key may have been missed, so that Nango
+// retries.
 func (c *keyCache) verify(ctx context.Context, source keySource, sigs nango.WebhookSignatures, body []byte) (bool, error) {
 	if keys, _ := c.keys(ctx, source, false); sigs.Verify(body, keys...) {
 		return true, nil
@@ -83,62 +57,40 @@ func (c *keyCache) verify(ctx context.Context, source keySource, sigs nango.Webh
 	return sigs.Verify(body, refreshed...), err
 }
 
-// keys answers the signing keys of source: a read of its Secret when the cached one is
-// older than ttl, or (refresh) older than minRefresh.
+// keys answers the signing keys of source, read again from the API server when refresh
+// is set. A Secret that does not exist holds no keys; on any other error the keys read
+// before come with it, since a key that verified a minute ago is more likely right than none.
 func (c *keyCache) keys(ctx context.Context, source keySource, refresh bool) ([]string, error) {
-	entry := c.entry(source.secret)
-	entry.mu.Lock()
-	defer entry.mu.Unlock()
-
-	age := c.now().Sub(entry.fetchedAt)
-	due := entry.fetchedAt.IsZero() || age >= c.ttl || ((refresh || entry.err != nil) && age >= c.minRefresh)
-	if due {
-		c.read(ctx, source.secret, entry)
+	var data map[string][]byte
+	var err error
+	if refresh {
+		data, err = c.secrets.Refresh(ctx, source.secret, c.minRefresh)
+	} else {
+		data, err = c.secrets.Data(ctx, source.secret)
+	}
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		err = fmt.Errorf("read webhook signing keys from Secret %s: %w", source.secret, err)
 	}
 	if source.key != "" {
-		if value := entry.data[source.key]; value != "" {
-			return []string{value}, entry.err
+		if value := trimmed(data[source.key]); value != "" {
+			return []string{value}, err
 		}
-		return nil, entry.err
+		return nil, err
 	}
-	keys := make([]string, 0, len(entry.data))
-	for _, value := range entry.data {
-		if value != "" {
+	keys := make([]string, 0, len(data))
+	for _, value := range data {
+		if value := trimmed(value); value != "" {
 			keys = append(keys, value)
 		}
 	}
-	return keys, entry.err
+	return keys, err
 }
 
-func (c *keyCache) entry(name types.NamespacedName) *cachedSecret {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	entry, ok := c.secrets[name]
-	if !ok {
-		entry = &cachedSecret{}
-		c.secrets[name] = entry
-	}
-	return entry
-}
-
-// read reads a Secret into entry. A Secret that does not exist holds no keys; on any other
-// error the keys read before are kept, since a key that verified a minute ago is more
-// likely right than none.
-func (c *keyCache) read(ctx context.Context, name types.NamespacedName, entry *cachedSecret) {
-	entry.fetchedAt = c.now()
-	secret := &corev1.Secret{}
-	err := c.reader.Get(ctx, name, secret)
-	switch {
-	case apierrors.IsNotFound(err):
-		entry.data, entry.err = nil, nil
-	case err != nil:
-		entry.err = fmt.Errorf("read webhook signing keys from Secret %s: %w", name, err)
-	default:
-		data := make(map[string]string, len(secret.Data))
-		for key, value := range secret.Data {
-			// Keys pasted into a Secret often end in a newline; Nango's never do.
-			data[key] = strings.TrimSpace(string(value))
-		}
-		entry.data, entry.err = data, nil
-	}
+// trimmed is a key as Nango sends it: keys pasted into a Secret often end in a newline;
+// Nango's never do.
+func trimmed(value []byte) string {
+	return strings.TrimSpace(string(value))
 }

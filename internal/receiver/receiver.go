@@ -40,6 +40,7 @@ import (
 
 	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
 	"github.com/nango-operator/nango-operator/internal/nango"
+	"github.com/nango-operator/nango-operator/internal/secretcache"
 )
 
 // Path is where Nango posts webhooks: set the environment's webhook URL to
@@ -51,7 +52,6 @@ const MaxBodyBytes = 1 << 20
 
 // Defaults of Options.
 const (
-	DefaultKeyTTL             = 30 * time.Second
 	DefaultKeyRefreshInterval = time.Second
 	DefaultWorkers            = 4
 	DefaultQueueSize          = 1024
@@ -59,8 +59,8 @@ const (
 	verifyTimeout = 5 * time.Second
 )
 
-// Options configure a Receiver. SetupWithManager fills Client, SecretReader, Registerer
-// and Log from the manager.
+// Options configure a Receiver. SetupWithManager fills Client, Registerer and Log from the
+// manager, and Secrets when it is nil.
 type Options struct {
 	// BindAddress is where SetupWithManager listens, for example ":8090". New ignores it:
 	// the caller serves the Receiver.
@@ -68,9 +68,9 @@ type Options struct {
 	// Client lists NangoSyncs through the field indexes of IndexNangoSyncs (the manager's
 	// cached client) and patches them.
 	Client client.Client
-	// SecretReader reads the Secrets that hold signing keys. It should not be cached: the
-	// manager keeps only the metadata of Secrets.
-	SecretReader client.Reader
+	// Secrets answers the data of the Secrets that hold signing keys; share the
+	// controller's, so that each change of a Secret is read once.
+	Secrets *secretcache.Cache
 	// SigningSecret is the operator's own Secret of webhook signing keys: every value in it
 	// is a key, so that during a rotation it holds the old key and the new. A webhook one of
 	// them verifies wakes every NangoSync it matches. Empty Name: none. A Secret that does
@@ -83,8 +83,6 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Log is the receiver's logger. It never logs bodies or keys.
 	Log logr.Logger
-	// KeyTTL is how long signing keys read from a Secret are reused.
-	KeyTTL time.Duration
 	// KeyRefreshInterval is the shortest time between two reads of one Secret, when a
 	// signature fails to verify with the keys read before.
 	KeyRefreshInterval time.Duration
@@ -98,9 +96,6 @@ type Options struct {
 }
 
 func (o Options) withDefaults() Options {
-	if o.KeyTTL <= 0 {
-		o.KeyTTL = DefaultKeyTTL
-	}
 	if o.KeyRefreshInterval <= 0 {
 		o.KeyRefreshInterval = DefaultKeyRefreshInterval
 	}
@@ -129,8 +124,8 @@ type Receiver struct {
 // New builds a Receiver. Its wakes are written only once Start runs.
 func New(opts Options) (*Receiver, error) {
 	opts = opts.withDefaults()
-	if opts.Client == nil || opts.SecretReader == nil {
-		return nil, errors.New("webhook receiver: Client and SecretReader are required")
+	if opts.Client == nil || opts.Secrets == nil {
+		return nil, errors.New("webhook receiver: Client and Secrets are required")
 	}
 	m, err := newMetrics(opts.Registerer)
 	if err != nil {
@@ -140,7 +135,7 @@ func New(opts Options) (*Receiver, error) {
 		client:               opts.Client,
 		signingSecret:        opts.SigningSecret,
 		allowLegacySignature: opts.AllowLegacySignature,
-		keys:                 newKeyCache(opts.SecretReader, opts.KeyTTL, opts.KeyRefreshInterval),
+		keys:                 &keyCache{secrets: opts.Secrets, minRefresh: opts.KeyRefreshInterval},
 		waker:                newWaker(opts.Client, opts.Workers, opts.QueueSize, m, opts.Log),
 		wakeInProcess:        opts.WakeInProcess,
 		metrics:              m,

@@ -26,6 +26,8 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/nango-operator/nango-operator/internal/secretcache"
 )
 
 // shutdownTimeout bounds how long the server waits for webhooks being answered when the
@@ -43,7 +45,10 @@ func SetupWithManager(mgr manager.Manager, opts Options) error {
 	if err := IndexNangoSyncs(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
-	opts.Client, opts.SecretReader = mgr.GetClient(), mgr.GetAPIReader()
+	opts.Client = mgr.GetClient()
+	if opts.Secrets == nil {
+		opts.Secrets = secretcache.New(mgr.GetClient(), mgr.GetAPIReader())
+	}
 	opts.Registerer, opts.Log = ctrlmetrics.Registry, mgr.GetLogger().WithName("webhook-receiver")
 	r, err := New(opts)
 	if err != nil {

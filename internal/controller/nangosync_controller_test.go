@@ -397,6 +397,18 @@ var _ = Describe("NangoSync reconciler", func() {
 		Expect(triggersOf()).To(Equal(1), "resets Nango was asked for")
 	})
 
+	It("writes the rest of a page when a sink quarantines a record, and says so in a Warning event", func() {
+		d := newDataSet(uniqueName("quarantine"), "Contact")
+		Expect(sim.CreateConnection(d.ref.ConnectionRef, "hubspot")).To(Succeed())
+		d.upsert(ids("rec", 0, 10), 1)
+		d.upsert([]string{strings.Repeat("x", 2000)}, 1) // longer than any sink stores as an id
+		nsync := newNangoSyncFor(d, sqliteSinkSpec("contacts"))
+		create(nsync)
+		expectReason(nsync, metav1.ConditionTrue, syncv1alpha1.SyncedReason)
+		Expect(nsync.Status.Records.Total).To(Equal(int64(10)))
+		Eventually(func(g Gomega) []string { return eventReasons(g, nsync) }).Should(ContainElement("RecordsQuarantined"))
+	})
+
 	It("shows a suspended NangoSync as Ready=False, reason Suspended, with its generation observed, and resumes it", func() {
 		d, nsync := syncedNangoSync(sqliteSinkSpec("contacts"))
 		patch := client.MergeFrom(nsync.DeepCopy())

@@ -21,6 +21,8 @@ import (
 	"fmt"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+
 	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
 	"github.com/nango-operator/nango-operator/internal/nango"
 	"github.com/nango-operator/nango-operator/internal/sink"
@@ -194,6 +196,11 @@ func (r *NangoSyncReconciler) writeBatch(ctx context.Context, nsync *syncv1alpha
 	written, err := snk.WritePage(ctx, key, sink.Page{Records: records, Checkpoint: checkpoint})
 	if err != nil {
 		return sink.WriteResult{}, &sinkError{err}
+	}
+	if written.Quarantined > 0 {
+		r.Recorder.Eventf(nsync, nil, corev1.EventTypeWarning, "RecordsQuarantined", "Sync",
+			"%d records could not be stored in %s and went to the table %s with the reason (see docs/records.md); the rest was written",
+			written.Quarantined, nsync.Status.Sink, sink.QuarantineTable)
 	}
 	nsync.Status.Cursor = checkpoint
 	nsync.Status.Records = addCounts(nsync.Status.Records, written) // as the sink did with its copy

@@ -18,6 +18,11 @@ limitations under the License.
 // package of its own (postgres, sqlite) behind the one small Sink interface, so the
 // reconciler knows nothing of SQL.
 //
+// The two SQL drivers read and write in the same shape (WritePage wraps writePage, one
+// transaction, the same statements in two dialects). That likeness is kept on purpose
+// rather than shared through a helper: what differs is every statement and how each
+// database binds it, and sinktest holds both drivers to one behaviour.
+//
 // Every sink keeps the rules that make a sync correct:
 //   - a page of records and the checkpoint (the cursor after the page) are written in one
 //     transaction, so a crash can lose neither without the other;

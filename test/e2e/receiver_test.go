@@ -196,10 +196,13 @@ func percentileOf(sorted []time.Duration, p float64) time.Duration {
 }
 
 // receiverArgs are the manager flags that serve the receiver at addr with the signing
-// Secret of namespace. The Nango rate limit is lifted: these specs sync far more often
-// than Nango's default 200 requests a minute allow, and measure the receiver, not the limiter.
-func receiverArgs(addr, namespace string) []string {
+// Secret of namespace, allowing e as a Nango URL. The Nango rate limit is lifted: these
+// specs sync far more often than Nango's default 200 requests a minute allow, and measure
+// the receiver, not the limiter.
+func receiverArgs(e *nangoEmulator, addr, namespace string) []string {
 	return []string{
+		// The NangoSyncs name the emulator in spec.nango.url: the admin allows it.
+		"--allowed-nango-urls", e.url,
 		"--webhook-bind-address", addr,
 		"--webhook-signing-secret", webhookSigningSecret,
 		"--webhook-signing-secret-namespace", namespace,
@@ -220,7 +223,7 @@ var _ = Describe("the webhook receiver", func() {
 		e := startNangoEmulator()
 		namespace := newWebhookNamespace(ctx, e)
 		addr := freeAddr()
-		m := startManager(receiverArgs(addr, namespace)...)
+		m := startManager(receiverArgs(e, addr, namespace)...)
 		e.sendTo(addr)
 
 		d := newContactsSync(ctx, e, namespace, "acme")
@@ -259,13 +262,13 @@ var _ = Describe("the webhook receiver", func() {
 
 		By("starting a leader")
 		leaderAddr := freeAddr()
-		leader := startManager(append(election, receiverArgs(leaderAddr, namespace)...)...)
+		leader := startManager(append(election, receiverArgs(e, leaderAddr, namespace)...)...)
 		holder := waitLeaseHolder(ctx, leaseID)
 		Expect(holder).NotTo(BeEmpty())
 
 		By("starting a follower and sending Nango's webhooks to it")
 		followerAddr := freeAddr()
-		follower := startManager(append(election, receiverArgs(followerAddr, namespace)...)...)
+		follower := startManager(append(election, receiverArgs(e, followerAddr, namespace)...)...)
 		Eventually(func() (int, error) { return follower.probe("/readyz") }).WithTimeout(30 * time.Second).Should(Equal(http.StatusOK))
 		e.sendTo(followerAddr)
 
@@ -295,7 +298,7 @@ var _ = Describe("the webhook receiver", func() {
 		e := startNangoEmulator()
 		namespace := newWebhookNamespace(ctx, e)
 		addr, metricsAddr := freeAddr(), freeAddr()
-		m := startManager(append(receiverArgs(addr, namespace),
+		m := startManager(append(receiverArgs(e, addr, namespace),
 			"--metrics-bind-address", metricsAddr, "--metrics-secure=false")...)
 
 		hot := newContactsSync(ctx, e, namespace, "hot")

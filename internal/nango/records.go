@@ -26,6 +26,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/go-logr/logr"
 )
 
 // Action is a record's last_action.
@@ -189,14 +191,19 @@ func (c *Client) ListRecords(ctx context.Context, req ListRecordsRequest) (*Reco
 		return nil, &Error{Kind: KindInvalidRequest, Op: op, Message: err.Error()}
 	}
 	page, err := c.listRecords(ctx, op, req)
-	if err == nil || req.Cursor == "" || !isKind(err, KindServerError) {
+	if err == nil {
+		return checkProgress(ctx, op, req, page)
+	}
+	if req.Cursor == "" || !isKind(err, KindServerError) {
 		return page, err
 	}
 	if !wellFormedCursor(req.Cursor) {
 		return nil, invalidCursor(err, "the cursor is not one Nango issues")
 	}
-	if page, err = c.listRecords(ctx, op, req); err == nil || !isKind(err, KindServerError) {
-		return page, err
+	if page, err = c.listRecords(ctx, op, req); err == nil {
+		return checkProgress(ctx, op, req, page)
+	} else if !isKind(err, KindServerError) {
+		return nil, err
 	}
 	probe := req
 	probe.Cursor, probe.Limit, probe.Filter, probe.IDs, probe.ModifiedAfter = "", 1, "", nil, time.Time{}
@@ -206,6 +213,52 @@ func (c *Client) ListRecords(ctx context.Context, req ListRecordsRequest) (*Reco
 		return nil, invalidCursor(err, "requests without the cursor succeed")
 	}
 	return nil, err
+}
+
+// maxCursorLength is the longest cursor Nango accepts in a request (its query schema:
+// 1..1000 characters). A longer next_cursor could never be sent back, and would not fit
+// where the operator keeps its cursor either.
+const maxCursorLength = 1000
+
+// checkProgress refuses a page whose next_cursor would make a reader that follows it loop
+// forever: the cursor it was asked with, a cursor on a page without records (Nango's
+// next_cursor is the cursor of a page's last record), or one Nango itself would refuse.
+// Each is KindInvalidCursor, which stops the reader and asks a person for a resync. A
+// next_cursor before the request's cursor is served, since following it ends, but it is
+// logged (in the caller's logger): Nango should never move back.
+func checkProgress(ctx context.Context, op string, req ListRecordsRequest, page *RecordsPage) (*RecordsPage, error) {
+	next := page.NextCursor
+	var why string
+	switch {
+	case next == "":
+		return page, nil
+	case len(next) > maxCursorLength:
+		why = fmt.Sprintf("Nango returned a next_cursor of %d characters, longer than the %d it accepts back", len(next), maxCursorLength)
+	case next == req.Cursor:
+		why = "Nango returned the request's own cursor as next_cursor: following it would read the same page forever"
+	case len(page.Records) == 0:
+		why = "Nango returned a page without records that names a next_cursor: following it may never end"
+	default:
+		warnIfBackwards(ctx, req.Cursor, next)
+		return page, nil
+	}
+	return nil, &Error{Kind: KindInvalidCursor, Op: op, Status: http.StatusOK, Message: why}
+}
+
+// warnIfBackwards logs a next_cursor that points before the request's cursor.
+func warnIfBackwards(ctx context.Context, cursor, next string) {
+	if cursor == "" {
+		return
+	}
+	fromAt, fromID, err1 := DecodeCursor(cursor)
+	toAt, toID, err2 := DecodeCursor(next)
+	if err1 != nil || err2 != nil {
+		return
+	}
+	if toAt.Before(fromAt) || (toAt.Equal(fromAt) && strings.ToLower(toID) < strings.ToLower(fromID)) {
+		logr.FromContextOrDiscard(ctx).Info("Nango's next cursor goes backwards, before the cursor it was asked with; records may be read again",
+			"cursorAt", fromAt.UTC().Format(time.RFC3339Nano), "nextCursorAt", toAt.UTC().Format(time.RFC3339Nano))
+	}
 }
 
 func invalidCursor(cause error, why string) error {

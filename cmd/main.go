@@ -250,6 +250,14 @@ func run(opts options) error {
 	if err := reconciler.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up the NangoSync controller: %w", err)
 	}
+	if err := (&controller.NangoSyncSetReconciler{
+		Client:                  mgr.GetClient(),
+		Recorder:                mgr.GetEventRecorder("nango-operator"),
+		Syncs:                   reconciler,
+		MaxConcurrentReconciles: 2,
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up the NangoSyncSet controller: %w", err)
+	}
 
 	if err := setupReceiver(mgr, opts.webhook, secrets, reconciler.WakeInProcess); err != nil {
 		return err

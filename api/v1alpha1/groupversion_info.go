@@ -41,7 +41,7 @@ var (
 // addKnownTypes registers the kinds of this package and the options types (ListOptions and
 // friends) that clients send with them.
 func addKnownTypes(scheme *runtime.Scheme) error {
-	scheme.AddKnownTypes(GroupVersion, &NangoSync{}, &NangoSyncList{})
+	scheme.AddKnownTypes(GroupVersion, &NangoSync{}, &NangoSyncList{}, &NangoSyncSet{}, &NangoSyncSetList{})
 	metav1.AddToGroupVersion(scheme, GroupVersion)
 	return nil
 }

@@ -52,7 +52,7 @@ import (
 
 // These tests run against a real kube-apiserver and etcd (envtest) with the CRDs from
 // config/crd/bases, so the API server itself enforces the validation under test. A
-// manager runs the NangoSync reconciler for the namespace syncNamespace against the Nango
+// manager runs the NangoSync and NangoSyncSet reconcilers for the namespace syncNamespace against the Nango
 // emulator, real PostgreSQL servers and SQLite files; the other tests use "default", where
 // the reconciler does not look.
 
@@ -176,6 +176,12 @@ func startReconciler() {
 	}
 	Expect(reconciler.SetupWithManager(mgr)).To(Succeed())
 	theReconciler = reconciler
+	Expect((&NangoSyncSetReconciler{
+		Client:                  mgr.GetClient(),
+		Recorder:                mgr.GetEventRecorder("nango-operator"),
+		Syncs:                   reconciler,
+		MaxConcurrentReconciles: 2,
+	}).SetupWithManager(mgr)).To(Succeed())
 
 	go func() {
 		defer GinkgoRecover()

@@ -16,7 +16,8 @@ limitations under the License.
 
 // Package v1alpha1 contains the v1alpha1 API of the sync.nango.dev group: the NangoSync
 // resource, which keeps a copy of the records Nango syncs for one connection and model in a
-// store the user owns.
+// store the user owns, and the NangoSyncSet, which keeps a NangoSync for every matching
+// connection of an integration.
 // +kubebuilder:object:generate=true
 // +groupName=sync.nango.dev
 package v1alpha1

@@ -108,17 +108,17 @@ podDisruptionBudget: {enabled: true}
 		}
 	})
 
-	It("carries the CRD and the manager's ClusterRole exactly as controller-gen generates them", func() {
+	It("carries the CRDs and the manager's ClusterRole exactly as controller-gen generates them", func() {
 		By("regenerating the chart's copies into a scratch directory")
 		scratch := GinkgoT().TempDir()
 		out, err := cluster.run("", "bash", filepath.Join(cluster.repoRoot, "hack", "helm-sync.sh"), "all", scratch)
 		Expect(err).NotTo(HaveOccurred(), out)
 		generated, err := filepath.Glob(filepath.Join(scratch, "templates", "*", "*.yaml"))
 		Expect(err).NotTo(HaveOccurred())
-		Expect(generated).To(HaveLen(2))
+		Expect(generated).To(HaveLen(3), "two CRDs and the ClusterRole")
 		inChart, err := filepath.Glob(filepath.Join(cluster.chartDir, "templates", "crd", "*.yaml"))
 		Expect(err).NotTo(HaveOccurred())
-		Expect(inChart).To(HaveLen(1), "templates/crd holds a file no CRD of config/crd/bases generates")
+		Expect(inChart).To(HaveLen(2), "templates/crd holds a file no CRD of config/crd/bases generates")
 		for _, path := range generated {
 			rel, err := filepath.Rel(scratch, path)
 			Expect(err).NotTo(HaveOccurred())
@@ -131,10 +131,12 @@ podDisruptionBudget: {enabled: true}
 
 		By("rendering them with the same spec and rules as config/")
 		objects := parseManifests(cluster.helm("template", release, cluster.chartDir, "-n", releaseNamespace))
-		crd := only(objects, "CustomResourceDefinition", "nangosyncs.sync.nango.dev")
-		base := readYAML(filepath.Join(cluster.repoRoot, "config", "crd", "bases", "sync.nango.dev_nangosyncs.yaml"))
-		Expect(crd.Object["spec"]).To(Equal(base["spec"]))
-		Expect(crd.GetAnnotations()).To(HaveKeyWithValue("helm.sh/resource-policy", "keep"))
+		for _, plural := range []string{"nangosyncs", "nangosyncsets"} {
+			crd := only(objects, "CustomResourceDefinition", plural+".sync.nango.dev")
+			base := readYAML(filepath.Join(cluster.repoRoot, "config", "crd", "bases", "sync.nango.dev_"+plural+".yaml"))
+			Expect(crd.Object["spec"]).To(Equal(base["spec"]))
+			Expect(crd.GetAnnotations()).To(HaveKeyWithValue("helm.sh/resource-policy", "keep"))
+		}
 		role := only(objects, "ClusterRole", release+"-manager")
 		Expect(role.Object["rules"]).To(Equal(readYAML(filepath.Join(cluster.repoRoot, "config", "rbac", "role.yaml"))["rules"]))
 	})
@@ -166,7 +168,7 @@ podDisruptionBudget: {enabled: true}
 		defaults := cluster.helm("template", release, cluster.chartDir, "-n", releaseNamespace)
 		objects := parseManifests(defaults)
 		Expect(kindsOf(objects)).To(Equal(map[string]int{
-			"CustomResourceDefinition": 1, "ServiceAccount": 1, "ClusterRole": 3, "ClusterRoleBinding": 2,
+			"CustomResourceDefinition": 2, "ServiceAccount": 1, "ClusterRole": 3, "ClusterRoleBinding": 2,
 			"Service": 2, "Deployment": 1,
 		}))
 		out := cluster.kubectl(defaults, "apply", "--dry-run=server", "-f", "-")
@@ -199,7 +201,7 @@ podDisruptionBudget: {enabled: true}
 		everything := cluster.helm("template", release, cluster.chartDir, "-n", releaseNamespace, "-f", allFeatures)
 		objects = parseManifests(everything)
 		Expect(kindsOf(objects)).To(Equal(map[string]int{
-			"CustomResourceDefinition": 1, "ServiceAccount": 1, "ClusterRole": 3, "ClusterRoleBinding": 2,
+			"CustomResourceDefinition": 2, "ServiceAccount": 1, "ClusterRole": 3, "ClusterRoleBinding": 2,
 			"Role": 1, "RoleBinding": 1, "Service": 2, "Deployment": 1, "Secret": 2, "Ingress": 1,
 			"ServiceMonitor": 1, "PodDisruptionBudget": 1, "NetworkPolicy": 1,
 		}))
@@ -227,7 +229,7 @@ podDisruptionBudget: {enabled: true}
 
 		objects := parseManifests(cluster.helm("get", "manifest", release, "-n", releaseNamespace))
 		Expect(kindsOf(objects)).To(Equal(map[string]int{
-			"CustomResourceDefinition": 1, "ServiceAccount": 1, "ClusterRole": 3, "ClusterRoleBinding": 2,
+			"CustomResourceDefinition": 2, "ServiceAccount": 1, "ClusterRole": 3, "ClusterRoleBinding": 2,
 			"Service": 2, "Deployment": 1, "Secret": 2, "Ingress": 1,
 		}))
 		for _, u := range objects {
@@ -369,6 +371,12 @@ podDisruptionBudget: {enabled: true}
 			{"patch", "nangosyncs.sync.nango.dev", "-n", otherNamespace},
 			{"update", "nangosyncs.sync.nango.dev", "--subresource=status", "-n", otherNamespace},
 			{"update", "nangosyncs.sync.nango.dev", "--subresource=finalizers", "-n", otherNamespace},
+			// A NangoSyncSet's NangoSyncs are created and deleted by the operator.
+			{"create", "nangosyncs.sync.nango.dev", "-n", otherNamespace},
+			{"delete", "nangosyncs.sync.nango.dev", "-n", otherNamespace},
+			{"watch", "nangosyncsets.sync.nango.dev", "--all-namespaces"},
+			{"patch", "nangosyncsets.sync.nango.dev", "--subresource=status", "-n", otherNamespace},
+			{"update", "nangosyncsets.sync.nango.dev", "--subresource=finalizers", "-n", otherNamespace},
 			{"create", "events.events.k8s.io", "-n", otherNamespace},
 			{"create", "leases.coordination.k8s.io", "-n", releaseNamespace},
 			{"update", "leases.coordination.k8s.io/" + leaseName, "-n", releaseNamespace},
@@ -384,8 +392,8 @@ podDisruptionBudget: {enabled: true}
 			{"update", "secrets", "-n", otherNamespace},
 			{"patch", "secrets", "-n", otherNamespace},
 			{"delete", "secrets", "-n", releaseNamespace},
-			{"create", "nangosyncs.sync.nango.dev", "-n", otherNamespace},
-			{"delete", "nangosyncs.sync.nango.dev", "-n", otherNamespace},
+			{"create", "nangosyncsets.sync.nango.dev", "-n", otherNamespace},
+			{"delete", "nangosyncsets.sync.nango.dev", "-n", otherNamespace},
 			{"delete", "customresourcedefinitions.apiextensions.k8s.io"},
 			{"create", "deployments.apps", "-n", releaseNamespace},
 			{"create", "pods", "-n", releaseNamespace},

@@ -34,25 +34,26 @@ var _ = Describe("kustomize", Ordered, func() {
 		Expect(kustomize).To(BeAnExistingFile(), "kustomize is missing: run `make kustomize`")
 	})
 
-	It("config/default installs the CRD, RBAC, the manager and its Services", func() {
+	It("config/default installs the CRDs, RBAC, the manager and its Services", func() {
 		manifests, err := cluster.run("", kustomize, "build", "config/default")
 		Expect(err).NotTo(HaveOccurred(), manifests)
 		kinds := kindsOf(parseManifests(manifests))
-		Expect(kinds).To(HaveKeyWithValue("CustomResourceDefinition", 1))
+		Expect(kinds).To(HaveKeyWithValue("CustomResourceDefinition", 2), "NangoSync and NangoSyncSet")
 		Expect(kinds).To(HaveKeyWithValue("Deployment", 1))
 		Expect(kinds).To(HaveKeyWithValue("Service", 2), "metrics and the webhook receiver")
 
 		out := cluster.kubectl(manifests, "apply", "-f", "-")
 		Expect(out).To(ContainSubstring("deployment.apps/nango-operator-controller-manager created"))
 		Expect(out).To(ContainSubstring("service/nango-operator-webhook-receiver created"))
-		cluster.kubectl("", "wait", "--for=condition=Established", "crd/nangosyncs.sync.nango.dev")
+		cluster.kubectl("", "wait", "--for=condition=Established", "crd/nangosyncs.sync.nango.dev", "crd/nangosyncsets.sync.nango.dev")
 	})
 
-	It("accepts the samples, one for each sink", func() {
+	It("accepts the samples, one for each sink and a NangoSyncSet", func() {
 		samples, err := cluster.run("", kustomize, "build", "config/samples")
 		Expect(err).NotTo(HaveOccurred(), samples)
 		out := cluster.kubectl(samples, "apply", "--dry-run=server", "-n", "default", "-f", "-")
 		Expect(out).To(ContainSubstring("nangosync.sync.nango.dev/acme-hubspot-contacts created (server dry run)"))
 		Expect(out).To(ContainSubstring("nangosync.sync.nango.dev/acme-salesforce-deals created (server dry run)"))
+		Expect(out).To(ContainSubstring("nangosyncset.sync.nango.dev/hubspot-pro created (server dry run)"))
 	})
 })

@@ -102,7 +102,7 @@ func TestWakeLatency(t *testing.T) {
 	}
 
 	receiverAddr := freeAddr(t)
-	m := e.startManager(t, "--nango-rate-limit", "1000000000",
+	m := e.startManager(t, "--nango-rate-limit", "1000000000", "--allowed-nango-urls", srv.URL,
 		"--max-concurrent-reconciles", strconv.Itoa(concurrency),
 		"--webhook-bind-address", receiverAddr,
 		"--webhook-signing-secret", "nango-webhook",

@@ -81,6 +81,7 @@ func TestSharedRateLimit(t *testing.T) {
 	}
 
 	m := e.startManager(t, "--nango-rate-limit", strconv.Itoa(limit), "--nango-rate-window", window.String(),
+		"--allowed-nango-urls", srv.URL,
 		"--max-concurrent-reconciles", "16")
 	m.waitReady(t)
 	e.deleteSyncsOnCleanup(t, namespace)

@@ -77,7 +77,7 @@ func TestScale(t *testing.T) {
 	}
 
 	metricsAddr := freeAddr(t)
-	m := e.startManager(t, "--nango-rate-limit", "1000000000",
+	m := e.startManager(t, "--nango-rate-limit", "1000000000", "--allowed-nango-urls", srv.URL,
 		"--max-concurrent-reconciles", strconv.Itoa(concurrency),
 		"--metrics-bind-address", metricsAddr, "--metrics-secure=false")
 	m.waitReady(t)

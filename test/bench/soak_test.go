@@ -340,7 +340,8 @@ func TestSoakKill(t *testing.T) {
 	}
 	e := cluster(t)
 	s := newSoakRun(t, e, n, pgtest.StartServer(t).DSN("postgres"), 100)
-	args := []string{"--nango-rate-limit", "1000000000", "--retry-base-delay", "50ms", "--retry-max-delay", "1s"}
+	args := []string{"--nango-rate-limit", "1000000000", "--retry-base-delay", "50ms", "--retry-max-delay", "1s",
+		"--allowed-nango-urls", s.url}
 	m := e.startManager(t, args...)
 	s.mutateAndWatch()
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -378,7 +379,8 @@ func TestSoakNangoFaults(t *testing.T) {
 		DropRate: 0.01, Latency: nangosim.Duration(50 * time.Millisecond)}
 	sim := s.data.sim
 	sim.SetFaults(faults)
-	m := e.startManager(t, "--nango-rate-limit", "1000000000", "--retry-base-delay", "50ms", "--retry-max-delay", "1s")
+	m := e.startManager(t, "--nango-rate-limit", "1000000000", "--retry-base-delay", "50ms", "--retry-max-delay", "1s",
+		"--allowed-nango-urls", s.url)
 	s.mutateAndWatch()
 	select {
 	case <-time.After(changeFor):
@@ -424,7 +426,8 @@ func TestSoakPostgresOutage(t *testing.T) {
 	e := cluster(t)
 	pg := pgtest.StartServer(t)
 	s := newSoakRun(t, e, n, pg.DSN("postgres"), 100)
-	m := e.startManager(t, "--nango-rate-limit", "1000000000", "--retry-base-delay", "50ms", "--retry-max-delay", "1s")
+	m := e.startManager(t, "--nango-rate-limit", "1000000000", "--retry-base-delay", "50ms", "--retry-max-delay", "1s",
+		"--allowed-nango-urls", s.url)
 	ctx := context.Background()
 	eventually(t, time.Minute, 10*time.Millisecond, func() error {
 		c, err := s.sink.Checkpoint(ctx, benchKey)

@@ -407,7 +407,7 @@ func operatorRun(t *testing.T, e *env, url string, spec syncv1alpha1.SinkSpec, p
 	if spec.Postgres != nil {
 		kind = "postgres"
 	}
-	args := []string{"--nango-rate-limit", "1000000000", "--max-concurrent-reconciles", "4"}
+	args := []string{"--nango-rate-limit", "1000000000", "--max-concurrent-reconciles", "4", "--allowed-nango-urls", url}
 	args = append(args, strings.Fields(os.Getenv("NANGO_BENCH_MANAGER_ARGS"))...)
 	pprofAddr := freeAddr(t)
 	profileDir := os.Getenv("NANGO_BENCH_PROFILE_DIR")

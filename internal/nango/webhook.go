@@ -47,6 +47,16 @@ const (
 	WebhookTypeAsyncAction = "async_action"
 )
 
+// Operations of auth webhooks. Nango sends none when a connection is deleted.
+const (
+	// AuthCreation: a connection was created (or its creation failed).
+	AuthCreation = "creation"
+	// AuthOverride: an existing connection was re-authorized (or its reconnection failed).
+	AuthOverride = "override"
+	// AuthRefresh: refreshing or testing a connection's credentials failed.
+	AuthRefresh = "refresh"
+)
+
 // Webhook is a Nango webhook as the operator reads it: the fields every type shares, and the
 // body of the types it knows.
 type Webhook struct {

@@ -247,6 +247,7 @@ func newHarness(t testing.TB, start bool, configure func(*Options), objs ...clie
 		WithObjects(objs...).
 		WithIndex(&syncv1alpha1.NangoSync{}, modelIndex, indexDataSet).
 		WithIndex(&syncv1alpha1.NangoSync{}, connectionIndex, indexConnection).
+		WithIndex(&syncv1alpha1.NangoSyncSet{}, setIndex, indexSetIntegration).
 		WithInterceptorFuncs(h.calls.funcs()).
 		Build()
 	opts := Options{

@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -116,6 +117,7 @@ type Receiver struct {
 	allowLegacySignature bool
 	keys                 *keyCache
 	waker                *waker
+	setWaker             *waker // wakes NangoSyncSets
 	wakeInProcess        func(types.NamespacedName, string)
 	metrics              *metrics
 	log                  logr.Logger
@@ -137,6 +139,7 @@ func New(opts Options) (*Receiver, error) {
 		allowLegacySignature: opts.AllowLegacySignature,
 		keys:                 &keyCache{secrets: opts.Secrets, minRefresh: opts.KeyRefreshInterval},
 		waker:                newWaker(opts.Client, opts.Workers, opts.QueueSize, m, opts.Log),
+		setWaker:             newSetWaker(opts.Client, opts.Workers, opts.QueueSize, m, opts.Log),
 		wakeInProcess:        opts.WakeInProcess,
 		metrics:              m,
 		log:                  opts.Log,
@@ -145,7 +148,10 @@ func New(opts Options) (*Receiver, error) {
 
 // Start writes wakes until ctx ends.
 func (r *Receiver) Start(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Go(func() { r.setWaker.run(ctx) })
 	r.waker.run(ctx)
+	wg.Wait()
 	return nil
 }
 
@@ -189,7 +195,10 @@ func (r *Receiver) receive(w http.ResponseWriter, req *http.Request, arrived tim
 	if refused != nil {
 		return *refused
 	}
-	return r.act(wh, targets, arrived)
+	if len(targets.sets) > 0 {
+		return r.actOnSets(wh, targets.sets, arrived)
+	}
+	return r.act(wh, targets.syncs, arrived)
 }
 
 // read checks the path and method and reads the body (at most MaxBodyBytes) and signatures.
@@ -222,31 +231,32 @@ func (r *Receiver) read(w http.ResponseWriter, req *http.Request) ([]byte, nango
 // the NangoSyncs whose own keys to try. A body the operator's keys verify but that is not
 // the JSON Nango sends is a 400; one no key verifies, parsed or not, a 401.
 func (r *Receiver) verify(ctx context.Context, req *http.Request, sigs nango.WebhookSignatures,
-	body []byte) (nango.Webhook, []types.NamespacedName, *answer) {
+	body []byte) (nango.Webhook, wakeTargets, *answer) {
 	byOperator, operatorErr := r.verifiedByOperator(ctx, sigs, body)
 	wh, err := nango.ParseWebhook(body)
 	if err != nil {
 		if byOperator {
-			return nango.Webhook{}, nil, &answer{http.StatusBadRequest, typeUnknown, resultMalformed,
+			return nango.Webhook{}, wakeTargets{}, &answer{http.StatusBadRequest, typeUnknown, resultMalformed,
 				"malformed webhook: not the JSON Nango sends"}
 		}
 		refused := r.refuse(req, operatorErr)
-		return nango.Webhook{}, nil, &refused
+		return nango.Webhook{}, wakeTargets{}, &refused
 	}
 	var found []syncv1alpha1.NangoSync
 	if !byOperator || wh.Sync != nil {
 		if found, err = candidates(ctx, r.client, wh); err != nil {
 			r.log.Error(err, "could not find the NangoSyncs of a webhook; Nango retries it")
-			return nango.Webhook{}, nil, &answer{http.StatusServiceUnavailable, typeUnknown, resultUnavailable,
+			return nango.Webhook{}, wakeTargets{}, &answer{http.StatusServiceUnavailable, typeUnknown, resultUnavailable,
 				"cannot read NangoSyncs now; retry later"}
 		}
 	}
 	targets, keyErr := r.verifiedTargets(ctx, sigs, body, byOperator, found)
-	if !byOperator && len(targets) == 0 {
-		refused := r.refuse(req, errors.Join(operatorErr, keyErr))
-		return nango.Webhook{}, nil, &refused
+	sets, setErr := r.verifiedSets(ctx, sigs, body, byOperator, wh)
+	if !byOperator && len(targets) == 0 && len(sets) == 0 {
+		refused := r.refuse(req, errors.Join(operatorErr, keyErr, setErr))
+		return nango.Webhook{}, wakeTargets{}, &refused
 	}
-	return wh, targets, nil
+	return wh, wakeTargets{syncs: targets, sets: sets}, nil
 }
 
 func unauthorized() answer {

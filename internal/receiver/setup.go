@@ -45,6 +45,9 @@ func SetupWithManager(mgr manager.Manager, opts Options) error {
 	if err := IndexNangoSyncs(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
+	if err := IndexNangoSyncSets(context.Background(), mgr.GetFieldIndexer()); err != nil {
+		return err
+	}
 	opts.Client = mgr.GetClient()
 	if opts.Secrets == nil {
 		opts.Secrets = secretcache.New(mgr.GetClient(), mgr.GetAPIReader())

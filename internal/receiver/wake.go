@@ -90,7 +90,10 @@ func (w *wakeWork) noteArrival(arrived time.Time) {
 // flight and a burst costs at most one patch more, which starts after the burst's last
 // webhook. When the queue is full a new wake is dropped and counted.
 type waker struct {
-	client  client.Client
+	client client.Client
+	// kind and object name what is woken: NangoSyncs, or NangoSyncSets.
+	kind    string
+	object  func(types.NamespacedName) client.Object
 	workers int
 	queue   chan types.NamespacedName
 	metrics *metrics
@@ -104,7 +107,11 @@ type waker struct {
 
 func newWaker(c client.Client, workers, queueSize int, m *metrics, log logr.Logger) *waker {
 	return &waker{
-		client:  c,
+		client: c,
+		kind:   "NangoSync",
+		object: func(key types.NamespacedName) client.Object {
+			return &syncv1alpha1.NangoSync{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
+		},
 		workers: workers,
 		queue:   make(chan types.NamespacedName, queueSize),
 		metrics: m,
@@ -176,31 +183,31 @@ func (w *waker) drain(ctx context.Context, key types.NamespacedName) {
 			return
 		}
 		if err := w.write(ctx, key, work); err != nil {
-			w.log.Error(err, "could not wake the NangoSync; it syncs at its next interval", "nangosync", key)
+			w.log.Error(err, "could not wake; the interval takes over", "kind", w.kind, "object", key)
 			continue
 		}
 		w.metrics.wakeSeconds.Observe(w.now().Sub(work.since).Seconds())
-		w.log.V(1).Info("woke the NangoSync", "nangosync", key, "wake", work.wake, "runFailed", work.failure != nil)
+		w.log.V(1).Info("woke", "kind", w.kind, "object", key, "wake", work.wake, "runFailed", work.failure != nil)
 	}
 }
 
-// write merge-patches the annotations of work onto the NangoSync, retrying a few times.
-// A NangoSync deleted meanwhile needs no wake.
+// write merge-patches the annotations of work onto the object, retrying a few times.
+// An object deleted meanwhile needs no wake.
 func (w *waker) write(ctx context.Context, key types.NamespacedName, work wakeWork) error {
 	patch, err := annotationPatch(work)
 	if err != nil {
 		return err
 	}
-	nsync := &syncv1alpha1.NangoSync{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
+	obj := w.object(key)
 	for attempt := 1; ; attempt++ {
 		patchCtx, cancel := context.WithTimeout(ctx, patchTimeout)
-		err = w.client.Patch(patchCtx, nsync, client.RawPatch(types.MergePatchType, patch))
+		err = w.client.Patch(patchCtx, obj, client.RawPatch(types.MergePatchType, patch))
 		cancel()
 		if err == nil || apierrors.IsNotFound(err) {
 			return nil
 		}
 		if attempt == wakeAttempts || ctx.Err() != nil {
-			return fmt.Errorf("patch the annotations of NangoSync %s: %w", key, err)
+			return fmt.Errorf("patch the annotations of %s %s: %w", w.kind, key, err)
 		}
 		select {
 		case <-ctx.Done():

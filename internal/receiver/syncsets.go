@@ -1,0 +1,137 @@
+/*
+Copyright 2026 The nango-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package receiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/go-logr/logr"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
+	"github.com/nango-operator/nango-operator/internal/nango"
+)
+
+// A new connection has no NangoSyncs yet: its auth webhook wakes the NangoSyncSets of its
+// integration instead, which list the integration's connections at once and create the
+// NangoSyncs of the new one. Nango sends no webhook when a connection is deleted, so only
+// creations and re-authorizations wake sets.
+
+// setIndex holds a NangoSyncSet's providerConfigKey: an auth webhook names one integration.
+const setIndex = ".spec.providerConfigKey"
+
+// IndexNangoSyncSets registers the receiver's field index on NangoSyncSets. Call it before
+// the manager starts.
+func IndexNangoSyncSets(ctx context.Context, indexer client.FieldIndexer) error {
+	if err := indexer.IndexField(ctx, &syncv1alpha1.NangoSyncSet{}, setIndex, indexSetIntegration); err != nil {
+		return fmt.Errorf("index NangoSyncSets by integration: %w", err)
+	}
+	return nil
+}
+
+func indexSetIntegration(obj client.Object) []string {
+	return []string{obj.(*syncv1alpha1.NangoSyncSet).Spec.ProviderConfigKey}
+}
+
+// wakeTargets are what a verified webhook may wake.
+type wakeTargets struct {
+	syncs []types.NamespacedName
+	sets  []types.NamespacedName
+}
+
+// newSetWaker writes the wakes of NangoSyncSets: a new requested-at value, which the set
+// controller acts on with a discovery.
+func newSetWaker(c client.Client, workers, queueSize int, m *metrics, log logr.Logger) *waker {
+	w := newWaker(c, workers, queueSize, m, log)
+	w.kind = "NangoSyncSet"
+	w.object = func(key types.NamespacedName) client.Object {
+		return &syncv1alpha1.NangoSyncSet{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
+	}
+	return w
+}
+
+// announcesConnection reports whether an auth webhook says a connection now exists with
+// working credentials: a creation or a re-authorization that succeeded.
+func announcesConnection(wh nango.Webhook) bool {
+	a := wh.Auth
+	return a != nil && a.Success != nil && *a.Success &&
+		(a.Operation == nango.AuthCreation || a.Operation == nango.AuthOverride) && wh.ProviderConfigKey != ""
+}
+
+// verifiedSets are the NangoSyncSets of the integration a connection-announcing auth
+// webhook names that it may wake: all of them when the operator's key verified it, else
+// those whose template names a signing key that did.
+func (r *Receiver) verifiedSets(ctx context.Context, sigs nango.WebhookSignatures, body []byte, byOperator bool,
+	wh nango.Webhook) ([]types.NamespacedName, error) {
+	if !announcesConnection(wh) {
+		return nil, nil
+	}
+	var sets syncv1alpha1.NangoSyncSetList
+	// Read only, and matched on a spec field no write of the manager changes (see list).
+	if err := r.client.List(ctx, &sets, client.MatchingFields{setIndex: wh.ProviderConfigKey},
+		client.UnsafeDisableDeepCopy, client.DisableReadYourWritesConsistency); err != nil {
+		return nil, fmt.Errorf("list NangoSyncSets of %s: %w", wh.ProviderConfigKey, err)
+	}
+	var (
+		woken []types.NamespacedName
+		errs  []error
+	)
+	verdicts := map[keySource]bool{}
+	for i := range sets.Items {
+		set := &sets.Items[i]
+		verified := byOperator
+		if ref := templateSigningKey(set); ref != nil && !verified {
+			source := keySource{secret: types.NamespacedName{Namespace: set.Namespace, Name: ref.Name}, key: ref.Key}
+			var seen bool
+			if verified, seen = verdicts[source]; !seen {
+				var err error
+				verified, err = r.keys.verify(ctx, source, sigs, body)
+				if err != nil {
+					errs = append(errs, err)
+				}
+				verdicts[source] = verified
+			}
+		}
+		if verified {
+			woken = append(woken, client.ObjectKeyFromObject(set))
+		}
+	}
+	return woken, errors.Join(errs...)
+}
+
+func templateSigningKey(set *syncv1alpha1.NangoSyncSet) *syncv1alpha1.SecretKeyReference {
+	if n := set.Spec.Template.Spec.Nango; n != nil {
+		return n.WebhookSigningKeyRef
+	}
+	return nil
+}
+
+// actOnSets queues the wakes of the NangoSyncSets a new connection concerns and answers 202.
+func (r *Receiver) actOnSets(wh nango.Webhook, sets []types.NamespacedName, arrived time.Time) answer {
+	for _, key := range sets {
+		r.setWaker.add(key, func(work *wakeWork) { work.mergeSuccess(arrived) })
+	}
+	r.log.V(1).Info("waking NangoSyncSets for a new connection", "nangosyncsets", sets,
+		"providerConfigKey", wh.ProviderConfigKey, "connectionId", wh.ConnectionID, "operation", wh.Auth.Operation)
+	return answer{http.StatusAccepted, labelType(wh.Type), resultWake, "accepted"}
+}

@@ -1,0 +1,110 @@
+/*
+Copyright 2026 The nango-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package receiver
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
+)
+
+var (
+	hubspotSet = types.NamespacedName{Namespace: "crm", Name: "hubspot-pro"}
+	otherSet   = types.NamespacedName{Namespace: "crm", Name: "salesforce"}
+	teamSet    = types.NamespacedName{Namespace: "team", Name: "hubspot"}
+)
+
+func syncSet(key types.NamespacedName, integration string) *syncv1alpha1.NangoSyncSet {
+	return &syncv1alpha1.NangoSyncSet{
+		ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name},
+		Spec: syncv1alpha1.NangoSyncSetSpec{
+			ProviderConfigKey: integration,
+			Models:            []syncv1alpha1.SyncSetModel{{Model: "Contact"}},
+		},
+	}
+}
+
+// setFixtures: two sets of hubspot (one of them verifying with its own key) and one of
+// salesforce, besides the usual objects.
+func setFixtures() []client.Object {
+	withKey := syncSet(teamSet, "hubspot")
+	withKey.Spec.Template.Spec.Nango = &syncv1alpha1.NangoEndpoint{
+		WebhookSigningKeyRef: &syncv1alpha1.SecretKeyReference{Name: "nango-signing", Key: "key"},
+	}
+	return append(fixtures(), syncSet(hubspotSet, "hubspot"), syncSet(otherSet, "salesforce"), withKey)
+}
+
+func authWebhook(t testing.TB, operation string, success bool) []byte {
+	p := map[string]any{
+		"from": "nango", "type": "auth", "connectionId": "new-customer", "providerConfigKey": "hubspot", "provider": "hubspot",
+		"authMode": "OAUTH2", "environment": "prod", "operation": operation, "success": success, "tags": map[string]string{},
+	}
+	if !success {
+		p["error"] = map[string]string{"type": "refresh_token_external_error", "description": "invalid_grant"}
+	}
+	return encode(t, p)
+}
+
+func (h *harness) setRequestedAt(key types.NamespacedName) string {
+	h.t.Helper()
+	set := &syncv1alpha1.NangoSyncSet{}
+	if err := h.client.Get(context.Background(), key, set); err != nil {
+		h.t.Fatalf("get NangoSyncSet %s: %v", key, err)
+	}
+	return set.Annotations[syncv1alpha1.RequestedAtAnnotation]
+}
+
+func TestNewConnectionWakesTheSetsOfItsIntegration(t *testing.T) {
+	for _, operation := range []string{"creation", "override"} {
+		t.Run(operation, func(t *testing.T) {
+			g := NewWithT(t)
+			h := newHarness(t, true, nil, setFixtures()...)
+			g.Expect(h.webhook(operatorKey, authWebhook(t, operation, true))).To(Equal(http.StatusAccepted))
+			g.Eventually(func() string { return h.setRequestedAt(hubspotSet) }).WithTimeout(5 * time.Second).ShouldNot(BeEmpty())
+			g.Eventually(func() string { return h.setRequestedAt(teamSet) }).WithTimeout(5 * time.Second).ShouldNot(BeEmpty())
+			g.Expect(h.setRequestedAt(otherSet)).To(BeEmpty(), "a set of another integration")
+			g.Expect(h.count("auth", resultWake)).To(Equal(1.0))
+		})
+	}
+}
+
+func TestAuthFailuresWakeNoSet(t *testing.T) {
+	g := NewWithT(t)
+	h := newHarness(t, true, nil, setFixtures()...)
+	for _, operation := range []string{"creation", "override", "refresh"} {
+		g.Expect(h.webhook(operatorKey, authWebhook(t, operation, false))).To(Equal(http.StatusAccepted))
+	}
+	g.Consistently(func() int { return h.calls.patchCount() }).WithTimeout(300 * time.Millisecond).Should(BeZero())
+	g.Expect(h.count("auth", resultIgnored)).To(Equal(3.0))
+}
+
+func TestASetsOwnSigningKeyWakesOnlyThatSet(t *testing.T) {
+	g := NewWithT(t)
+	h := newHarness(t, true, nil, setFixtures()...)
+	g.Expect(h.webhook(teamKey, authWebhook(t, "creation", true))).To(Equal(http.StatusAccepted))
+	g.Eventually(func() string { return h.setRequestedAt(teamSet) }).WithTimeout(5 * time.Second).ShouldNot(BeEmpty())
+	g.Expect(h.setRequestedAt(hubspotSet)).To(BeEmpty(), "the set without a key of its own needs the operator's")
+	g.Expect(h.webhook(strangerKey, authWebhook(t, "creation", true))).To(Equal(http.StatusUnauthorized))
+}

@@ -24,6 +24,7 @@ import (
 	"strings"
 
 	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
+	"github.com/nango-operator/nango-operator/internal/nango"
 )
 
 // policyError says a NangoSync asks for something the cluster admin's policy (the
@@ -43,15 +44,17 @@ func (e *policyError) Error() string { return e.message }
 // any Secret of its namespace anywhere.
 type nangoURLs []*url.URL
 
-// parseNangoURLs parses the allowed Nango URLs: absolute http or https URLs without user
-// information, query or fragment.
+// parseNangoURLs parses the allowed Nango URLs: Nango URLs (nango.ParseBaseURL) without
+// user information, query or fragment, which an allow-list entry has no use for.
 func parseNangoURLs(raw []string) (nangoURLs, error) {
 	allowed := make(nangoURLs, 0, len(raw))
 	for _, s := range raw {
-		u, err := url.Parse(s)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
-			u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-			return nil, fmt.Errorf("allowed Nango URL %q must be an absolute http or https URL without user, query or fragment, such as https://api.nango.dev", s)
+		u, err := nango.ParseBaseURL(s)
+		if err != nil {
+			return nil, fmt.Errorf("allowed Nango URL %w", err)
+		}
+		if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			return nil, fmt.Errorf("allowed Nango URL %q must have no user, query or fragment", s)
 		}
 		allowed = append(allowed, u)
 	}

@@ -201,13 +201,22 @@ func (r *Receiver) receive(w http.ResponseWriter, req *http.Request, arrived tim
 	return r.act(wh, targets.syncs, arrived)
 }
 
-// read checks the path and method and reads the body (at most MaxBodyBytes) and signatures.
+// read checks the path, method and signature headers, then reads the body (at most
+// MaxBodyBytes).
 func (r *Receiver) read(w http.ResponseWriter, req *http.Request) ([]byte, nango.WebhookSignatures, *answer) {
 	if req.URL.Path != Path {
 		return nil, nango.WebhookSignatures{}, &answer{http.StatusNotFound, typeUnknown, resultNotFound, "not found: Nango webhooks go to " + Path}
 	}
 	if req.Method != http.MethodPost {
 		return nil, nango.WebhookSignatures{}, &answer{http.StatusMethodNotAllowed, typeUnknown, resultWrongMethod, "method not allowed: use POST"}
+	}
+	// An unsigned request is refused before its body is read: it costs no more than its
+	// headers, however large a body it announces.
+	sigs := nango.WebhookSignaturesOf(req.Header, r.allowLegacySignature)
+	if sigs.Empty() {
+		r.log.V(1).Info("refused a webhook without a signature", "remote", req.RemoteAddr)
+		refused := unauthorized()
+		return nil, nango.WebhookSignatures{}, &refused
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, MaxBodyBytes))
 	if err != nil {
@@ -216,12 +225,6 @@ func (r *Receiver) read(w http.ResponseWriter, req *http.Request) ([]byte, nango
 				fmt.Sprintf("body too large: at most %d bytes", MaxBodyBytes)}
 		}
 		return nil, nango.WebhookSignatures{}, &answer{http.StatusBadRequest, typeUnknown, resultMalformed, "could not read the body"}
-	}
-	sigs := nango.WebhookSignaturesOf(req.Header, r.allowLegacySignature)
-	if sigs.Empty() {
-		r.log.V(1).Info("refused a webhook without a signature", "remote", req.RemoteAddr)
-		refused := unauthorized()
-		return nil, nango.WebhookSignatures{}, &refused
 	}
 	return body, sigs, nil
 }

@@ -370,8 +370,15 @@ spec:
 // if it is still running.
 func runManager(args []string) *manager {
 	GinkgoHelper()
+	return runBinary(managerBinary, args)
+}
+
+// runBinary runs a manager binary (one built for this run, or one taken out of the image)
+// with args; it is killed at the end of the spec if it is still running.
+func runBinary(binary string, args []string) *manager {
+	GinkgoHelper()
 	m := &manager{output: &syncBuffer{}, exited: make(chan struct{})}
-	m.cmd = exec.Command(managerBinary, args...)
+	m.cmd = exec.Command(binary, args...)
 	m.cmd.Stdout, m.cmd.Stderr = m.output, m.output
 	Expect(m.cmd.Start()).To(Succeed())
 	go func() {

@@ -114,6 +114,9 @@ func (o *options) bindFlags(fs *flag.FlagSet) {
 			}
 			return nil
 		})
+	fs.BoolVar(&o.reconciler.RequireSecretOptIn, "require-secret-opt-in", false,
+		"Read a Secret for a NangoSync only when it is labelled "+syncv1alpha1.SecretOptInLabel+"=true; "+
+			"others are refused (reason SecretNotOptedIn) and their data not read.")
 	fs.StringVar(&o.reconciler.SQLiteRoot, "sqlite-root", "",
 		"The directory holding SQLite sinks: the files of namespace ns must be under <root>/ns/, created when missing. "+
 			"Empty allows any path on the pod; set it when several teams share the operator.")

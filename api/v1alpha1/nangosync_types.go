@@ -52,6 +52,11 @@ type NangoRunFailure struct {
 	FailedAt string `json:"failedAt"`
 }
 
+// SecretOptInLabel, set to "true" on a Secret, lets NangoSyncs read it when the operator
+// runs with --require-secret-opt-in: then someone who may write NangoSyncs but not read
+// Secrets cannot make the operator use a Secret that was never meant for it.
+const SecretOptInLabel = "sync.nango.dev/readable"
+
 // NangoSyncFinalizer lets the controller remove the sink's checkpoint (and, with
 // deletionPolicy Delete, this sync's rows) before the NangoSync goes away.
 const NangoSyncFinalizer = "sync.nango.dev/finalizer"
@@ -109,6 +114,9 @@ const (
 	// NangoURLNotAllowedReason: spec.nango.url is not one of the Nango URLs the cluster
 	// admin allows (the operator's --allowed-nango-urls); its Secret is not read.
 	NangoURLNotAllowedReason = "NangoURLNotAllowed"
+	// SecretNotOptedInReason: a Secret the spec names lacks the label SecretOptInLabel,
+	// which the operator requires (--require-secret-opt-in); its data is not read.
+	SecretNotOptedInReason = "SecretNotOptedIn"
 	// SinkPathNotAllowedReason: spec.sink.sqlite.path is outside the directory the cluster
 	// admin gives the NangoSync's namespace (the operator's --sqlite-root).
 	SinkPathNotAllowedReason = "SinkPathNotAllowed"

@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -541,6 +542,19 @@ func otherNangoAnswers(h http.HandlerFunc) {
 	var handler http.Handler = h
 	otherNangoHandler.Store(&handler)
 	DeferCleanup(func() { otherNangoHandler.Store(nil) })
+}
+
+// countingReader counts the full reads of Secrets it passes on.
+type countingReader struct {
+	client.Reader
+	secrets atomic.Int32
+}
+
+func (c *countingReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if _, ok := obj.(*corev1.Secret); ok {
+		c.secrets.Add(1)
+	}
+	return c.Reader.Get(ctx, key, obj, opts...)
 }
 
 // execSQL runs statements, in order, in the database of dsn.

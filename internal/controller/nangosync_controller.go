@@ -59,6 +59,9 @@ type Options struct {
 	// is allowed. A NangoSync's secret key goes to its Nango URL, so only the cluster admin
 	// says where.
 	AllowedNangoURLs []string
+	// RequireSecretOptIn reads only Secrets labelled SecretOptInLabel=true for NangoSyncs;
+	// any other is refused with reason SecretNotOptedIn, its data not read.
+	RequireSecretOptIn bool
 	// SQLiteRoot, when set, is the directory under which SQLite sinks live: the files of
 	// namespace ns under SQLiteRoot/ns/, so that no team can aim at another team's file.
 	// Empty allows any path.

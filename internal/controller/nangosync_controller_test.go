@@ -18,6 +18,7 @@ package controller
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -30,6 +31,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -38,6 +40,7 @@ import (
 
 	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
 	"github.com/nango-operator/nango-operator/internal/nangosim"
+	"github.com/nango-operator/nango-operator/internal/secretcache"
 	"github.com/nango-operator/nango-operator/internal/testutil/pgtest"
 )
 
@@ -407,6 +410,32 @@ var _ = Describe("NangoSync reconciler", func() {
 		expectReason(nsync, metav1.ConditionTrue, syncv1alpha1.SyncedReason)
 		Expect(nsync.Status.Records.Total).To(Equal(int64(10)))
 		Eventually(func(g Gomega) []string { return eventReasons(g, nsync) }).Should(ContainElement("RecordsQuarantined"))
+	})
+
+	It("reads only Secrets labelled for NangoSyncs when the operator requires the opt-in", func() {
+		reads := &countingReader{Reader: k8sClient}
+		strict := &NangoSyncReconciler{Client: theReconciler.Client, Secrets: secretcache.New(theReconciler.Client, reads),
+			Options: Options{RequireSecretOptIn: true}}
+		name := uniqueName("db-admin")
+		createSecret(name, "password", "s3cret")
+		nsync := &syncv1alpha1.NangoSync{ObjectMeta: metav1.ObjectMeta{Namespace: syncNamespace, Name: "any"}}
+		ref := syncv1alpha1.SecretKeyReference{Name: name, Key: "password"}
+
+		Eventually(func(g Gomega) {
+			_, err := strict.readSecretKey(ctx, nsync, ref)
+			var refused *policyError
+			g.Expect(errors.As(err, &refused)).To(BeTrue(), "got %v", err)
+			g.Expect(classify(err).reason).To(Equal(syncv1alpha1.SecretNotOptedInReason))
+			g.Expect(classify(err).stalled).To(BeTrue())
+			g.Expect(err.Error()).To(ContainSubstring(syncv1alpha1.SecretOptInLabel))
+		}).Should(Succeed())
+		Expect(reads.secrets.Load()).To(BeZero(), "the data of a Secret not opted in was read")
+
+		secret := &corev1.Secret{}
+		Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: syncNamespace, Name: name}, secret)).To(Succeed())
+		secret.Labels = map[string]string{syncv1alpha1.SecretOptInLabel: "true"}
+		Expect(k8sClient.Update(ctx, secret)).To(Succeed())
+		Eventually(func() (string, error) { return strict.readSecretKey(ctx, nsync, ref) }).Should(Equal("s3cret"))
 	})
 
 	It("shows a suspended NangoSync as Ready=False, reason Suspended, with its generation observed, and resumes it", func() {

@@ -21,7 +21,9 @@ import (
 	"fmt"
 	"slices"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -52,6 +54,9 @@ func (e *secretError) Error() string {
 func (r *NangoSyncReconciler) readSecretKey(ctx context.Context, nsync *syncv1alpha1.NangoSync,
 	ref syncv1alpha1.SecretKeyReference) (string, error) {
 	key := client.ObjectKey{Namespace: nsync.Namespace, Name: ref.Name}
+	if err := r.checkSecretOptIn(ctx, key, ref); err != nil {
+		return "", err
+	}
 	data, err := r.Secrets.Data(ctx, key)
 	if err != nil {
 		if apierrors.IsNotFound(err) {
@@ -64,6 +69,29 @@ func (r *NangoSyncReconciler) readSecretKey(ctx context.Context, nsync *syncv1al
 		return "", &secretError{namespace: key.Namespace, name: key.Name, key: ref.Key, missingKey: true}
 	}
 	return string(value), nil
+}
+
+// checkSecretOptIn refuses, when the operator requires it, a Secret that is not labelled
+// for NangoSyncs. Only its metadata, from the manager's cache, is looked at.
+func (r *NangoSyncReconciler) checkSecretOptIn(ctx context.Context, key client.ObjectKey, ref syncv1alpha1.SecretKeyReference) error {
+	if !r.RequireSecretOptIn {
+		return nil
+	}
+	meta := &metav1.PartialObjectMetadata{}
+	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	if err := r.Get(ctx, key, meta); err != nil {
+		if apierrors.IsNotFound(err) {
+			return &secretError{namespace: key.Namespace, name: key.Name, key: ref.Key}
+		}
+		return fmt.Errorf("look up Secret %s: %w", key, err)
+	}
+	if meta.Labels[syncv1alpha1.SecretOptInLabel] != "true" {
+		return &policyError{reason: syncv1alpha1.SecretNotOptedInReason, message: fmt.Sprintf(
+			"Secret %s is not labelled %s=true, which the operator requires before it reads a Secret for a NangoSync "+
+				"(--require-secret-opt-in); its data was not read. Label it if it is meant for NangoSyncs",
+			key, syncv1alpha1.SecretOptInLabel)}
+	}
+	return nil
 }
 
 // nangoSecretRef is the Secret holding the NangoSync's Nango secret key.

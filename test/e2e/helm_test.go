@@ -210,7 +210,7 @@ podDisruptionBudget: {enabled: true}
 		Expect(containerArgs(only(objects, "Deployment", release))).To(ContainElements(
 			"--leader-elect", "--leader-election-namespace="+releaseNamespace, "--webhook-allow-legacy-signature",
 			"--allowed-nango-urls=https://nango.internal.example.com:3003,http://nango.nango.svc:8080/tenant-a",
-			"--sqlite-root=/var/lib/nango-operator/sqlite"))
+			"--sqlite-root=/var/lib/nango-operator/sqlite", "--require-secret-opt-in"))
 		ingress := only(objects, "Ingress", release+"-webhook")
 		Expect(nested(ingress, "spec", "rules")).To(ConsistOf(HaveKeyWithValue("http", HaveKeyWithValue("paths",
 			ConsistOf(HaveKeyWithValue("path", "/webhooks/nango"))))))

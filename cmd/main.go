@@ -34,12 +34,15 @@ import (
 	// to ensure that exec-entrypoint and run can make use of them.
 	_ "k8s.io/client-go/plugin/pkg/client/auth"
 
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/validation"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cluster"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -70,6 +73,8 @@ type options struct {
 	defaultNangoKey    string
 	nangoRateLimit     int
 	nangoRateWindow    time.Duration
+	watchNamespaces    []string
+	watchLabelSelector string
 	reconciler         controller.Options
 	webhook            webhookOptions
 	zap                zap.Options
@@ -81,6 +86,9 @@ type webhookOptions struct {
 	signingSecret   string
 	signingSecretNS string
 	allowLegacy     bool
+	// nangoSyncs is where the receiver finds NangoSyncs when the manager's cache holds one
+	// shard only; nil uses the manager's.
+	nangoSyncs cluster.Cluster
 }
 
 func (o *options) bindFlags(fs *flag.FlagSet) {
@@ -100,6 +108,21 @@ func (o *options) bindFlags(fs *flag.FlagSet) {
 		"The name of the Lease used for leader election.")
 	fs.StringVar(&o.leaderElectionNS, "leader-election-namespace", "",
 		"The namespace of the leader election Lease. Defaults to the manager's own namespace when it runs in a cluster.")
+	fs.Func("watch-namespaces",
+		"Comma-separated namespaces the manager watches and reads, NangoSyncs and Secrets alike; empty means all. "+
+			"With it, the manager needs rights in those namespaces only (the chart's watchNamespaces).",
+		func(s string) error {
+			for _, ns := range strings.Split(s, ",") {
+				if ns = strings.TrimSpace(ns); ns != "" {
+					o.watchNamespaces = append(o.watchNamespaces, ns)
+				}
+			}
+			return nil
+		})
+	fs.StringVar(&o.watchLabelSelector, "watch-label-selector", "",
+		"A label selector: the manager reconciles only the NangoSyncs and NangoSyncSets it selects, for example "+
+			"sharding.nango.dev/key=shard1 (or !sharding.nango.dev/key for the NangoSyncs of no shard). "+
+			"Its webhook receiver still wakes the NangoSyncs of every shard. Give each shard its own --leader-election-id.")
 	fs.StringVar(&o.defaultNangoURL, "nango-url", "https://api.nango.dev",
 		"The Nango API URL for NangoSyncs that set no spec.nango.url.")
 	fs.Func("allowed-nango-urls",
@@ -164,10 +187,30 @@ func (o *options) validate() error {
 	if o.reconciler.SQLiteRoot != "" && !filepath.IsAbs(o.reconciler.SQLiteRoot) {
 		return fmt.Errorf("--sqlite-root %q must be an absolute path", o.reconciler.SQLiteRoot)
 	}
+	for _, ns := range o.watchNamespaces {
+		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+			return fmt.Errorf("--watch-namespaces: %q is not a namespace name: %s", ns, strings.Join(errs, "; "))
+		}
+	}
+	if _, err := o.shard(); err != nil {
+		return err
+	}
 	if o.defaultNangoSecret == "" || o.defaultNangoKey == "" {
 		return errors.New("--nango-secret and --nango-secret-key must not be empty")
 	}
 	return nil
+}
+
+// shard is the selector of --watch-label-selector; nil when it is empty.
+func (o *options) shard() (labels.Selector, error) {
+	if o.watchLabelSelector == "" {
+		return nil, nil
+	}
+	selector, err := labels.Parse(o.watchLabelSelector)
+	if err != nil {
+		return nil, fmt.Errorf("--watch-label-selector: %w", err)
+	}
+	return selector, nil
 }
 
 func main() {
@@ -213,9 +256,17 @@ func run(opts options) error {
 		metricsOptions.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
 
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
-		Scheme:                        scheme,
-		Client:                        controller.ClientOptions(),
+	shard, err := opts.shard()
+	if err != nil {
+		return err
+	}
+	cfg := ctrl.GetConfigOrDie()
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme: scheme,
+		Client: controller.ClientOptions(),
+		Cache: controller.CacheOptions(controller.CacheScope{
+			Namespaces: opts.watchNamespaces, Shard: shard, OwnSecret: opts.webhook.signingSecretKey(),
+		}),
 		Metrics:                       metricsOptions,
 		HealthProbeBindAddress:        opts.probeAddr,
 		PprofBindAddress:              opts.pprofAddr,
@@ -262,6 +313,21 @@ func run(opts options) error {
 		return fmt.Errorf("set up the NangoSyncSet controller: %w", err)
 	}
 
+	caches := []cache.Cache{mgr.GetCache()}
+	if opts.webhook.bindAddress != "0" && shard != nil {
+		// The receiver of a shard finds the NangoSyncs of every shard, each woken through
+		// the API server by its own shard's watch.
+		allShards, err := cluster.New(cfg, func(o *cluster.Options) {
+			o.Scheme = scheme
+			o.Cache = controller.CacheOptions(controller.CacheScope{Namespaces: opts.watchNamespaces})
+			o.Cache.DefaultTransform = cache.TransformStripManagedFields()
+		})
+		if err != nil {
+			return fmt.Errorf("create the webhook receiver's cache of NangoSyncs: %w", err)
+		}
+		opts.webhook.nangoSyncs = allShards
+		caches = append(caches, allShards.GetCache())
+	}
 	if err := setupReceiver(mgr, opts.webhook, secrets, reconciler.WakeInProcess); err != nil {
 		return err
 	}
@@ -269,7 +335,7 @@ func run(opts options) error {
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return fmt.Errorf("add health check: %w", err)
 	}
-	if err := mgr.AddReadyzCheck("informers", informersSynced(mgr.GetCache())); err != nil {
+	if err := mgr.AddReadyzCheck("informers", informersSynced(caches...)); err != nil {
 		return fmt.Errorf("add readiness check: %w", err)
 	}
 
@@ -277,7 +343,9 @@ func run(opts options) error {
 		"leaderElection", opts.leaderElection,
 		"nangoURL", opts.defaultNangoURL,
 		"nangoSecret", opts.defaultNangoSecret,
-		"webhookAddress", opts.webhook.bindAddress)
+		"webhookAddress", opts.webhook.bindAddress,
+		"watchNamespaces", opts.watchNamespaces,
+		"watchLabelSelector", opts.watchLabelSelector)
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		return fmt.Errorf("run manager: %w", err)
 	}
@@ -285,18 +353,32 @@ func run(opts options) error {
 	return nil
 }
 
-// informersSynced makes the manager ready once its informer caches have synced: before
-// that, the controller has not started and the receiver cannot match a webhook to its
+// informersSynced makes the manager ready once its informer caches (and the receiver's)
+// have synced: before that, the controller has not started and the receiver cannot match a webhook to its
 // NangoSyncs. The probe waits a second at most.
-func informersSynced(c cache.Cache) healthz.Checker {
+func informersSynced(caches ...cache.Cache) healthz.Checker {
 	return func(req *http.Request) error {
 		ctx, cancel := context.WithTimeout(req.Context(), time.Second)
 		defer cancel()
-		if !c.WaitForCacheSync(ctx) {
-			return errors.New("the informer caches have not synced yet")
+		for _, c := range caches {
+			if !c.WaitForCacheSync(ctx) {
+				return errors.New("the informer caches have not synced yet")
+			}
 		}
 		return nil
 	}
+}
+
+// signingSecretKey is the receiver's Secret of signing keys; empty when it has none.
+func (o webhookOptions) signingSecretKey() types.NamespacedName {
+	if o.signingSecret == "" || o.bindAddress == "0" {
+		return types.NamespacedName{}
+	}
+	namespace := o.signingSecretNS
+	if namespace == "" {
+		namespace = receiver.OwnNamespace()
+	}
+	return types.NamespacedName{Namespace: namespace, Name: o.signingSecret}
 }
 
 // setupReceiver adds the Nango webhook receiver unless its address is "0". Its wakes also
@@ -305,16 +387,13 @@ func setupReceiver(mgr ctrl.Manager, o webhookOptions, secrets *secretcache.Cach
 	if o.bindAddress == "0" {
 		return nil
 	}
-	namespace := o.signingSecretNS
-	if namespace == "" {
-		namespace = receiver.OwnNamespace()
-	}
 	if err := receiver.SetupWithManager(mgr, receiver.Options{
 		BindAddress:          o.bindAddress,
-		SigningSecret:        types.NamespacedName{Namespace: namespace, Name: o.signingSecret},
+		SigningSecret:        o.signingSecretKey(),
 		AllowLegacySignature: o.allowLegacy,
 		Secrets:              secrets,
 		WakeInProcess:        wakeInProcess,
+		NangoSyncs:           o.nangoSyncs,
 	}); err != nil {
 		return fmt.Errorf("set up the webhook receiver: %w", err)
 	}

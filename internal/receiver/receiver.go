@@ -38,6 +38,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/cluster"
 
 	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
 	"github.com/nango-operator/nango-operator/internal/nango"
@@ -72,6 +73,11 @@ type Options struct {
 	// Secrets answers the data of the Secrets that hold signing keys; share the
 	// controller's, so that each change of a Secret is read once.
 	Secrets *secretcache.Cache
+	// NangoSyncs, when set, is where SetupWithManager has the receiver find NangoSyncs and
+	// NangoSyncSets (its cache, indexes and client) instead of the manager: a manager that
+	// reconciles one shard caches only that shard's, but a webhook may name those of any.
+	// SetupWithManager adds it to the manager. New ignores it.
+	NangoSyncs cluster.Cluster
 	// SigningSecret is the operator's own Secret of webhook signing keys: every value in it
 	// is a key, so that during a rotation it holds the old key and the new. A webhook one of
 	// them verifies wakes every NangoSync it matches. Empty Name: none. A Secret that does

@@ -24,6 +24,7 @@ import (
 	"strings"
 	"time"
 
+	"sigs.k8s.io/controller-runtime/pkg/cluster"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -39,16 +40,24 @@ const serviceAccountNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccou
 
 // SetupWithManager adds the receiver to mgr: its field indexes, its wake workers and its
 // HTTP server on opts.BindAddress, all running on every replica. The manager's cached
-// client, API reader, metrics registry and logger take the place of opts' own. It listens
-// at once, so that an address in use fails the start rather than the running manager.
+// client (or that of opts.NangoSyncs), API reader, metrics registry and logger take the
+// place of opts' own. It listens at once, so that an address in use fails the start rather
+// than the running manager.
 func SetupWithManager(mgr manager.Manager, opts Options) error {
-	if err := IndexNangoSyncs(context.Background(), mgr.GetFieldIndexer()); err != nil {
+	var nangoSyncs cluster.Cluster = mgr
+	if opts.NangoSyncs != nil {
+		nangoSyncs = opts.NangoSyncs
+		if err := mgr.Add(nangoSyncs); err != nil {
+			return fmt.Errorf("add the webhook receiver's cache of NangoSyncs: %w", err)
+		}
+	}
+	if err := IndexNangoSyncs(context.Background(), nangoSyncs.GetFieldIndexer()); err != nil {
 		return err
 	}
-	if err := IndexNangoSyncSets(context.Background(), mgr.GetFieldIndexer()); err != nil {
+	if err := IndexNangoSyncSets(context.Background(), nangoSyncs.GetFieldIndexer()); err != nil {
 		return err
 	}
-	opts.Client = mgr.GetClient()
+	opts.Client = nangoSyncs.GetClient()
 	if opts.Secrets == nil {
 		opts.Secrets = secretcache.New(mgr.GetClient(), mgr.GetAPIReader())
 	}

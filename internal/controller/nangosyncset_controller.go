@@ -301,8 +301,10 @@ func probeSync(set *syncv1alpha1.NangoSyncSet) *syncv1alpha1.NangoSync {
 // children lists the NangoSyncs the set controls.
 func (r *NangoSyncSetReconciler) children(ctx context.Context, set *syncv1alpha1.NangoSyncSet) ([]syncv1alpha1.NangoSync, error) {
 	var list syncv1alpha1.NangoSyncList
+	// The cache's own objects, not copies: a set may own thousands, and a reconcile only
+	// reads them (letGo copies the one it changes).
 	if err := r.List(ctx, &list, client.InNamespace(set.Namespace),
-		client.MatchingLabels{syncv1alpha1.SyncSetLabel: set.Name}); err != nil {
+		client.MatchingLabels{syncv1alpha1.SyncSetLabel: set.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("list the NangoSyncs of NangoSyncSet %s: %w", set.Name, err)
 	}
 	owned := list.Items[:0]
@@ -386,23 +388,21 @@ func sameDataSet(a, b *syncv1alpha1.NangoSync) bool { return a.DataSet() == b.Da
 
 // inLine reports whether a generated NangoSync holds what the set applies to it: the
 // spec fields the set sets, the template's labels and annotations, the template hash.
-// Fields the set leaves unset are not its to judge (an apply could not clear them).
+// Fields the set leaves unset are not its to judge (an apply could not clear them). It runs
+// for every NangoSync of a set on each of its reconciles, so it compares typed fields.
 func inLine(have, want *syncv1alpha1.NangoSync) bool {
-	if have.Spec.Suspend != want.Spec.Suspend ||
-		!subset(want.Labels, have.Labels) || !subset(want.Annotations, have.Annotations) {
-		return false
-	}
-	haveSpec, err1 := runtime.DefaultUnstructuredConverter.ToUnstructured(&have.Spec)
-	wantSpec, err2 := runtime.DefaultUnstructuredConverter.ToUnstructured(&want.Spec)
-	if err1 != nil || err2 != nil {
-		return false
-	}
-	for k, v := range wantSpec {
-		if !equality.Semantic.DeepEqual(v, haveSpec[k]) {
-			return false
-		}
-	}
-	return true
+	h, w := &have.Spec, &want.Spec
+	unsetOr := func(set bool, equal bool) bool { return !set || equal }
+	return h.ConnectionID == w.ConnectionID && h.ProviderConfigKey == w.ProviderConfigKey &&
+		h.Model == w.Model && h.Variant == w.Variant && h.Suspend == w.Suspend &&
+		unsetOr(w.SyncName != "", h.SyncName == w.SyncName) &&
+		unsetOr(w.PageSize != 0, h.PageSize == w.PageSize) &&
+		unsetOr(w.DeletionPolicy != "", h.DeletionPolicy == w.DeletionPolicy) &&
+		unsetOr(w.Interval != nil, h.Interval != nil && h.Interval.Duration == w.Interval.Duration) &&
+		unsetOr(w.ModifiedAfter != nil, h.ModifiedAfter != nil && h.ModifiedAfter.Equal(w.ModifiedAfter)) &&
+		unsetOr(w.Nango != nil, equality.Semantic.DeepEqual(h.Nango, w.Nango)) &&
+		equality.Semantic.DeepEqual(h.Sink, w.Sink) &&
+		subset(want.Labels, have.Labels) && subset(want.Annotations, have.Annotations)
 }
 
 func subset(want, have map[string]string) bool {
@@ -564,7 +564,8 @@ func (r *NangoSyncSetReconciler) letGo(ctx context.Context, set *syncv1alpha1.Na
 			continue
 		}
 		if set.Spec.GoneConnectionPolicy == syncv1alpha1.GoneConnectionKeep {
-			patch := client.MergeFrom(child.DeepCopy())
+			patch := client.MergeFrom(child)
+			child = child.DeepCopy() // the cache's object must not change
 			delete(child.Labels, syncv1alpha1.SyncSetLabel)
 			child.OwnerReferences = slices.DeleteFunc(child.OwnerReferences, func(ref metav1.OwnerReference) bool {
 				return ref.UID == set.UID

@@ -184,6 +184,7 @@ func (r *NangoSyncReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		logger.V(1).Info("the requested sync was already served in-process", "requestedAt", requested)
 		nsync.Status.LastHandledRequestedAt = requested
 		r.reflectNangoRun(nsync, before) // the same patch may have cleared a failed run
+		r.reflectNangoAuth(nsync, before)
 		return afterInterval(nsync), nil
 	}
 	progress, syncErr := r.sync(ctx, nsync)
@@ -297,6 +298,7 @@ func (r *NangoSyncReconciler) conclude(ctx context.Context, nsync, before *syncv
 	p progress, err error) (ctrl.Result, error) {
 	nsync.Status.ObservedGeneration = nsync.Generation
 	r.reflectNangoRun(nsync, before)
+	r.reflectNangoAuth(nsync, before)
 	if requested, ok := nsync.Annotations[syncv1alpha1.RequestedAtAnnotation]; ok {
 		nsync.Status.LastHandledRequestedAt = requested
 	}

@@ -412,6 +412,35 @@ var _ = Describe("NangoSyncSet reconciler", func() {
 		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, released))).To(Succeed()) })
 	})
 
+	It("shows failing credentials of a connection, reported by Nango's auth webhook, on its NangoSyncs without failing the copy", func() {
+		f := newSetFixture(1, "Contact")
+		set := f.newSet(sqliteSinkSpec("contacts"))
+		createSet(set)
+		child := expectAllReady(set, 1)[0]
+
+		failure := `{"operation":"refresh","type":"refresh_token_external_error","description":"invalid_grant","failedAt":"2026-12-02T10:00:00Z"}`
+		Expect(k8sClient.Patch(ctx, &child, client.RawPatch(types.MergePatchType, []byte(fmt.Sprintf(
+			`{"metadata":{"annotations":{%q:%q}}}`, syncv1alpha1.NangoAuthFailureAnnotation, failure))))).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(&child), &child)).To(Succeed())
+			auth := apimeta.FindStatusCondition(child.Status.Conditions, syncv1alpha1.NangoConnectionAuthorizedCondition)
+			g.Expect(auth).NotTo(BeNil())
+			g.Expect(auth.Status).To(Equal(metav1.ConditionFalse))
+			g.Expect(auth.Reason).To(Equal("refresh_token_external_error"))
+			g.Expect(auth.Message).To(ContainSubstring("invalid_grant"))
+		}).Should(Succeed())
+		Expect(apimetaReady(&child)).To(BeTrue(), "the copy itself is still in sync")
+		Eventually(func(g Gomega) []string { return eventReasons(g, &child) }).Should(ContainElement(syncv1alpha1.AuthFailedReason))
+
+		By("clearing the condition once the connection is re-authorized (the receiver removes the annotation)")
+		Expect(k8sClient.Patch(ctx, &child, client.RawPatch(types.MergePatchType, []byte(fmt.Sprintf(
+			`{"metadata":{"annotations":{%q:null}}}`, syncv1alpha1.NangoAuthFailureAnnotation))))).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(&child), &child)).To(Succeed())
+			g.Expect(apimeta.FindStatusCondition(child.Status.Conditions, syncv1alpha1.NangoConnectionAuthorizedCondition)).To(BeNil())
+		}).Should(Succeed())
+	})
+
 	It("refuses an invalid NangoSyncSet at apply time, and a change of its integration", func() {
 		valid := func() *syncv1alpha1.NangoSyncSet {
 			return &syncv1alpha1.NangoSyncSet{

@@ -32,6 +32,8 @@ const (
 	resultNoMatch = "no_match"
 	// resultRunFailed: Nango's run failed; the matching NangoSyncs were told so.
 	resultRunFailed = "run_failed"
+	// resultAuthFailed: a connection's credentials fail at Nango; its NangoSyncs were told so.
+	resultAuthFailed = "auth_failed"
 	// resultIgnored: a verified webhook of a type the operator does not act on (auth, …).
 	resultIgnored = "ignored"
 	// resultUnauthorized: no known key verified the signature.

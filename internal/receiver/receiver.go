@@ -201,8 +201,8 @@ func (r *Receiver) receive(w http.ResponseWriter, req *http.Request, arrived tim
 	if refused != nil {
 		return *refused
 	}
-	if len(targets.sets) > 0 {
-		return r.actOnSets(wh, targets.sets, arrived)
+	if wh.Auth != nil {
+		return r.actOnAuth(wh, targets, arrived)
 	}
 	return r.act(wh, targets.syncs, arrived)
 }
@@ -252,7 +252,7 @@ func (r *Receiver) verify(ctx context.Context, req *http.Request, sigs nango.Web
 		return nango.Webhook{}, wakeTargets{}, &refused
 	}
 	var found []syncv1alpha1.NangoSync
-	if !byOperator || wh.Sync != nil {
+	if !byOperator || wh.Sync != nil || wh.Auth != nil {
 		if found, err = candidates(ctx, r.client, wh); err != nil {
 			r.log.Error(err, "could not find the NangoSyncs of a webhook; Nango retries it")
 			return nango.Webhook{}, wakeTargets{}, &answer{http.StatusServiceUnavailable, typeUnknown, resultUnavailable,

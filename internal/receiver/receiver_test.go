@@ -242,7 +242,9 @@ func TestUnreadableNangoSyncsAnswer503(t *testing.T) {
 
 	g.Expect(h.webhook(operatorKey, encode(t, syncPayload("Contact", "base", true)))).To(Equal(http.StatusServiceUnavailable))
 	By := "a webhook the operator's key verifies and that wakes nothing needs no NangoSync"
-	g.Expect(h.webhook(operatorKey, authBody(t))).To(Equal(http.StatusAccepted), By)
+	g.Expect(h.webhook(operatorKey, []byte(`{"type":"brand_new","x":[1,2]}`))).To(Equal(http.StatusAccepted), By)
+	By = "an auth webhook may concern the connection's NangoSyncs: Nango retries it"
+	g.Expect(h.webhook(operatorKey, authBody(t))).To(Equal(http.StatusServiceUnavailable), By)
 }
 
 func TestLegacySignatureOptIn(t *testing.T) {

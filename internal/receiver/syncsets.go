@@ -126,12 +126,55 @@ func templateSigningKey(set *syncv1alpha1.NangoSyncSet) *syncv1alpha1.SecretKeyR
 	return nil
 }
 
-// actOnSets queues the wakes of the NangoSyncSets a new connection concerns and answers 202.
-func (r *Receiver) actOnSets(wh nango.Webhook, sets []types.NamespacedName, arrived time.Time) answer {
-	for _, key := range sets {
-		r.setWaker.add(key, func(work *wakeWork) { work.mergeSuccess(arrived) })
+// actOnAuth acts on a verified auth webhook. A connection created or re-authorized wakes
+// the NangoSyncSets of its integration and clears a failure of its credentials from its
+// NangoSyncs; a failure (a refresh or reconnection that failed) is written on its
+// NangoSyncs, which show it as a condition. Either way the copy goes on: Nango keeps
+// serving the records it has.
+func (r *Receiver) actOnAuth(wh nango.Webhook, targets wakeTargets, arrived time.Time) answer {
+	accepted := func(result string) answer { return answer{http.StatusAccepted, labelType(wh.Type), result, "accepted"} }
+	auth := wh.Auth
+	switch {
+	case auth.Success == nil:
+		return accepted(resultIgnored)
+	case *auth.Success:
+		for _, key := range targets.syncs {
+			r.waker.add(key, func(work *wakeWork) { work.authFailure, work.clearAuthFailure = nil, true })
+		}
+		if len(targets.sets) == 0 {
+			return accepted(resultIgnored)
+		}
+		for _, key := range targets.sets {
+			r.setWaker.add(key, func(work *wakeWork) { work.mergeSuccess(arrived) })
+		}
+		r.log.V(1).Info("waking NangoSyncSets for a new connection", "nangosyncsets", targets.sets,
+			"providerConfigKey", wh.ProviderConfigKey, "connectionId", wh.ConnectionID, "operation", auth.Operation)
+		return accepted(resultWake)
+	case len(targets.syncs) == 0:
+		return accepted(resultIgnored)
+	default:
+		failure := authFailure(auth, arrived)
+		for _, key := range targets.syncs {
+			r.waker.add(key, func(work *wakeWork) {
+				work.noteArrival(arrived)
+				work.authFailure, work.clearAuthFailure = &failure, false
+			})
+		}
+		r.log.Info("Nango reports that a connection's credentials fail", "nangosyncs", targets.syncs,
+			"operation", auth.Operation, "errorType", failure.Type)
+		return accepted(resultAuthFailed)
 	}
-	r.log.V(1).Info("waking NangoSyncSets for a new connection", "nangosyncsets", sets,
-		"providerConfigKey", wh.ProviderConfigKey, "connectionId", wh.ConnectionID, "operation", wh.Auth.Operation)
-	return answer{http.StatusAccepted, labelType(wh.Type), resultWake, "accepted"}
+}
+
+// authFailure turns a failed auth operation into its annotation value.
+func authFailure(auth *nango.AuthWebhook, arrived time.Time) syncv1alpha1.NangoAuthFailure {
+	f := syncv1alpha1.NangoAuthFailure{Operation: truncate(auth.Operation, maxNameBytes), Type: "unknown",
+		FailedAt: arrived.UTC().Format(time.RFC3339)}
+	if auth.Error != nil {
+		if auth.Error.Type != "" {
+			f.Type = truncate(auth.Error.Type, maxNameBytes)
+		}
+		f.Description = truncate(auth.Error.Description, maxDescriptionBytes)
+	}
+	return f
 }

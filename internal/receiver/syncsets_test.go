@@ -108,3 +108,33 @@ func TestASetsOwnSigningKeyWakesOnlyThatSet(t *testing.T) {
 	g.Expect(h.setRequestedAt(hubspotSet)).To(BeEmpty(), "the set without a key of its own needs the operator's")
 	g.Expect(h.webhook(strangerKey, authWebhook(t, "creation", true))).To(Equal(http.StatusUnauthorized))
 }
+
+func TestFailingCredentialsAreShownOnTheConnectionsNangoSyncs(t *testing.T) {
+	g := NewWithT(t)
+	h := newHarness(t, true, nil, setFixtures()...)
+	refresh := encode(t, map[string]any{
+		"from": "nango", "type": "auth", "connectionId": "acme", "providerConfigKey": "hubspot", "provider": "hubspot",
+		"authMode": "OAUTH2", "environment": "prod", "operation": "refresh", "success": false, "tags": map[string]string{},
+		"error": map[string]string{"type": "refresh_token_external_error", "description": "invalid_grant"},
+	})
+	g.Expect(h.webhook(operatorKey, refresh)).To(Equal(http.StatusAccepted))
+	g.Expect(h.count("auth", resultAuthFailed)).To(Equal(1.0))
+	for _, key := range []types.NamespacedName{contacts, deals, variant, ownKey} {
+		g.Eventually(func() string { return h.annotations(key)[syncv1alpha1.NangoAuthFailureAnnotation] }).
+			WithTimeout(5*time.Second).Should(And(ContainSubstring(`"type":"refresh_token_external_error"`),
+			ContainSubstring(`"operation":"refresh"`), ContainSubstring(`"description":"invalid_grant"`)), key.String())
+	}
+	g.Expect(h.setRequestedAt(hubspotSet)).To(BeEmpty(), "a failure wakes no set")
+
+	// The end user reconnects: the failure goes, and the sets of the integration wake.
+	reconnect := encode(t, map[string]any{
+		"from": "nango", "type": "auth", "connectionId": "acme", "providerConfigKey": "hubspot", "provider": "hubspot",
+		"authMode": "OAUTH2", "environment": "prod", "operation": "override", "success": true, "tags": map[string]string{},
+	})
+	g.Expect(h.webhook(operatorKey, reconnect)).To(Equal(http.StatusAccepted))
+	for _, key := range []types.NamespacedName{contacts, deals, variant, ownKey} {
+		g.Eventually(func() map[string]string { return h.annotations(key) }).
+			WithTimeout(5*time.Second).ShouldNot(HaveKey(syncv1alpha1.NangoAuthFailureAnnotation), key.String())
+	}
+	g.Eventually(func() string { return h.setRequestedAt(hubspotSet) }).WithTimeout(5 * time.Second).ShouldNot(BeEmpty())
+}

@@ -59,9 +59,15 @@ type wakeWork struct {
 	failure *syncv1alpha1.NangoRunFailure
 	// clearFailure: a successful run came after any failure, so the annotation goes.
 	clearFailure bool
+	// authFailure is the latest failure of the connection's credentials, nil when none came
+	// or the connection was re-authorized after it; clearAuthFailure: it was.
+	authFailure      *syncv1alpha1.NangoAuthFailure
+	clearAuthFailure bool
 }
 
-func (w *wakeWork) empty() bool { return !w.wake && w.failure == nil && !w.clearFailure }
+func (w *wakeWork) empty() bool {
+	return !w.wake && w.failure == nil && !w.clearFailure && w.authFailure == nil && !w.clearAuthFailure
+}
 
 // mergeSuccess adds a successful run that arrived at arrived.
 func (w *wakeWork) mergeSuccess(arrived time.Time) {
@@ -233,6 +239,16 @@ func annotationPatch(work wakeWork) ([]byte, error) {
 		annotations[syncv1alpha1.NangoRunFailureAnnotation] = string(value)
 	case work.clearFailure:
 		annotations[syncv1alpha1.NangoRunFailureAnnotation] = nil // null removes it
+	}
+	switch {
+	case work.authFailure != nil:
+		value, err := json.Marshal(work.authFailure)
+		if err != nil {
+			return nil, fmt.Errorf("encode the auth failure: %w", err)
+		}
+		annotations[syncv1alpha1.NangoAuthFailureAnnotation] = string(value)
+	case work.clearAuthFailure:
+		annotations[syncv1alpha1.NangoAuthFailureAnnotation] = nil
 	}
 	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": annotations}})
 	if err != nil {

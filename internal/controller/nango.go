@@ -38,6 +38,14 @@ func NewNangoClients(httpClient *http.Client, limiters *nango.LimiterRegistry) *
 	return &NangoClients{httpClient: httpClient, limiters: limiters}
 }
 
+// instrument wraps the transport of the shared HTTP client, for the reconciler's metrics
+// of requests to Nango. It runs once, while the manager is set up, before any request.
+func (c *NangoClients) instrument(wrap func(http.RoundTripper) http.RoundTripper) {
+	h := *c.httpClient
+	h.Transport = wrap(h.Transport)
+	c.httpClient = &h
+}
+
 // For returns a client of the Nango API at baseURL that authenticates with secretKey.
 func (c *NangoClients) For(baseURL, secretKey string) (*nango.Client, error) {
 	return nango.NewClient(baseURL, secretKey,

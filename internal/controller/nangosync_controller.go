@@ -168,6 +168,7 @@ func (r *NangoSyncReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		if err := r.patchStatus(ctx, before, nsync); err != nil {
 			retErr = errors.Join(retErr, err)
 		}
+		r.metrics.observe(nsync)
 	}()
 
 	if nsync.Spec.Suspend {
@@ -313,6 +314,7 @@ func (r *NangoSyncReconciler) conclude(ctx context.Context, nsync, before *syncv
 		}
 		f := classify(err)
 		r.markFailed(nsync, before, f)
+		r.metrics.failed(f.reason)
 		log.FromContext(ctx).Info("sync failed", "reason", f.reason, "error", err.Error())
 		if f.retryAfter > 0 {
 			return ctrl.Result{RequeueAfter: f.retryAfter}, nil
@@ -483,6 +485,7 @@ func (r *NangoSyncReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return err
 	}
 	r.metrics = m
+	r.Nango.instrument(m.instrument)
 	if err := indexSecretNames(context.Background(), mgr.GetFieldIndexer(), r.DefaultSecret.Name); err != nil {
 		return err
 	}

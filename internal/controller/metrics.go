@@ -32,6 +32,9 @@ import (
 	"github.com/nango-operator/nango-operator/internal/sink"
 )
 
+// labelNamespace and labelName identify a NangoSync in its series.
+const labelNamespace, labelName = "namespace", "name"
+
 // The per-NangoSync series. They are computed at scrape time from what the reconciler
 // last saw of each NangoSync, so that a NangoSync that is gone has no series at all (its
 // entry is dropped, nothing else to remember), and the lag is as old as the scrape.
@@ -40,18 +43,18 @@ var (
 		"1 for the current status and reason of a NangoSync's condition (type Ready, NangoRunSucceeded, RetentionRisk), "+
 			"one series per NangoSync and type, as Flux's gotk_reconcile_condition. "+
 			`Alert on type="Ready",status="False" with a reason other than Suspended.`,
-		[]string{"namespace", "name", "type", "status", "reason"}, nil)
+		[]string{labelNamespace, labelName, "type", "status", "reason"}, nil)
 	lastSuccessDesc = prometheus.NewDesc("nango_operator_sync_last_success_timestamp_seconds",
 		"When the NangoSync last read to the end of Nango's records and stored them, as Unix time; "+
 			"its creation (or its status' last change) while this manager has seen no complete sync.",
-		[]string{"namespace", "name"}, nil)
+		[]string{labelNamespace, labelName}, nil)
 	intervalDesc = prometheus.NewDesc("nango_operator_sync_interval_seconds",
-		"The NangoSync's spec.interval.", []string{"namespace", "name"}, nil)
+		"The NangoSync's spec.interval.", []string{labelNamespace, labelName}, nil)
 	lagDesc = prometheus.NewDesc("nango_operator_sync_lag_seconds",
 		"Seconds since the sink last held every record Nango had for the NangoSync (now minus "+
 			"nango_operator_sync_last_success_timestamp_seconds): a bound on how stale the copy is. "+
 			"Alert when it exceeds a few intervals.",
-		[]string{"namespace", "name"}, nil)
+		[]string{labelNamespace, labelName}, nil)
 )
 
 // exportedConditions are the condition types with a series: Ready carries every failure

@@ -71,11 +71,24 @@ func CacheOptions(scope CacheScope) cache.Options {
 		}
 		opts.ByObject[&corev1.Secret{}] = secrets
 	}
+	// NangoSyncs without managedFields: those a NangoSyncSet applies carry an entry per
+	// field manager, which at 10,000 NangoSyncs is most of what the cache would hold, and
+	// no reconciler reads them.
+	nangoSyncs := cache.ByObject{Transform: stripManagedFields}
 	if scope.Shard != nil && !scope.Shard.Empty() {
-		opts.ByObject[&syncv1alpha1.NangoSync{}] = cache.ByObject{Label: scope.Shard}
+		nangoSyncs.Label = scope.Shard
 		opts.ByObject[&syncv1alpha1.NangoSyncSet{}] = cache.ByObject{Label: scope.Shard}
 	}
+	opts.ByObject[&syncv1alpha1.NangoSync{}] = nangoSyncs
 	return opts
+}
+
+// stripManagedFields drops an object's managedFields before the cache keeps it.
+func stripManagedFields(in any) (any, error) {
+	if obj, err := meta.Accessor(in); err == nil {
+		obj.SetManagedFields(nil)
+	}
+	return in, nil
 }
 
 // stripSecretMetadata drops what the cache must not keep of a Secret: its annotations and

@@ -396,6 +396,13 @@ type NangoSyncStatus struct {
 	// +optional
 	LastChangeTime *metav1.Time `json:"lastChangeTime,omitempty"`
 
+	// newestRecordTime is Nango's last_modified_at of the newest record written to the
+	// sink: how fresh the copy's data is. Together with lastChangeTime it tells a copy that
+	// lags (Ready False, or an old lastChangeTime) from a source where nothing changed.
+	// `kubectl get -o wide` shows its age.
+	// +optional
+	NewestRecordTime *metav1.Time `json:"newestRecordTime,omitempty"`
+
 	// records counts the records written to the sink since the NangoSync was created or
 	// last resynced, by the action Nango reported.
 	// +optional
@@ -441,6 +448,7 @@ type RecordCounts struct {
 // +kubebuilder:printcolumn:name="Sink",type=string,JSONPath=`.status.sink`
 // +kubebuilder:printcolumn:name="Records",type=integer,JSONPath=`.status.records.total`
 // +kubebuilder:printcolumn:name="Last Change",type=date,JSONPath=`.status.lastChangeTime`
+// +kubebuilder:printcolumn:name="Newest Record",type=date,priority=1,JSONPath=`.status.newestRecordTime`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Status",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].message`

@@ -296,6 +296,10 @@ func (in *NangoSyncStatus) DeepCopyInto(out *NangoSyncStatus) {
 		in, out := &in.LastChangeTime, &out.LastChangeTime
 		*out = (*in).DeepCopy()
 	}
+	if in.NewestRecordTime != nil {
+		in, out := &in.NewestRecordTime, &out.NewestRecordTime
+		*out = (*in).DeepCopy()
+	}
 	out.Records = in.Records
 }
 

@@ -32,7 +32,7 @@ import (
 var _ = Describe("kubectl", func() {
 	kubectl := runKubectl
 
-	It("prints the NangoSync columns, with the status message in -o wide", func() {
+	It("prints the NangoSync columns, with the newest record's age and the status message in -o wide", func() {
 		nsync := &syncv1alpha1.NangoSync{
 			ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "acme-hubspot-contacts"},
 			Spec: syncv1alpha1.NangoSyncSpec{
@@ -53,6 +53,7 @@ var _ = Describe("kubectl", func() {
 			ObservedGeneration: nsync.Generation,
 			Sink:               "postgres/hubspot_contacts",
 			LastChangeTime:     &metav1.Time{Time: time.Now()},
+			NewestRecordTime:   &metav1.Time{Time: time.Now().Add(-3 * time.Hour)},
 			Records:            syncv1alpha1.RecordCounts{Added: 40, Updated: 1, Deleted: 1, Total: 42},
 			Conditions: []metav1.Condition{{
 				Type:               syncv1alpha1.ReadyCondition,
@@ -69,8 +70,8 @@ var _ = Describe("kubectl", func() {
 		Expect(out).To(MatchRegexp(`(?m)^acme-hubspot-contacts\s+acme-corp\s+hubspot\s+Contact\s+postgres/hubspot_contacts\s+42\s+\d+s\s+True\s+\d+s\s*$`))
 
 		wide := kubectl("get", "nangosyncs", "--namespace", "default", "-o", "wide")
-		Expect(wide).To(MatchRegexp(`(?m)^NAME\s+CONNECTION\s+INTEGRATION\s+MODEL\s+SINK\s+RECORDS\s+LAST CHANGE\s+READY\s+REASON\s+STATUS\s+AGE\s*$`))
-		Expect(wide).To(MatchRegexp(`(?m)^acme-hubspot-contacts\s.*\sTrue\s+Synced\s+Synced 42 records\s+\d+s\s*$`))
+		Expect(wide).To(MatchRegexp(`(?m)^NAME\s+CONNECTION\s+INTEGRATION\s+MODEL\s+SINK\s+RECORDS\s+LAST CHANGE\s+NEWEST RECORD\s+READY\s+REASON\s+STATUS\s+AGE\s*$`))
+		Expect(wide).To(MatchRegexp(`(?m)^acme-hubspot-contacts\s.*\s42\s+\d+s\s+3h\s+True\s+Synced\s+Synced 42 records\s+\d+s\s*$`))
 
 		By("finding it by its short name and its categories")
 		for _, resource := range []string{"nsync", "nango", "all"} {

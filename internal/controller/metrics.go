@@ -40,7 +40,8 @@ const labelNamespace, labelName = "namespace", "name"
 // entry is dropped, nothing else to remember), and the lag is as old as the scrape.
 var (
 	conditionDesc = prometheus.NewDesc("nango_operator_sync_condition",
-		"1 for the current status and reason of a NangoSync's condition (type Ready, NangoRunSucceeded, RetentionRisk), "+
+		"1 for the current status and reason of a NangoSync's condition (type Ready, NangoRunSucceeded, "+
+			"NangoConnectionAuthorized), "+
 			"one series per NangoSync and type, as Flux's gotk_reconcile_condition. "+
 			`Alert on type="Ready",status="False" with a reason other than Suspended.`,
 		[]string{labelNamespace, labelName, "type", "status", "reason"}, nil)
@@ -55,12 +56,16 @@ var (
 			"nango_operator_sync_last_success_timestamp_seconds): a bound on how stale the copy is. "+
 			"Alert when it exceeds a few intervals.",
 		[]string{labelNamespace, labelName}, nil)
+	newestRecordDesc = prometheus.NewDesc("nango_operator_sync_newest_record_timestamp_seconds",
+		"Nango's last_modified_at of the newest record the NangoSync wrote to its sink, as Unix time "+
+			"(status.newestRecordTime): how fresh the copy's data is. No series before the first record.",
+		[]string{labelNamespace, labelName}, nil)
 )
 
 // exportedConditions are the condition types with a series: Ready carries every failure
 // reason, the others say what Ready cannot. Reconciling and Stalled repeat Ready's reason.
 var exportedConditions = []string{
-	syncv1alpha1.ReadyCondition, syncv1alpha1.NangoRunSucceededCondition,
+	syncv1alpha1.ReadyCondition, syncv1alpha1.NangoRunSucceededCondition, syncv1alpha1.NangoConnectionAuthorizedCondition,
 }
 
 // syncSeries is what the per-NangoSync series of one NangoSync show.
@@ -68,6 +73,8 @@ type syncSeries struct {
 	conditions  [][3]string // type, status, reason
 	lastSuccess time.Time
 	interval    time.Duration
+	// newestRecord is zero before the first record.
+	newestRecord time.Time
 }
 
 // metrics are the reconciler's Prometheus metrics, beside controller-runtime's own.
@@ -127,7 +134,7 @@ func newMetrics(registerer prometheus.Registerer) (*metrics, error) {
 
 // Describe implements prometheus.Collector for the per-NangoSync series.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{conditionDesc, lastSuccessDesc, intervalDesc, lagDesc} {
+	for _, d := range []*prometheus.Desc{conditionDesc, lastSuccessDesc, intervalDesc, lagDesc, newestRecordDesc} {
 		ch <- d
 	}
 }
@@ -141,13 +148,20 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		for _, c := range s.conditions {
 			ch <- prometheus.MustNewConstMetric(conditionDesc, prometheus.GaugeValue, 1, key.Namespace, key.Name, c[0], c[1], c[2])
 		}
-		last := float64(s.lastSuccess.UnixNano()) / float64(time.Second)
-		ch <- prometheus.MustNewConstMetric(lastSuccessDesc, prometheus.GaugeValue, last, key.Namespace, key.Name)
+		ch <- prometheus.MustNewConstMetric(lastSuccessDesc, prometheus.GaugeValue, unixSeconds(s.lastSuccess),
+			key.Namespace, key.Name)
 		ch <- prometheus.MustNewConstMetric(intervalDesc, prometheus.GaugeValue, s.interval.Seconds(), key.Namespace, key.Name)
 		ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, max(0, now.Sub(s.lastSuccess).Seconds()),
 			key.Namespace, key.Name)
+		if !s.newestRecord.IsZero() {
+			ch <- prometheus.MustNewConstMetric(newestRecordDesc, prometheus.GaugeValue, unixSeconds(s.newestRecord),
+				key.Namespace, key.Name)
+		}
 	}
 }
+
+// unixSeconds is t as Prometheus timestamps go: seconds since the Unix epoch.
+func unixSeconds(t time.Time) float64 { return float64(t.UnixNano()) / float64(time.Second) }
 
 // observe records the state a reconcile left a NangoSync in. A NangoSync seen for the
 // first time gets the time of its last change, else its creation, as its last success:
@@ -173,6 +187,10 @@ func (m *metrics) observe(nsync *syncv1alpha1.NangoSync) {
 	}
 	s.conditions = conditions
 	s.interval = interval(nsync)
+	s.newestRecord = time.Time{}
+	if t := nsync.Status.NewestRecordTime; t != nil {
+		s.newestRecord = t.Time
+	}
 }
 
 // synced records a complete sync of key now.

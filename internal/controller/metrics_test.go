@@ -91,8 +91,6 @@ func perSync(metric string, nsync *syncv1alpha1.NangoSync, extra ...string) stri
 	return metric + "{" + strings.Join(labels, ",") + "}"
 }
 
-func unixSeconds(t time.Time) float64 { return float64(t.UnixNano()) / float64(time.Second) }
-
 var _ = Describe("metrics", func() {
 	It("follow a NangoSync through a failure, a sync and a recovery, and go with it", func() {
 		secretName := uniqueName("nango-key")
@@ -141,6 +139,8 @@ var _ = Describe("metrics", func() {
 			records := `nango_operator_nango_requests_total{code="200",endpoint="GET /records"}`
 			g.Expect(s[records]).To(BeNumerically(">", before[records]))
 			g.Expect(s[`nango_operator_nango_request_duration_seconds_count{endpoint="GET /records"}`]).To(BeNumerically(">", 0))
+			g.Expect(mine[perSync("nango_operator_sync_newest_record_timestamp_seconds", nsync)]).
+				To(BeNumerically("~", unixSeconds(time.Now()), 120), "the records were modified at their upsert")
 		}).Should(Succeed())
 
 		By("a failure after a success keeps the time of the last success")

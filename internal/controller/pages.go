@@ -206,5 +206,6 @@ func (r *NangoSyncReconciler) writeBatch(ctx context.Context, nsync *syncv1alpha
 	}
 	nsync.Status.Cursor = checkpoint
 	nsync.Status.Records = addCounts(nsync.Status.Records, written) // as the sink did with its copy
+	noteNewestRecord(nsync, records)
 	return written, nil
 }

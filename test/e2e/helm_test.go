@@ -108,14 +108,14 @@ podDisruptionBudget: {enabled: true}
 		}
 	})
 
-	It("carries the CRDs and the manager's ClusterRole exactly as controller-gen generates them", func() {
+	It("carries the CRDs and the manager's rules exactly as controller-gen generates them", func() {
 		By("regenerating the chart's copies into a scratch directory")
 		scratch := GinkgoT().TempDir()
 		out, err := cluster.run("", "bash", filepath.Join(cluster.repoRoot, "hack", "helm-sync.sh"), "all", scratch)
 		Expect(err).NotTo(HaveOccurred(), out)
-		generated, err := filepath.Glob(filepath.Join(scratch, "templates", "*", "*.yaml"))
+		generated, err := filepath.Glob(filepath.Join(scratch, "templates", "*", "*"))
 		Expect(err).NotTo(HaveOccurred())
-		Expect(generated).To(HaveLen(3), "two CRDs and the ClusterRole")
+		Expect(generated).To(HaveLen(3), "two CRDs and the manager's rules")
 		inChart, err := filepath.Glob(filepath.Join(cluster.chartDir, "templates", "crd", "*.yaml"))
 		Expect(err).NotTo(HaveOccurred())
 		Expect(inChart).To(HaveLen(2), "templates/crd holds a file no CRD of config/crd/bases generates")
@@ -137,8 +137,20 @@ podDisruptionBudget: {enabled: true}
 			Expect(crd.Object["spec"]).To(Equal(base["spec"]))
 			Expect(crd.GetAnnotations()).To(HaveKeyWithValue("helm.sh/resource-policy", "keep"))
 		}
+		rules := readYAML(filepath.Join(cluster.repoRoot, "config", "rbac", "role.yaml"))["rules"]
 		role := only(objects, "ClusterRole", release+"-manager")
-		Expect(role.Object["rules"]).To(Equal(readYAML(filepath.Join(cluster.repoRoot, "config", "rbac", "role.yaml"))["rules"]))
+		Expect(role.Object["rules"]).To(Equal(rules))
+
+		By("rendering the same rules as a Role in each namespace of watchNamespaces, and no ClusterRole")
+		objects = parseManifests(cluster.helm("template", release, cluster.chartDir, "-n", releaseNamespace,
+			"--set", "watchNamespaces={team-a,team-b}"))
+		for _, u := range objects {
+			Expect(u.GetKind() == "ClusterRole" && u.GetName() == release+"-manager").To(BeFalse(), "a ClusterRole for the manager")
+			if u.GetKind() == "Role" && u.GetName() == release+"-manager" {
+				Expect(u.GetNamespace()).To(BeElementOf("team-a", "team-b"))
+				Expect(u.Object["rules"]).To(Equal(rules))
+			}
+		}
 	})
 
 	It("passes helm lint --strict, with default values and with every optional feature on", func() {
@@ -157,6 +169,10 @@ podDisruptionBudget: {enabled: true}
 			To(ContainSubstring("signingKeySecret"))
 		Expect(cluster.helmFails("template", cluster.chartDir, "--set", "metrics.enabled=false",
 			"--set", "metrics.serviceMonitor.enabled=true")).To(ContainSubstring("needs metrics.enabled"))
+		Expect(cluster.helmFails("template", cluster.chartDir, "--set", "watchNamespaces={Team_A}")).
+			To(ContainSubstring("watchNamespaces"))
+		Expect(cluster.helmFails("template", cluster.chartDir, "--set", "watchLabelSelector=sharding.nango.dev/key=a",
+			"--set", "replicaCount=2")).To(ContainSubstring("give it a leaderElection.id of its own"))
 	})
 
 	It("renders manifests the API server accepts, with default values and with every optional feature on", func() {

@@ -106,17 +106,20 @@ type SyncStatusRequest struct {
 
 // SyncStatus is one sync's state on one connection.
 type SyncStatus struct {
-	ID                  string                      `json:"id"`
-	ConnectionID        string                      `json:"connection_id"`
-	Name                string                      `json:"name"`
-	Variant             string                      `json:"variant"`
-	Type                string                      `json:"type"`
-	Status              string                      `json:"status"` // RUNNING, PAUSED, STOPPED, SUCCESS, ERROR
-	FinishedAt          *time.Time                  `json:"finishedAt"`
-	NextScheduledSyncAt *time.Time                  `json:"nextScheduledSyncAt"`
-	Frequency           string                      `json:"frequency"`
-	LatestResult        map[string]SyncModelResults `json:"latestResult"`
-	RecordCount         map[string]int64            `json:"recordCount"`
+	ID           string `json:"id"`
+	ConnectionID string `json:"connection_id"`
+	Name         string `json:"name"`
+	Variant      string `json:"variant"`
+	Type         string `json:"type"`
+	Status       string `json:"status"` // RUNNING, PAUSED, STOPPED, SUCCESS, ERROR
+	// LatestExecutionStatus is the latest job's own status (RUNNING, SUCCESS, STOPPED for
+	// failed or cancelled); empty when no job ran.
+	LatestExecutionStatus string                      `json:"latestExecutionStatus"`
+	FinishedAt            *time.Time                  `json:"finishedAt"`
+	NextScheduledSyncAt   *time.Time                  `json:"nextScheduledSyncAt"`
+	Frequency             string                      `json:"frequency"`
+	LatestResult          map[string]SyncModelResults `json:"latestResult"`
+	RecordCount           map[string]int64            `json:"recordCount"`
 }
 
 // SyncModelResults counts one model's changes in a sync run.

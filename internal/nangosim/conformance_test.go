@@ -778,3 +778,130 @@ func TestControlHTTP(t *testing.T) {
 		t.Fatalf("stats: %s", out)
 	}
 }
+
+// TestSyncStatusWithoutConnection follows docs/nango-api.md, GET /sync/status: without
+// connection_id it answers for every connection of the integration, run states combine the
+// schedule and the latest job, an unknown connection is a 400 and an unknown integration an
+// empty list.
+func TestSyncStatusWithoutConnection(t *testing.T) {
+	h := newHarness(t, nangosim.Options{})
+	ctx := context.Background()
+	other := nangosim.ConnectionRef{ProviderConfigKey: "hubspot", ConnectionID: "globex"}
+	if err := h.sim.CreateConnection(other, "hubspot"); err != nil {
+		t.Fatal(err)
+	}
+	for _, spec := range []nangosim.SyncSpec{
+		{ProviderConfigKey: "hubspot", Name: "contacts", Models: []string{"Contact"}},
+		{ProviderConfigKey: "hubspot", Name: "contacts", Variant: "eu", Models: []string{"Contact"}},
+	} {
+		if err := h.sim.CreateSync(spec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.seed(3)
+	status := func(req nango.SyncStatusRequest) map[string]nango.SyncStatus {
+		t.Helper()
+		st, err := h.client.SyncStatus(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]nango.SyncStatus{}
+		for _, s := range st {
+			out[s.ConnectionID+"/"+s.Name+"::"+s.Variant] = s
+		}
+		return out
+	}
+
+	all := status(nango.SyncStatusRequest{ProviderConfigKey: "hubspot"})
+	if len(all) != 4 {
+		t.Fatalf("every sync of every connection: %d %v", len(all), all)
+	}
+	fresh := all["acme-corp/contacts::base"]
+	if fresh.Status != "SUCCESS" || fresh.FinishedAt != nil || fresh.LatestExecutionStatus != "" ||
+		fresh.LatestResult != nil || fresh.NextScheduledSyncAt == nil || fresh.RecordCount["Contact"] != 3 || fresh.Type != "INITIAL" {
+		t.Fatalf("a started sync before any job: %+v", fresh)
+	}
+	if only := status(nango.SyncStatusRequest{ProviderConfigKey: "hubspot", Syncs: []string{"contacts::eu"}}); len(only) != 2 ||
+		only["globex/contacts::eu"].Variant != "eu" {
+		t.Fatalf("name::variant names the variant only: %v", only)
+	}
+
+	if err := h.sim.SetSyncRun(nangosim.SyncRun{ConnectionRef: other, Sync: "deals"}); err == nil {
+		t.Error("a run of an undeclared sync was accepted")
+	}
+
+	if st := status(nango.SyncStatusRequest{ProviderConfigKey: "salesforce"}); len(st) != 0 {
+		t.Errorf("unknown integration: %v", st)
+	}
+	code, _, body := h.raw("GET", "/sync/status?syncs=*&provider_config_key=hubspot&connection_id=nobody", nil, "")
+	if c, _, _ := errorCode(t, body); code != 400 || c != "invalid_body" || !strings.Contains(body, `"Connection not found"`) {
+		t.Errorf("unknown connection: %d %s", code, body)
+	}
+	code, _, body = h.raw("GET", "/sync/status?syncs=a&syncs=b&provider_config_key=hubspot", nil, "")
+	if c, _, _ := errorCode(t, body); code != 400 || c != "invalid_query_params" {
+		t.Errorf("repeated syncs: %d %s", code, body)
+	}
+	code, _, body = h.raw("GET", "/sync/status?syncs=*&provider_config_key=hubspot&model=Contact", nil, "")
+	if c, _, issues := errorCode(t, body); code != 400 || c != "invalid_query_params" || !slices.Contains(issues, "unrecognized_keys") {
+		t.Errorf("unknown parameter: %d %s", code, body)
+	}
+	if n := h.sim.Stats().SyncStatusRequests; n != 6 {
+		t.Errorf("sync status requests counted: %d", n)
+	}
+}
+
+// TestSyncStatusRunStates sets a sync's schedule and latest job on one connection and reads
+// GET /sync/status's combined status, as docs/nango-api.md says Nango computes it.
+func TestSyncStatusRunStates(t *testing.T) {
+	h := newHarness(t, nangosim.Options{})
+	ctx := context.Background()
+	other := nangosim.ConnectionRef{ProviderConfigKey: "hubspot", ConnectionID: "globex"}
+	if err := h.sim.CreateConnection(other, "hubspot"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.sim.CreateSync(nangosim.SyncSpec{ProviderConfigKey: "hubspot", Name: "contacts", Models: []string{"Contact"}}); err != nil {
+		t.Fatal(err)
+	}
+	h.seed(1)
+	status := func() map[string]nango.SyncStatus {
+		t.Helper()
+		st, err := h.client.SyncStatus(ctx, nango.SyncStatusRequest{ProviderConfigKey: "hubspot"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]nango.SyncStatus{}
+		for _, s := range st {
+			out[s.ConnectionID+"/"+s.Name+"::"+s.Variant] = s
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		run                       nangosim.SyncRun
+		status, execution         string
+		finished, nextScheduledAt bool
+	}{
+		{nangosim.SyncRun{Job: nangosim.JobStopped}, "ERROR", "STOPPED", true, true},
+		{nangosim.SyncRun{Job: nangosim.JobRunning}, "RUNNING", "RUNNING", false, true},
+		{nangosim.SyncRun{Schedule: nangosim.SchedulePaused, Job: nangosim.JobSuccess}, "PAUSED", "SUCCESS", true, false},
+		{nangosim.SyncRun{Schedule: nangosim.ScheduleStopped, Job: nangosim.JobStopped}, "STOPPED", "STOPPED", true, false},
+		{nangosim.SyncRun{Job: nangosim.JobSuccess, Results: map[string]nangosim.Results{"Contact": {Added: 2}}}, "SUCCESS", "SUCCESS", true, true},
+	} {
+		run := tc.run
+		run.ConnectionRef, run.Sync = other, "contacts"
+		if err := h.sim.SetSyncRun(run); err != nil {
+			t.Fatal(err)
+		}
+		got := status()
+		st := got["globex/contacts::base"]
+		if st.Status != tc.status || st.LatestExecutionStatus != tc.execution || (st.FinishedAt != nil) != tc.finished ||
+			(st.NextScheduledSyncAt != nil) != tc.nextScheduledAt {
+			t.Errorf("%+v: %+v", tc.run, st)
+		}
+		if got["acme-corp/contacts::base"].Status != "SUCCESS" {
+			t.Errorf("%+v changed another connection: %+v", tc.run, got["acme-corp/contacts::base"])
+		}
+	}
+	if st := status()["globex/contacts::base"]; st.LatestResult["Contact"].Added != 2 {
+		t.Errorf("latestResult: %+v", st.LatestResult)
+	}
+}

@@ -35,6 +35,7 @@ import (
 //	POST /_sim/connections/delete       ConnectionRef
 //	PUT  /_sim/webhook-settings         {"environment", WebhookSettings}
 //	POST /_sim/syncs                    SyncSpec
+//	POST /_sim/syncs/run                SyncRun (a sync's schedule and latest job on one connection)
 //	POST /_sim/records/upsert           {ModelRef, "records": [...]}
 //	POST /_sim/records/delete           {ModelRef, "ids": [...]}
 //	POST /_sim/records/prune            {ModelRef, "ids": [...]} or {ModelRef, "until_cursor"}
@@ -90,6 +91,7 @@ func (s *Sim) registerControl(mux *http.ServeMux) {
 		}
 	})
 	mux.HandleFunc("POST /_sim/syncs", control(func(in SyncSpec) (any, error) { return ok(s.CreateSync(in)) }))
+	mux.HandleFunc("POST /_sim/syncs/run", control(func(in SyncRun) (any, error) { return ok(s.SetSyncRun(in)) }))
 	mux.HandleFunc("POST /_sim/records/upsert", control(func(in struct {
 		ModelRef
 		Records []json.RawMessage `json:"records"`
@@ -184,7 +186,7 @@ func decodeControl(w http.ResponseWriter, r *http.Request, v any) bool {
 		err = json.Unmarshal(body, v)
 	}
 	if err != nil {
-		writeError(w, http.StatusBadRequest, errorBody{Code: "invalid_body", Message: "control request body: " + err.Error()})
+		writeError(w, http.StatusBadRequest, errorBody{Code: codeInvalidBody, Message: "control request body: " + err.Error()})
 		return false
 	}
 	return true

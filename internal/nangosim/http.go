@@ -81,6 +81,7 @@ func writeRaw(w http.ResponseWriter, status int, b []byte) {
 const (
 	codeUnknownConnection = "unknown_connection"
 	codeInvalidQuery      = "invalid_query_params"
+	codeInvalidBody       = "invalid_body"
 )
 
 // requiredIssue is zod's issue for a missing required string.

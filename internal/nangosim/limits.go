@@ -192,6 +192,8 @@ type Stats struct {
 	RecordsRequests int64 `json:"records_requests"`
 	// ConnectionsRequests is GET /connections (and /connection) requests received.
 	ConnectionsRequests int64 `json:"connections_requests"`
+	// SyncStatusRequests is GET /sync/status requests received.
+	SyncStatusRequests int64 `json:"sync_status_requests"`
 	// RateLimited is 429s sent by the account rate limiter.
 	RateLimited int64 `json:"rate_limited"`
 	// InjectedFaults is faults injected (drops, 429s and 5xx together).
@@ -201,7 +203,7 @@ type Stats struct {
 }
 
 type stats struct {
-	requests, records, connections, rateLimited, faults, webhooks atomic.Int64
+	requests, records, connections, syncStatus, rateLimited, faults, webhooks atomic.Int64
 }
 
 // Stats returns counters since the emulator started.
@@ -210,6 +212,7 @@ func (s *Sim) Stats() Stats {
 		Requests:            s.counter.requests.Load(),
 		RecordsRequests:     s.counter.records.Load(),
 		ConnectionsRequests: s.counter.connections.Load(),
+		SyncStatusRequests:  s.counter.syncStatus.Load(),
 		RateLimited:         s.counter.rateLimited.Load(),
 		InjectedFaults:      s.counter.faults.Load(),
 		WebhooksSent:        s.counter.webhooks.Load(),

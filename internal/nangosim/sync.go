@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -43,12 +44,91 @@ type SyncSpec struct {
 	Frequency         string   `json:"frequency,omitempty"` // e.g. "every 1h"
 }
 
-// syncState is a sync's status on one connection.
+// syncState is a sync's schedule and latest job on one connection.
 type syncState struct {
-	id         string
-	status     string
-	finishedAt time.Time
-	latest     map[string]Results
+	id string
+	// schedule is STARTED, PAUSED or STOPPED; job is the latest job's status, RUNNING,
+	// SUCCESS or STOPPED (failed or cancelled), or "" before any job.
+	schedule, job string
+	finishedAt    time.Time
+	latest        map[string]Results
+}
+
+// status combines the latest job and the schedule as Nango's GET /sync/status does
+// (docs/nango-api.md): RUNNING while a job runs; else PAUSED for a paused schedule; for a
+// started schedule ERROR when the job is STOPPED, else the job's status, SUCCESS before
+// any job; STOPPED for any other schedule state.
+func (st *syncState) status() string {
+	switch {
+	case st.job == JobRunning:
+		return JobRunning
+	case st.schedule == SchedulePaused:
+		return SchedulePaused
+	case st.schedule == ScheduleStarted && st.job == JobStopped:
+		return "ERROR"
+	case st.schedule == ScheduleStarted && st.job == "":
+		return JobSuccess
+	case st.schedule == ScheduleStarted:
+		return st.job
+	}
+	return ScheduleStopped
+}
+
+// The states of a sync's schedule and of its jobs.
+const (
+	ScheduleStarted = "STARTED"
+	SchedulePaused  = "PAUSED"
+	ScheduleStopped = "STOPPED"
+	JobRunning      = "RUNNING"
+	JobSuccess      = "SUCCESS"
+	JobStopped      = "STOPPED" // failed or cancelled
+)
+
+// SyncRun sets a sync's schedule and latest job on one connection, as Nango's scheduler
+// and runners would.
+type SyncRun struct {
+	ConnectionRef
+	// Sync names the sync, Variant its variant ("" or "base" for the base).
+	Sync    string `json:"sync"`
+	Variant string `json:"variant,omitempty"`
+	// Schedule is STARTED (when empty), PAUSED or STOPPED.
+	Schedule string `json:"schedule,omitempty"`
+	// Job is the latest job's status: RUNNING, SUCCESS, STOPPED (failed or cancelled), or
+	// empty for none. A job that is not RUNNING finished now.
+	Job string `json:"job,omitempty"`
+	// Results are the latest job's counts by model.
+	Results map[string]Results `json:"results,omitempty"`
+}
+
+// SetSyncRun sets the schedule and latest job of a declared sync on one connection.
+func (s *Sim) SetSyncRun(run SyncRun) error {
+	if run.Schedule == "" {
+		run.Schedule = ScheduleStarted
+	}
+	if !slices.Contains([]string{ScheduleStarted, SchedulePaused, ScheduleStopped}, run.Schedule) ||
+		!slices.Contains([]string{"", JobRunning, JobSuccess, JobStopped}, run.Job) {
+		return fmt.Errorf("set sync run %s: schedule %q or job %q is not a state Nango has", run.Sync, run.Schedule, run.Job)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	integ, conn, err := s.lookupLocked(run.ConnectionRef)
+	if err != nil {
+		return fmt.Errorf("set sync run %s: %w", run.Sync, err)
+	}
+	i := slices.IndexFunc(integ.syncs, func(spec SyncSpec) bool {
+		return syncKey(spec.Name, spec.Variant) == syncKey(run.Sync, run.Variant)
+	})
+	if i < 0 {
+		return fmt.Errorf("set sync run: integration %s has no sync %q", run.ProviderConfigKey, syncKey(run.Sync, run.Variant))
+	}
+	st := s.syncStateLocked(conn, integ.syncs[i])
+	st.schedule, st.job, st.finishedAt = run.Schedule, run.Job, time.Time{}
+	if run.Job != "" && run.Job != JobRunning {
+		st.finishedAt = s.now()
+	}
+	st.latest = map[string]Results{}
+	maps.Copy(st.latest, run.Results)
+	return nil
 }
 
 // Trigger records one accepted POST /sync/trigger.
@@ -117,7 +197,7 @@ func (s *Sim) handleSyncTrigger(w http.ResponseWriter, r *http.Request, env *env
 		err = json.Unmarshal(raw, &body)
 	}
 	if err != nil {
-		writeError(w, http.StatusBadRequest, errorBody{Code: "invalid_body", Message: "Body must be JSON"})
+		writeError(w, http.StatusBadRequest, errorBody{Code: codeInvalidBody, Message: "Body must be JSON"})
 		return
 	}
 	if body.ProviderConfigKey == "" {
@@ -163,7 +243,7 @@ func (s *Sim) handleSyncTrigger(w http.ResponseWriter, r *http.Request, env *env
 	for _, conn := range conns {
 		for _, spec := range matched {
 			st := s.syncStateLocked(conn, spec)
-			st.status, st.finishedAt = "SUCCESS", now
+			st.job, st.finishedAt = JobSuccess, now
 		}
 	}
 	s.triggers = append(s.triggers, Trigger{
@@ -177,7 +257,7 @@ func (s *Sim) syncStateLocked(conn *connection, spec SyncSpec) *syncState {
 	key := syncKey(spec.Name, spec.Variant)
 	st := conn.syncs[key]
 	if st == nil {
-		st = &syncState{id: s.NewUUID(), status: "SUCCESS", latest: map[string]Results{}}
+		st = &syncState{id: s.NewUUID(), schedule: ScheduleStarted, latest: map[string]Results{}}
 		conn.syncs[key] = st
 	}
 	return st
@@ -185,50 +265,68 @@ func (s *Sim) syncStateLocked(conn *connection, spec SyncSpec) *syncState {
 
 // syncStatus is one element of GET /sync/status's "syncs".
 type syncStatus struct {
-	ID                  string             `json:"id"`
-	ConnectionID        string             `json:"connection_id"`
-	Name                string             `json:"name"`
-	Variant             string             `json:"variant"`
-	Type                string             `json:"type"`
-	Status              string             `json:"status"`
-	FinishedAt          *string            `json:"finishedAt"`
-	NextScheduledSyncAt *string            `json:"nextScheduledSyncAt"`
-	Frequency           string             `json:"frequency"`
-	LatestResult        map[string]Results `json:"latestResult"`
-	RecordCount         map[string]int     `json:"recordCount"`
+	ID                    string             `json:"id"`
+	ConnectionID          string             `json:"connection_id"`
+	Name                  string             `json:"name"`
+	Variant               string             `json:"variant"`
+	Type                  string             `json:"type"`
+	Status                string             `json:"status"`
+	FinishedAt            *string            `json:"finishedAt,omitempty"`
+	NextScheduledSyncAt   *string            `json:"nextScheduledSyncAt"`
+	Frequency             *string            `json:"frequency"`
+	LatestResult          map[string]Results `json:"latestResult,omitempty"`
+	LatestExecutionStatus string             `json:"latestExecutionStatus,omitempty"`
+	RecordCount           map[string]int     `json:"recordCount"`
+	Checkpoint            map[string]any     `json:"checkpoint"`
 }
 
+// syncStatusParams are the parameters GET /sync/status's strict schema knows.
+var syncStatusParams = []string{paramSyncs, paramProviderConfigKey, "connection_id"}
+
+const paramSyncs, paramProviderConfigKey = "syncs", "provider_config_key"
+
 func (s *Sim) handleSyncStatus(w http.ResponseWriter, r *http.Request, env *environment) {
-	qv := r.URL.Query()
-	pck, connID, syncs := qv.Get("provider_config_key"), qv.Get("connection_id"), qv.Get("syncs")
-	var issues []issue
-	if pck == "" {
-		issues = append(issues, requiredIssue("provider_config_key"))
+	s.counter.syncStatus.Add(1)
+	p := &queryParser{values: r.URL.Query()}
+	syncs, hasSyncs := p.single(paramSyncs)
+	pck, hasPCK := p.single(paramProviderConfigKey)
+	connID, _ := p.single("connection_id")
+	if !hasSyncs && len(r.URL.Query()[paramSyncs]) < 2 {
+		p.issues = append(p.issues, requiredIssue(paramSyncs))
 	}
-	if syncs == "" {
-		issues = append(issues, requiredIssue("syncs"))
+	if !hasPCK && len(r.URL.Query()[paramProviderConfigKey]) < 2 {
+		p.issues = append(p.issues, requiredIssue(paramProviderConfigKey))
 	}
-	if len(issues) > 0 {
-		writeError(w, http.StatusBadRequest, errorBody{Code: codeInvalidQuery, Errors: issues})
+	var unknown []string
+	for name := range r.URL.Query() {
+		if !slices.Contains(syncStatusParams, name) {
+			unknown = append(unknown, name)
+		}
+	}
+	p.unrecognized(unknown)
+	if len(p.issues) > 0 {
+		writeError(w, http.StatusBadRequest, errorBody{Code: codeInvalidQuery, Errors: p.issues})
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	integ := env.integrations[pck]
 	if integ == nil {
-		writeError(w, http.StatusBadRequest, errorBody{Code: "unknown_provider_config", Message: "Unknown provider config key"})
+		writeJSON(w, http.StatusOK, map[string]any{"syncs": []syncStatus{}})
 		return
 	}
 	conns, ok := integ.connectionsNamed(connID)
 	if !ok {
-		writeError(w, http.StatusNotFound, errorBody{Code: codeUnknownConnection, Message: "Connection not found"})
+		// 400, not 404 (docs/nango-api.md, GET /sync/status).
+		writeError(w, http.StatusBadRequest, errorBody{Code: codeInvalidBody, Message: "Connection not found"})
 		return
 	}
+	// A bare name is the base variant, name::variant another; split on "," untrimmed.
 	names := strings.Split(syncs, ",")
 	out := []syncStatus{}
 	for _, conn := range conns {
 		for _, spec := range integ.syncs {
-			if syncs != "*" && !slices.Contains(names, spec.Name) {
+			if syncs != "*" && !slices.Contains(names, syncKey(spec.Name, spec.Variant)) {
 				continue
 			}
 			out = append(out, s.statusOfLocked(conn, spec))
@@ -258,13 +356,25 @@ func (s *Sim) statusOfLocked(conn *connection, spec SyncSpec) syncStatus {
 	if variant == "" {
 		variant = baseVariant
 	}
-	out := syncStatus{
-		ID: st.id, ConnectionID: conn.id, Name: spec.Name, Variant: variant, Type: "INCREMENTAL",
-		Status: st.status, Frequency: spec.Frequency, LatestResult: map[string]Results{}, RecordCount: map[string]int{},
+	typ := "INITIAL"
+	if st.job != "" {
+		typ = "INCREMENTAL"
 	}
-	if !st.finishedAt.IsZero() {
-		f := st.finishedAt.UTC().Format(time.RFC3339Nano)
+	out := syncStatus{
+		ID: st.id, ConnectionID: conn.id, Name: spec.Name, Variant: variant, Type: typ,
+		Status: st.status(), Frequency: nullable(spec.Frequency), RecordCount: map[string]int{},
+		LatestExecutionStatus: st.job,
+	}
+	if !st.finishedAt.IsZero() && st.job != JobRunning {
+		f := st.finishedAt.UTC().Format("2006-01-02T15:04:05.000Z")
 		out.FinishedAt = &f
+	}
+	if st.schedule == ScheduleStarted {
+		next := s.now().Add(time.Hour).UTC().Format("2006-01-02T15:04:05.000Z")
+		out.NextScheduledSyncAt = &next
+	}
+	if st.job != "" {
+		out.LatestResult = map[string]Results{}
 	}
 	for _, model := range spec.Models {
 		if m := conn.models[storedModelName(model, spec.Variant)]; m != nil {
@@ -272,7 +382,9 @@ func (s *Sim) statusOfLocked(conn *connection, spec SyncSpec) syncStatus {
 		} else {
 			out.RecordCount[model] = 0
 		}
-		out.LatestResult[model] = st.latest[model]
+		if out.LatestResult != nil {
+			out.LatestResult[model] = st.latest[model]
+		}
 	}
 	return out
 }

@@ -150,7 +150,10 @@ func (r *NangoSyncSetReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		if equality.Semantic.DeepEqual(before.Status, set.Status) {
 			return
 		}
-		if err := r.Status().Patch(ctx, set, client.MergeFrom(before)); err != nil {
+		// Also after the reconcile's deadline: a timed-out discovery must still say so.
+		patchCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), statusPatchTimeout)
+		defer cancel()
+		if err := r.Status().Patch(patchCtx, set, client.MergeFrom(before)); client.IgnoreNotFound(err) != nil {
 			retErr = errors.Join(retErr, fmt.Errorf("patch the status of NangoSyncSet %s: %w", req.NamespacedName, err))
 		}
 	}()

@@ -332,6 +332,18 @@ var _ = Describe("NangoSyncSet reconciler", func() {
 			intact()
 		}
 
+		By("keeping every NangoSync when the listing never answers (the reconcile times out)")
+		listing.Store(func(w http.ResponseWriter, r *http.Request) bool {
+			<-r.Context().Done()
+			return true
+		})
+		wakeSet(set)
+		expectSetReason(set, metav1.ConditionFalse, syncv1alpha1.NangoUnavailableReason)
+		intact()
+		listing.Store(func(http.ResponseWriter, *http.Request) bool { return false })
+		expectHandled(set, wakeSet(set))
+		expectSetReason(set, metav1.ConditionTrue, syncv1alpha1.DiscoveredReason)
+
 		By("keeping every NangoSync when a page is cut short: the targeted checks find the rest")
 		sim.SetFaults(nangosim.Faults{ConnectionsPageCut: 1})
 		expectHandled(set, wakeSet(set))

@@ -26,8 +26,8 @@ import (
 )
 
 // NangoClients builds Nango clients. Every client shares one HTTP connection pool, and
-// every client of one secret key shares one rate limiter: all the syncs of a Nango account
-// spend one budget.
+// every client of one Nango URL and secret key shares one rate limiter: all the syncs of a
+// Nango account spend one budget.
 type NangoClients struct {
 	httpClient *http.Client
 	limiters   *nango.LimiterRegistry

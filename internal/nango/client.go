@@ -60,10 +60,10 @@ type Option func(*Client)
 func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.httpClient = h } }
 
 // WithLimiterRegistry makes the client use the registry's limiter for its
-// secret key, shared with every other client of that key. Without it a
+// server and secret key, shared with every other client of both. Without it a
 // client gets a limiter of its own with Nango's default budget.
 func WithLimiterRegistry(r *LimiterRegistry) Option {
-	return func(c *Client) { c.limiter = r.For(c.secretKey) }
+	return func(c *Client) { c.limiter = r.For(c.base.String(), c.secretKey) }
 }
 
 // WithRequestTimeout bounds each HTTP exchange (not the wait for the rate

@@ -292,8 +292,8 @@ func TestDecodeKeepsNullsAndUnknownShapes(t *testing.T) {
 
 func TestLimiterRegistrySharesPerKey(t *testing.T) {
 	reg := nango.NewLimiterRegistry(nango.LimiterConfig{})
-	a1, a2, b := reg.For("a"), reg.For("a"), reg.For("b")
-	if a1 != a2 || a1 == b {
-		t.Fatal("one limiter per key")
+	a1, a2, b := reg.For("https://x", "a"), reg.For("https://x", "a"), reg.For("https://x", "b")
+	if a1 != a2 || a1 == b || reg.For("https://y", "a") == a1 {
+		t.Fatal("one limiter per server and key")
 	}
 }

@@ -54,8 +54,16 @@ func (c LimiterConfig) withDefaults() LimiterConfig {
 	return c
 }
 
-// LimiterRegistry hands out one Limiter per Nango secret key, so that every
-// client (every sync) built with the same key shares one budget. Keys are
+// maxRateLimitPause bounds every wait the rate limit imposes: a Retry-After, an
+// X-RateLimit-Reset, and so the requeue of a rate-limited sync. Nango's windows last a
+// minute; a server that asks for more (a century, in one probe) is wrong or hostile, and
+// must not freeze every sync of its key for longer than this. Waiting too little costs a
+// 429, which is waited out again.
+const maxRateLimitPause = 5 * time.Minute
+
+// LimiterRegistry hands out one Limiter per Nango server and secret key, so that every
+// client (every sync) of one account shares one budget, and a server that answers 429
+// pauses only its own clients, not those of another server given the same key. Keys are
 // held only as SHA-256 hashes. The zero value is not usable; call
 // NewLimiterRegistry.
 type LimiterRegistry struct {
@@ -72,9 +80,9 @@ func NewLimiterRegistry(cfg LimiterConfig) *LimiterRegistry {
 	return &LimiterRegistry{cfg: cfg.withDefaults(), now: time.Now, limiters: map[string]*Limiter{}}
 }
 
-// For returns the limiter shared by every user of secretKey.
-func (r *LimiterRegistry) For(secretKey string) *Limiter {
-	sum := sha256.Sum256([]byte(secretKey))
+// For returns the limiter shared by every user of secretKey at the server baseURL.
+func (r *LimiterRegistry) For(baseURL, secretKey string) *Limiter {
+	sum := sha256.Sum256([]byte(baseURL + "\x00" + secretKey))
 	id := hex.EncodeToString(sum[:])
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -99,11 +107,13 @@ func (r *LimiterRegistry) For(secretKey string) *Limiter {
 //   - a window gate admits at most Limit requests per window. A window's end
 //     is bounded from above by the time of its first answer plus Window (the
 //     server opened it no later than it answered), so the gate never reopens
-//     before the server's window has closed. X-RateLimit-Remaining lowers
-//     what is left (another process may share the account), a longer
-//     X-RateLimit-Reset extends the window, and a 429 closes it for its
-//     Retry-After. Requests still in flight when a window opens are charged
-//     to it, since the server may count them there.
+//     before the server's window has closed. As soon as an answer carries
+//     them, the gate follows the server (followLocked): X-RateLimit-Remaining
+//     raises a guessed budget that is too small and lowers what is left when
+//     another process uses the account, X-RateLimit-Reset says when the
+//     window ends; a 429 closes it for its Retry-After. Every pause is capped at maxRateLimitPause. Requests
+//     still in flight when a window opens are charged to it, since the
+//     server may count them there.
 //
 // Waiters block on timers and a broadcast channel; nothing polls.
 type Limiter struct {
@@ -280,29 +290,14 @@ func (l *Limiter) done(t ticket, o outcome) {
 		return
 	}
 	if lim, ok := headerInt(o.header, "X-RateLimit-Limit"); ok && lim > 0 && lim != l.limit {
-		l.limit = lim
-		l.bucket.SetLimitAt(now, perWindow(lim, l.window))
-		l.bucket.SetBurstAt(now, lim)
+		l.setLimitLocked(now, lim)
 	}
 	if current {
 		if end := now.Add(l.window); !l.anchored || end.Before(l.end) {
 			l.anchored, l.end = true, end
 		}
-		if rem, ok := headerInt(o.header, "X-RateLimit-Remaining"); ok {
-			// The server has counted more than we sent: someone else uses
-			// the account. Assume none of our requests still in flight were
-			// counted yet. (Without that evidence, Remaining only lags
-			// behind what we already know.)
-			if l.limit-rem > l.used {
-				l.left = max(0, min(l.left, rem-l.inflight[t.seq]))
-			}
-			if reset, ok := headerInt(o.header, "X-RateLimit-Reset"); ok && rem == 0 {
-				// The server's window outlasts ours: trust it (it only ever
-				// makes us wait longer).
-				if r := time.Unix(int64(reset), 0); r.After(l.end.Add(time.Second)) {
-					l.end = r
-				}
-			}
+		if rem, ok := headerInt(o.header, "X-RateLimit-Remaining"); ok && rem >= 0 {
+			l.followLocked(now, o.header, rem, t.seq)
 		}
 	}
 	if o.status == http.StatusTooManyRequests {
@@ -316,14 +311,65 @@ func (l *Limiter) done(t ticket, o outcome) {
 	}
 }
 
+// followLocked makes the current window follow an answer's X-RateLimit-Remaining and
+// -Reset, from the first answer that carries them:
+//
+//   - the server counted this request and has rem left, so its limit is at least rem+1:
+//     a guessed budget below that grows at once (what is left grows with it);
+//   - when the server has counted more than this limiter sent, someone else uses the
+//     account: what is left drops to rem less the requests still in flight, which the
+//     server may not have counted yet. (Without that evidence Remaining only lags behind
+//     what the limiter already knows: answers overtake each other.)
+//   - X-RateLimit-Reset is when the server's window ends: an earlier end than the one
+//     guessed from the first answer is followed, and when nothing is left a later one too,
+//     up to maxRateLimitPause.
+func (l *Limiter) followLocked(now time.Time, h http.Header, rem int, seq uint64) {
+	if rem >= l.limit {
+		l.left += rem + 1 - l.limit
+		l.setLimitLocked(now, rem+1)
+	}
+	if l.limit-rem > l.used {
+		l.left = max(0, min(l.left, rem-l.inflight[seq]))
+	}
+	reset, ok := headerInt(h, "X-RateLimit-Reset")
+	if !ok {
+		return
+	}
+	r := time.Unix(int64(reset), 0)
+	switch {
+	case r.Before(l.end) && r.After(now):
+		l.end = r
+	case rem == 0 && r.After(l.end.Add(time.Second)):
+		l.end = minTime(r, now.Add(maxRateLimitPause))
+	}
+}
+
+// setLimitLocked sets the budget per window, and the token bucket's rate and burst.
+func (l *Limiter) setLimitLocked(now time.Time, limit int) {
+	l.limit = limit
+	l.bucket.SetLimitAt(now, perWindow(limit, l.window))
+	l.bucket.SetBurstAt(now, limit)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
 func (l *Limiter) broadcastLocked() {
 	close(l.wake)
 	l.wake = make(chan struct{})
 }
 
 // retryAfter reads how long a 429 asks to wait: Retry-After (seconds), else
-// X-RateLimit-Reset, else a whole window.
+// X-RateLimit-Reset, else a whole window; never more than maxRateLimitPause.
 func retryAfter(h http.Header, now time.Time, window time.Duration) time.Duration {
+	return min(askedWait(h, now, window), maxRateLimitPause)
+}
+
+func askedWait(h http.Header, now time.Time, window time.Duration) time.Duration {
 	if s, ok := headerInt(h, "Retry-After"); ok && s >= 0 {
 		return time.Duration(s) * time.Second
 	}

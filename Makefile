@@ -106,6 +106,14 @@ MANAGER_BIN ?= bin/manager
 build-manager: ## Build the manager into MANAGER_BIN (bin/manager), stamped with VERSION, COMMIT and BUILD_DATE.
 	go build -trimpath -ldflags '$(LDFLAGS)' -o "$(MANAGER_BIN)" ./cmd
 
+# Where build-plugin writes the kubectl plugin; kubectl runs it as `kubectl nango` when it
+# is on PATH.
+PLUGIN_BIN ?= bin/kubectl-nango
+
+.PHONY: build-plugin
+build-plugin: ## Build the kubectl plugin into PLUGIN_BIN (bin/kubectl-nango), stamped like the manager.
+	go build -trimpath -ldflags '$(LDFLAGS)' -o "$(PLUGIN_BIN)" ./cmd/kubectl-nango
+
 .PHONY: print-%
 print-%: ## Print a variable of this Makefile, e.g. make -s print-VERSION.
 	@echo '$($*)'

@@ -245,9 +245,10 @@ func (p *plugin) statusCommand() *cobra.Command {
 	allNamespaces := false
 	cmd := &cobra.Command{
 		Use:   "status [NAME]",
-		Short: "Show what the operator did: Ready, reason, records, last change, and each set's children",
+		Short: "Show what the operator did: Ready, reason, records, lag, last change, and each set's children",
 		Long: "Show the NangoSyncs of a namespace (or one of them, or all with -A): whether they are Ready and why,\n" +
-			" how many records they wrote, how long ago a sync last changed the sink, and which NangoSyncSet owns them.\n" +
+			" how many records they wrote, how old the newest record is (the copy's lag behind the source), how long\n" +
+			" ago a sync last changed the sink, and which NangoSyncSet owns them.\n" +
 			" NangoSyncSets follow, with how many of their NangoSyncs are Ready.",
 		Example: "  kubectl nango status -n crm\n  kubectl nango status acme-hubspot-contacts -n crm\n  kubectl nango status -A",
 		Args:    cobra.MaximumNArgs(1),
@@ -298,15 +299,15 @@ func (p *plugin) printStatus(allNamespaces bool, syncs []syncv1alpha1.NangoSync,
 		return ""
 	}
 	if len(syncs) > 0 {
-		_, _ = fmt.Fprintln(w, prefix("NAMESPACE")+"NAME\tREADY\tREASON\tRECORDS\tLAST CHANGE\tSET\tMESSAGE")
+		_, _ = fmt.Fprintln(w, prefix("NAMESPACE")+"NAME\tREADY\tREASON\tRECORDS\tNEWEST RECORD\tLAST CHANGE\tSET\tMESSAGE")
 		for _, s := range syncs {
 			status, reason, message := condition(s.Status.Conditions)
 			set := s.Labels[syncv1alpha1.SyncSetLabel]
 			if set == "" {
 				set = "-"
 			}
-			_, _ = fmt.Fprintf(w, "%s%s\t%s\t%s\t%d\t%s\t%s\t%s\n", prefix(s.Namespace), s.Name, status, reason,
-				s.Status.Records.Total, age(s.Status.LastChangeTime, now), set, message)
+			_, _ = fmt.Fprintf(w, "%s%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", prefix(s.Namespace), s.Name, status, reason,
+				s.Status.Records.Total, age(s.Status.NewestRecordTime, now), age(s.Status.LastChangeTime, now), set, message)
 		}
 	}
 	if len(sets) > 0 {

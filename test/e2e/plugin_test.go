@@ -134,7 +134,7 @@ var _ = Describe("kubectl nango", Ordered, func() {
 
 	It("shows the status of the namespace's NangoSyncs", func() {
 		Expect(nango("status", "-n", namespace)).To(MatchRegexp(
-			`(?m)^NAME\s+READY\s+REASON\s+RECORDS\s+LAST CHANGE\s+SET\s+MESSAGE\n%s\s+True\s+Synced\s+100\s+\S+ ago\s+-\s`, name))
+			`(?m)^NAME\s+READY\s+REASON\s+RECORDS\s+NEWEST RECORD\s+LAST CHANGE\s+SET\s+MESSAGE\n%s\s+True\s+Synced\s+100\s+\S+ ago\s+\S+ ago\s+-\s`, name))
 		Expect(nango("status", "-A")).To(MatchRegexp(`(?m)^%s\s+%s\s+True\s`, namespace, name))
 		out, code := kubectlWith(filepath.Join(pathDir, "no-such-kubeconfig"), "nango", "status", "-A", "--kubeconfig", kubeconfig)
 		Expect(code).To(Equal(0), "kubectl's --kubeconfig, after the plugin's name:\n%s", out)

@@ -157,6 +157,8 @@ func (o *options) bindFlags(fs *flag.FlagSet) {
 		"Records one sync reads (in whole pages) before it lets the others go first; it carries on right after.")
 	fs.DurationVar(&o.reconciler.MaxTimePerReconcile, "max-time-per-reconcile", controller.DefaultMaxTimePerReconcile,
 		"Time one sync spends before it lets the others go first; it carries on right after.")
+	fs.DurationVar(&o.reconciler.NangoHealthInterval, "nango-health-interval", controller.DefaultNangoHealthInterval,
+		"How often Nango is asked (GET /sync/status, once per integration) how the syncs NangoSyncs name in spec.syncName run.")
 	fs.DurationVar(&o.reconciler.ReconcileTimeout, "reconcile-timeout", controller.DefaultReconcileTimeout,
 		"The longest one sync may take, whatever Nango or the sink do; longer than --max-time-per-reconcile.")
 	fs.DurationVar(&o.reconciler.RetryBaseDelay, "retry-base-delay", controller.DefaultRetryBaseDelay,

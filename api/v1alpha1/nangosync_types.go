@@ -33,7 +33,8 @@ const (
 )
 
 // NangoRunFailureAnnotation is written by the webhook receiver when Nango reports that its
-// own sync run failed, and removed when a later run succeeds. Its value is a NangoRunFailure
+// own sync run failed, and by the operator when Nango's GET /sync/status says the run is
+// failing, paused or stopped; it is removed when a later run succeeds. Its value is a NangoRunFailure
 // as compact JSON. The controller shows it as the NangoRunSucceeded condition and a Warning
 // event.
 const NangoRunFailureAnnotation = "sync.nango.dev/nango-run-failure"
@@ -80,8 +81,10 @@ const (
 	StalledCondition = "Stalled"
 
 	// NangoRunSucceededCondition is False while Nango reports that its own sync run for the
-	// model failed (from its webhook): the records stop changing at the source, though the
-	// copy is consistent with what Nango has. Its reason is Nango's error type.
+	// model failed (from its webhook, or from GET /sync/status for a NangoSync with
+	// spec.syncName): the records stop changing at the source, though the copy is consistent
+	// with what Nango has. Its reason is Nango's error type, or its run state (ERROR,
+	// PAUSED, STOPPED) when only GET /sync/status told.
 	NangoRunSucceededCondition = "NangoRunSucceeded"
 )
 
@@ -181,8 +184,9 @@ type NangoSyncSpec struct {
 	Variant string `json:"variant,omitempty"`
 
 	// syncName is the name of the Nango sync script that produces the model. It is needed
-	// only to ask Nango itself for a full resync (the sync.nango.dev/resync annotation);
-	// without it, a resync re-reads Nango's records but does not re-run Nango's sync.
+	// to ask Nango itself for a full resync (the sync.nango.dev/resync annotation; without
+	// it, a resync re-reads Nango's records but does not re-run Nango's sync), and for the
+	// NangoRunSucceeded condition to follow Nango's run status without webhooks.
 	// +optional
 	// +kubebuilder:validation:MaxLength=255
 	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9_-]+$`

@@ -147,14 +147,24 @@ type nangoRequest struct {
 	connectionID, model, cursor string
 }
 
-// requestLog records the GET /records requests sent to the emulator.
+// requestLog records the GET /records requests sent to the emulator, and counts its
+// GET /sync/status requests by integration.
 type requestLog struct {
-	mu       sync.Mutex
-	requests []nangoRequest
+	mu         sync.Mutex
+	requests   []nangoRequest
+	syncStatus map[string]int
 }
 
 func (l *requestLog) record(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/sync/status" {
+			l.mu.Lock()
+			if l.syncStatus == nil {
+				l.syncStatus = map[string]int{}
+			}
+			l.syncStatus[r.URL.Query().Get("provider_config_key")]++
+			l.mu.Unlock()
+		}
 		if strings.HasPrefix(r.URL.Path, "/records") {
 			l.mu.Lock()
 			l.requests = append(l.requests, nangoRequest{
@@ -179,6 +189,13 @@ func (l *requestLog) since(from int, connectionID string) []nangoRequest {
 		}
 	}
 	return out
+}
+
+// syncStatusRequests answers how many GET /sync/status requests named an integration.
+func (l *requestLog) syncStatusRequests(providerConfigKey string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.syncStatus[providerConfigKey]
 }
 
 func (l *requestLog) len() int {

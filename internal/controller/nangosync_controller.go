@@ -82,6 +82,9 @@ type Options struct {
 	MaxConcurrentReconciles int
 	// RetryBaseDelay and RetryMaxDelay bound the exponential backoff of failed syncs.
 	RetryBaseDelay, RetryMaxDelay time.Duration
+	// NangoHealthInterval is how often Nango is asked, once per integration, how the syncs
+	// that NangoSyncs name in spec.syncName run (health.go).
+	NangoHealthInterval time.Duration
 }
 
 // The defaults of Options, and of the manager's flags.
@@ -489,6 +492,9 @@ func (r *NangoSyncReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := indexSecretNames(context.Background(), mgr.GetFieldIndexer(), r.DefaultSecret.Name); err != nil {
 		return err
 	}
+	if err := mgr.Add(&nangoHealth{r: r, period: r.NangoHealthInterval}); err != nil {
+		return fmt.Errorf("add the Nango health check: %w", err)
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&syncv1alpha1.NangoSync{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
@@ -523,6 +529,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.RetryMaxDelay <= 0 {
 		o.RetryMaxDelay = DefaultRetryMaxDelay
+	}
+	if o.NangoHealthInterval <= 0 {
+		o.NangoHealthInterval = DefaultNangoHealthInterval
 	}
 	return o
 }

@@ -121,6 +121,9 @@ var _ = BeforeSuite(func() {
 // 5-second budget, shorter than the Nango client's own 30-second request timeout.
 const reconcileTimeout = 8 * time.Second
 
+// nangoHealthInterval is how often the suite's reconciler asks Nango how its syncs run.
+const nangoHealthInterval = 300 * time.Millisecond
+
 // startReconciler runs a manager with the NangoSync reconciler against the emulator, with
 // short budgets and backoffs so that tests see paging, fairness and recovery quickly.
 func startReconciler() {
@@ -170,6 +173,7 @@ func startReconciler() {
 			RetryBaseDelay:          50 * time.Millisecond,
 			RetryMaxDelay:           time.Second,
 			ReconcileTimeout:        reconcileTimeout,
+			NangoHealthInterval:     nangoHealthInterval,
 		},
 		Registerer: reconcilerMetrics,
 	}

@@ -1,0 +1,135 @@
+/*
+Copyright 2026 The nango-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
+	"github.com/nango-operator/nango-operator/internal/nangosim"
+)
+
+// The suite runs no webhook receiver: every webhook Nango would send is lost, and what
+// these tests see comes from GET /sync/status alone.
+var _ = Describe("Nango's run health, without webhooks", func() {
+	// nangoRun answers a NangoSync's NangoRunSucceeded condition, nil when it has none.
+	nangoRun := func(g Gomega, nsync *syncv1alpha1.NangoSync) *metav1.Condition {
+		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(nsync), nsync)).To(Succeed())
+		return apimeta.FindStatusCondition(nsync.Status.Conditions, syncv1alpha1.NangoRunSucceededCondition)
+	}
+
+	It("follows Nango's run status, asking once per interval per integration", func() {
+		integrations := map[string][]string{uniqueName("hubspot"): {"c1", "c2", "c3"}, uniqueName("crm"): {"c4", "c5"}}
+		syncs := map[string]*syncv1alpha1.NangoSync{}
+		for pck, conns := range integrations {
+			for _, conn := range conns {
+				d := newDataSet(uniqueName(conn), "Contact")
+				d.ref.ProviderConfigKey = pck
+				Expect(sim.CreateConnection(d.ref.ConnectionRef, "hubspot")).To(Succeed())
+				d.upsert(ids("rec", 0, 3), 1)
+				nsync := newNangoSyncFor(d, sqliteSinkSpec("contacts"))
+				nsync.Spec.SyncName = "contacts"
+				syncs[conn] = nsync
+			}
+			Expect(sim.CreateSync(nangosim.SyncSpec{ProviderConfigKey: pck, Name: "contacts", Models: []string{"Contact"}})).To(Succeed())
+		}
+		for _, nsync := range syncs {
+			create(nsync)
+		}
+		for _, nsync := range syncs {
+			expectReason(nsync, metav1.ConditionTrue, syncv1alpha1.SyncedReason)
+		}
+
+		By("one GET /sync/status per interval and integration, however many NangoSyncs it has")
+		first, second := "", ""
+		for pck, conns := range integrations {
+			if len(conns) == 3 {
+				first = pck
+			} else {
+				second = pck
+			}
+		}
+		beforeFirst, beforeSecond := nangoRequests.syncStatusRequests(first), nangoRequests.syncStatusRequests(second)
+		start := time.Now()
+		Eventually(func() int { return nangoRequests.syncStatusRequests(first) - beforeFirst }).
+			WithTimeout(20 * nangoHealthInterval).Should(BeNumerically(">=", 10))
+		intervals := int(time.Since(start)/nangoHealthInterval) + 1
+		asked := nangoRequests.syncStatusRequests(first) - beforeFirst
+		Expect(asked).To(BeNumerically("<=", intervals), "3 NangoSyncs of one integration, %d requests in %d intervals", asked, intervals)
+		Expect(nangoRequests.syncStatusRequests(second)-beforeSecond).To(BeNumerically("~", asked, 1),
+			"every integration is asked at every interval")
+
+		failing, bystander := syncs["c1"], syncs["c2"]
+		ref := nangosim.ConnectionRef{ProviderConfigKey: failing.Spec.ProviderConfigKey, ConnectionID: failing.Spec.ConnectionID}
+
+		By("NangoRunSucceeded=False while Nango's latest run failed")
+		Expect(sim.SetSyncRun(nangosim.SyncRun{ConnectionRef: ref, Sync: "contacts", Job: nangosim.JobStopped})).To(Succeed())
+		Eventually(func(g Gomega) {
+			run := nangoRun(g, failing)
+			g.Expect(run).NotTo(BeNil())
+			g.Expect(run.Status).To(Equal(metav1.ConditionFalse))
+			g.Expect(run.Reason).To(Equal("ERROR"))
+			g.Expect(run.Message).To(ContainSubstring("failed or was cancelled"))
+		}).Should(Succeed())
+		Expect(conditionTrue(failing, syncv1alpha1.ReadyCondition)).To(BeTrue(), "the copy itself is in sync")
+		Expect(nangoRun(Default, bystander)).To(BeNil(), "another connection's sync runs fine")
+		Eventually(func(g Gomega) { g.Expect(eventReasons(g, failing)).To(ContainElement(syncv1alpha1.SyncFailedReason)) }).Should(Succeed())
+
+		By("then paused")
+		Expect(sim.SetSyncRun(nangosim.SyncRun{ConnectionRef: ref, Sync: "contacts", Schedule: nangosim.SchedulePaused,
+			Job: nangosim.JobStopped})).To(Succeed())
+		Eventually(func(g Gomega) string {
+			run := nangoRun(g, failing)
+			g.Expect(run).NotTo(BeNil())
+			return run.Reason
+		}).Should(Equal("PAUSED"))
+
+		By("gone once a run succeeds")
+		Expect(sim.SetSyncRun(nangosim.SyncRun{ConnectionRef: ref, Sync: "contacts", Job: nangosim.JobSuccess})).To(Succeed())
+		Eventually(func(g Gomega) *metav1.Condition { return nangoRun(g, failing) }).Should(BeNil())
+		Expect(failing.Annotations).NotTo(HaveKey(syncv1alpha1.NangoRunFailureAnnotation))
+	})
+
+	It("keeps a webhook's failure until Nango reports a run that succeeded after it", func() {
+		d := newDataSet(uniqueName("hooked"), "Contact")
+		d.ref.ProviderConfigKey = uniqueName("hubspot")
+		Expect(sim.CreateConnection(d.ref.ConnectionRef, "hubspot")).To(Succeed())
+		Expect(sim.CreateSync(nangosim.SyncSpec{ProviderConfigKey: d.ref.ProviderConfigKey, Name: "contacts", Models: []string{"Contact"}})).To(Succeed())
+		d.upsert(ids("rec", 0, 3), 1)
+		nsync := newNangoSyncFor(d, sqliteSinkSpec("contacts"))
+		nsync.Spec.SyncName = "contacts"
+		failedAt := time.Now().UTC().Format(time.RFC3339Nano)
+		nsync.Annotations = map[string]string{syncv1alpha1.NangoRunFailureAnnotation: `{"type":"script_error","description":"HubSpot answered 502","syncName":"contacts","failedAt":"` + failedAt + `"}`}
+		Expect(sim.SetSyncRun(nangosim.SyncRun{ConnectionRef: d.ref.ConnectionRef, Sync: "contacts", Job: nangosim.JobStopped})).To(Succeed())
+		create(nsync)
+		expectReason(nsync, metav1.ConditionTrue, syncv1alpha1.SyncedReason)
+		Consistently(func(g Gomega) string {
+			run := nangoRun(g, nsync)
+			g.Expect(run).NotTo(BeNil())
+			return run.Reason
+		}).WithTimeout(5*nangoHealthInterval).Should(Equal("script_error"), "Nango's own words stay while its run fails")
+
+		Expect(sim.SetSyncRun(nangosim.SyncRun{ConnectionRef: d.ref.ConnectionRef, Sync: "contacts", Job: nangosim.JobSuccess})).To(Succeed())
+		Eventually(func(g Gomega) *metav1.Condition { return nangoRun(g, nsync) }).Should(BeNil())
+	})
+})

@@ -123,6 +123,10 @@ const (
 	// SinkPathNotAllowedReason: spec.sink.sqlite.path is outside the directory the cluster
 	// admin gives the NangoSync's namespace (the operator's --sqlite-root).
 	SinkPathNotAllowedReason = "SinkPathNotAllowed"
+	// ConflictReason: another NangoSync owns this data set (integration, connection, model
+	// and variant) in the sink's table; this one writes nothing there until it has another
+	// table or the owner is gone. The message names the owner.
+	ConflictReason = "Conflict"
 	// SyncFailedReason: Nango reported that its own sync run failed (from a webhook).
 	SyncFailedReason = "SyncFailed"
 	// InvalidRequestReason: Nango refused the request as malformed, for example a

@@ -55,6 +55,10 @@ func classify(err error) failure {
 	if errors.As(err, &refused) {
 		return failure{reason: refused.reason, message: refused.message, stalled: true}
 	}
+	var conflict *sink.ConflictError
+	if errors.As(err, &conflict) {
+		return conflictFailure(err, conflict.Owner)
+	}
 	var sinkErr *sinkError
 	if errors.As(err, &sinkErr) {
 		return sinkFailure(err)
@@ -83,6 +87,16 @@ func sinkFailure(err error) failure {
 	}
 	return failure{reason: syncv1alpha1.SinkUnavailableReason,
 		message: "Cannot write to the sink, the cursor stays where it is: " + err.Error()}
+}
+
+// conflictFailure is the failure of a NangoSync whose data set, in its sink's table,
+// another NangoSync owns. It stalls: only a person can settle who writes there.
+func conflictFailure(err error, owner sink.Owner) failure {
+	return failure{reason: syncv1alpha1.ConflictReason, stalled: true, message: fmt.Sprintf(
+		"%s; this NangoSync writes nothing there and its cursor stays where it is. "+
+			"Point spec.sink at another table, or delete one of the two NangoSyncs; "+
+			"if %s no longer exists, delete the row of its data set from %s",
+		err.Error(), owner.Name, sink.CheckpointTable)}
 }
 
 // nangoFailure is the reason and message of a Nango error of kind.

@@ -135,11 +135,11 @@ func (c *crashAfterCommit) WritePage(ctx context.Context, key sink.Key, page sin
 	return result, err
 }
 
-func (c *crashAfterCommit) DeleteCheckpoint(ctx context.Context, key sink.Key) error {
+func (c *crashAfterCommit) DeleteCheckpoint(ctx context.Context, key sink.Key, owner sink.Owner) error {
 	if c.hook.deleteFails(key) {
 		return fmt.Errorf("delete checkpoint of %s: %w", key, sink.ErrUnavailable)
 	}
-	return c.Sink.DeleteCheckpoint(ctx, key)
+	return c.Sink.DeleteCheckpoint(ctx, key, owner)
 }
 
 // nangoRequest is one GET /records the emulator answered.
@@ -477,9 +477,10 @@ func updateSecret(name, key, value string) {
 	Expect(k8sClient.Update(ctx, secret)).To(Succeed())
 }
 
-// sinkPage is a page of no records that moves the checkpoint to cursor.
-func sinkPage(cursor string) sink.Page {
-	return sink.Page{Checkpoint: cursor}
+// sinkPage is a page of no records that moves the checkpoint of the data set that nsync
+// owns to cursor.
+func sinkPage(nsync *syncv1alpha1.NangoSync, cursor string) sink.Page {
+	return sink.Page{Checkpoint: cursor, Owner: owner(nsync)}
 }
 
 // nangosimFaults429 answers every request with a 429 and Retry-After: 1.

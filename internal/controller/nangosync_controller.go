@@ -247,7 +247,9 @@ func (r *NangoSyncReconciler) handleResync(ctx context.Context, nsync *syncv1alp
 	requested := nsync.Annotations[syncv1alpha1.ResyncAnnotation]
 	// The checkpoint goes first: forgetting it twice is harmless, while a failure after
 	// Nango's reset would ask Nango for another reset on every retry.
-	if err := snk.DeleteCheckpoint(ctx, key); err != nil {
+	// A data set of another NangoSync is refused here (Conflict), before Nango is asked
+	// to reset a sync that the owner reads too.
+	if err := snk.DeleteCheckpoint(ctx, key, owner(nsync)); err != nil {
 		return &sinkError{fmt.Errorf("forget the checkpoint of %s: %w", key, err)}
 	}
 	if nsync.Spec.SyncName != "" {
@@ -283,6 +285,10 @@ func (r *NangoSyncReconciler) startCursor(ctx context.Context, nsync *syncv1alph
 	checkpoint, err := snk.Checkpoint(ctx, key)
 	if err != nil {
 		return "", &sinkError{fmt.Errorf("read the checkpoint of %s: %w", key, err)}
+	}
+	// Another NangoSync's cursor and counts are not this one's: they stay out of status.
+	if err := sink.Claimable(key, checkpoint.Owner, owner(nsync)); err != nil {
+		return "", &sinkError{fmt.Errorf("%s: %w", nsync.Status.Sink, err)}
 	}
 	if checkpoint.Cursor == "" && nsync.Status.Cursor != "" {
 		// The sink holds nothing for this sync (a new table, or its checkpoint was

@@ -342,7 +342,7 @@ var _ = Describe("NangoSync reconciler", func() {
 			spec := sqliteSinkSpec("contacts")
 			d, nsync := synced(spec, nil)
 			By("corrupting the checkpoint in the sink")
-			_, err := openSink(spec).WritePage(ctx, d.key(), sinkPage("bm90IGEgY3Vyc29y"))
+			_, err := openSink(spec).WritePage(ctx, d.key(), sinkPage(nsync, "bm90IGEgY3Vyc29y"))
 			Expect(err).NotTo(HaveOccurred())
 			cursorBefore := nsync.Status.Cursor
 			annotate(nsync, syncv1alpha1.RequestedAtAnnotation)
@@ -550,6 +550,51 @@ var _ = Describe("NangoSync reconciler", func() {
 		},
 		Entry("Retain keeps the rows", syncv1alpha1.DeletionPolicyRetain, 1500),
 		Entry("Delete removes them", syncv1alpha1.DeletionPolicyDelete, 0),
+	)
+
+	DescribeTable("gives a data set in a table one owner: a second NangoSync of it stalls with reason Conflict, and its deletion touches nothing",
+		func(sinkSpec func(table string) syncv1alpha1.SinkSpec, policy string) {
+			spec := sinkSpec("contacts")
+			d, first := syncedNangoSync(spec)
+			snk := openSink(spec)
+			owned, err := snk.Checkpoint(ctx, d.key())
+			Expect(err).NotTo(HaveOccurred())
+			Expect(owned.Owner.UID).To(Equal(string(first.UID)))
+			Expect(owned.Owner.Name).To(Equal(first.Namespace + "/" + first.Name))
+
+			By("stalling a second NangoSync of the same data set and table, naming the owner, its status without the owner's cursor")
+			second := newNangoSyncFor(d, spec)
+			second.Spec.DeletionPolicy = policy
+			create(second)
+			expectReason(second, metav1.ConditionFalse, syncv1alpha1.ConflictReason)
+			Expect(conditionTrue(second, syncv1alpha1.StalledCondition)).To(BeTrue())
+			Expect(readyMessage(second)).To(ContainSubstring(first.Namespace + "/" + first.Name))
+			Expect(readyMessage(second)).To(ContainSubstring(string(first.UID)))
+			Expect(second.Status.Cursor).To(BeEmpty())
+			Expect(second.Status.Records).To(BeZero())
+			Eventually(func(g Gomega) []string { return eventReasons(g, second) }).
+				Should(ContainElement(syncv1alpha1.ConflictReason))
+
+			By("deleting the second NangoSync without touching the owner's rows or checkpoint")
+			Expect(k8sClient.Delete(ctx, second)).To(Succeed())
+			Eventually(func() error {
+				return k8sClient.Get(ctx, client.ObjectKeyFromObject(second), second)
+			}).WithTimeout(30 * time.Second).Should(Satisfy(apierrors.IsNotFound))
+			checkpoint, err := snk.Checkpoint(ctx, d.key())
+			Expect(err).NotTo(HaveOccurred())
+			Expect(checkpoint).To(Equal(owned))
+			Eventually(func(g Gomega) { d.matches(g, snk) }).Should(Succeed())
+
+			By("syncing the owner on as before")
+			d.upsert(ids("new", 0, 5), 1)
+			annotate(first, syncv1alpha1.RequestedAtAnnotation)
+			Eventually(func(g Gomega) { d.matches(g, snk) }).WithTimeout(30 * time.Second).Should(Succeed())
+			expectReason(first, metav1.ConditionTrue, syncv1alpha1.SyncedReason)
+		},
+		Entry("SQLite, Retain", sqliteSinkSpec, syncv1alpha1.DeletionPolicyRetain),
+		Entry("SQLite, Delete", sqliteSinkSpec, syncv1alpha1.DeletionPolicyDelete),
+		Entry("PostgreSQL, Retain", postgresSinkSpec, syncv1alpha1.DeletionPolicyRetain),
+		Entry("PostgreSQL, Delete", postgresSinkSpec, syncv1alpha1.DeletionPolicyDelete),
 	)
 
 	DescribeTable("leaves the previous sink as deletion would when spec.sink changes",

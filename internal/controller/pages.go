@@ -194,7 +194,7 @@ func (r *NangoSyncReconciler) writeBatch(ctx context.Context, nsync *syncv1alpha
 		checkpoint = records[len(records)-1].Cursor
 	}
 	start := time.Now()
-	written, err := snk.WritePage(ctx, key, sink.Page{Records: records, Checkpoint: checkpoint})
+	written, err := snk.WritePage(ctx, key, sink.Page{Records: records, Checkpoint: checkpoint, Owner: owner(nsync)})
 	r.metrics.wrote(sinkKind(nsync.Spec.Sink), written, time.Since(start), err)
 	if err != nil {
 		return sink.WriteResult{}, &sinkError{err}

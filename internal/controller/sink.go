@@ -18,11 +18,13 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
 	"github.com/nango-operator/nango-operator/internal/sink"
@@ -102,19 +104,31 @@ func (r *NangoSyncReconciler) leaveSinkAt(ctx context.Context, nsync *syncv1alph
 }
 
 // leave does to a sink what the NangoSync's deletionPolicy says when it stops writing
-// there: remove its rows (Delete), or only its checkpoint (Retain).
+// there: remove its rows (Delete), or only its checkpoint (Retain). A data set that another
+// NangoSync owns is not this one's to touch: leaving it is done.
 func leave(ctx context.Context, nsync *syncv1alpha1.NangoSync, snk sink.Sink) error {
 	key := sink.Key(nsync.DataSet())
+	var err error
 	if deletionPolicy(nsync) == syncv1alpha1.DeletionPolicyDelete {
-		if err := snk.DeleteRows(ctx, key); err != nil {
-			return &sinkError{fmt.Errorf("delete the rows of %s: %w", key, err)}
-		}
+		err = snk.DeleteRows(ctx, key, owner(nsync))
+	} else {
+		err = snk.DeleteCheckpoint(ctx, key, owner(nsync))
+	}
+	var conflict *sink.ConflictError
+	if errors.As(err, &conflict) {
+		log.FromContext(ctx).Info("left the sink untouched: another NangoSync owns the data set",
+			"dataSet", key.String(), "owner", conflict.Owner.String())
 		return nil
 	}
-	if err := snk.DeleteCheckpoint(ctx, key); err != nil {
-		return &sinkError{fmt.Errorf("delete the checkpoint of %s: %w", key, err)}
+	if err != nil {
+		return &sinkError{fmt.Errorf("leave %s as deletionPolicy %s says: %w", key, deletionPolicy(nsync), err)}
 	}
 	return nil
+}
+
+// owner is the NangoSync as the owner of its data set in a sink.
+func owner(nsync *syncv1alpha1.NangoSync) sink.Owner {
+	return sink.Owner{UID: string(nsync.UID), Name: nsync.Namespace + "/" + nsync.Name}
 }
 
 // deletionPolicy is the NangoSync's deletionPolicy, Retain unless it says Delete.

@@ -51,11 +51,18 @@ limitations under the License.
 //
 // A page still fails as a whole when a record is one Nango never sends: no id, an unknown
 // action, or a payload that is not JSON.
+//
+// A data set in a table has one owner: the NangoSync that first wrote it, recorded in its
+// checkpoint (Owner). A page of another owner is refused with a *ConflictError, writing
+// nothing; DeleteCheckpoint and DeleteRows refuse the same way, touching nothing. Until a
+// data set has an owner (a checkpoint from before owners were recorded, or none), the
+// first page written with an owner claims it; DeleteRows and DeleteCheckpoint release it.
 package sink
 
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"time"
 )
@@ -113,6 +120,49 @@ type Page struct {
 	// Checkpoint is the Nango cursor after the last record of the page: where the next
 	// read starts. It is stored in the same transaction as the records.
 	Checkpoint string
+	// Owner writes the page. It claims a data set that has no owner yet; a data set of
+	// another owner refuses the page with a *ConflictError. The zero Owner writes only a
+	// data set that has no owner, and claims none.
+	Owner Owner
+}
+
+// Owner is who owns a data set in a table: the NangoSync that first wrote it.
+type Owner struct {
+	// UID is the NangoSync's metadata.uid, which tells the owner: a NangoSync deleted and
+	// created again under the same name is another.
+	UID string
+	// Name is the NangoSync's namespace/name, for people.
+	Name string
+}
+
+// String names the owner for people: namespace/name (uid UID).
+func (o Owner) String() string {
+	if o.UID == "" {
+		return "no one"
+	}
+	return fmt.Sprintf("%s (uid %s)", o.Name, o.UID)
+}
+
+// ConflictError says that a data set in a table belongs to another owner than the one
+// that tried to write or delete it. Nothing was written or deleted.
+type ConflictError struct {
+	// Key is the data set.
+	Key Key
+	// Owner owns it.
+	Owner Owner
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("data set %s in this table belongs to NangoSync %s", e.Key, e.Owner)
+}
+
+// Claimable answers nil when claimant may write or delete the data set key that owner
+// holds (no one, or claimant itself), and a *ConflictError naming owner otherwise.
+func Claimable(key Key, owner, claimant Owner) error {
+	if owner.UID == "" || owner.UID == claimant.UID {
+		return nil
+	}
+	return &ConflictError{Key: key, Owner: owner}
 }
 
 // WriteResult counts what a write did: the records stored, by the action Nango reported,
@@ -130,6 +180,10 @@ func (w WriteResult) Add(o WriteResult) WriteResult {
 	return WriteResult{Added: w.Added + o.Added, Updated: w.Updated + o.Updated, Deleted: w.Deleted + o.Deleted,
 		Quarantined: w.Quarantined + o.Quarantined}
 }
+
+// CheckpointTable is the table, beside the records table, where every sink keeps the
+// checkpoint and the owner of each data set, keyed by records table and data set.
+const CheckpointTable = "nango_sync_checkpoints"
 
 // QuarantineTable is the table, beside the checkpoint table, where every sink keeps the
 // records it cannot store, keyed by records table, data set and id.
@@ -166,29 +220,37 @@ type Checkpoint struct {
 	// Written adds up the results of every page written with a checkpoint since the data
 	// set's first page, or since its checkpoint was last deleted; Quarantined is always 0.
 	Written WriteResult
+	// Owner owns the data set; the zero Owner while no one does.
+	Owner Owner
 }
 
 // Sink stores records and checkpoints. Implementations are safe for concurrent use by
 // several NangoSyncs.
 type Sink interface {
-	// Checkpoint answers the checkpoint stored with the last committed page of key, or
-	// the zero Checkpoint when there is none.
+	// Checkpoint answers the checkpoint stored with the last committed page of key, with
+	// its owner, or the zero Checkpoint when there is none. It claims nothing: callers
+	// check the owner with Claimable.
 	Checkpoint(ctx context.Context, key Key) (Checkpoint, error)
 
 	// WritePage upserts the page's records and stores its checkpoint, in one transaction:
 	// the cursor becomes page.Checkpoint and the page's result is added to the stored
-	// counts. An empty page.Checkpoint leaves the stored checkpoint, counts included, as
-	// it is. An error does not prove
+	// counts. An empty page.Checkpoint leaves the stored cursor and counts as they are.
+	// page.Owner claims the data set if no one owns it; if another does, the page is
+	// refused with a *ConflictError and nothing is written. An error does not prove
 	// that nothing was written (a commit can succeed while its answer is lost): either
 	// the whole page or none of it is stored, and Checkpoint tells which.
 	WritePage(ctx context.Context, key Key, page Page) (WriteResult, error)
 
-	// DeleteCheckpoint forgets the checkpoint of key and its counts, so that the next read
-	// starts over. The rows stay.
-	DeleteCheckpoint(ctx context.Context, key Key) error
+	// DeleteCheckpoint forgets the checkpoint of key, its counts and its owner, so that
+	// the next read starts over and anyone may claim the data set. The rows stay. When
+	// another than owner owns the data set, it fails with a *ConflictError and deletes
+	// nothing.
+	DeleteCheckpoint(ctx context.Context, key Key, owner Owner) error
 
-	// DeleteRows removes every row of key, and its checkpoint.
-	DeleteRows(ctx context.Context, key Key) error
+	// DeleteRows removes every row of key, its quarantined records and its checkpoint.
+	// When another than owner owns the data set, it fails with a *ConflictError and
+	// deletes nothing.
+	DeleteRows(ctx context.Context, key Key, owner Owner) error
 
 	// Close releases the sink's connections.
 	Close() error

@@ -53,6 +53,9 @@ const (
 	keyAdded   = "added"
 	keyUpdated = "updated"
 	keyDeleted = "deleted"
+	// The owner of the data set (sink.Owner): the NangoSync's UID and namespace/name.
+	keyOwnerUID  = "owner-uid"
+	keyOwnerName = "owner-name"
 )
 
 // ConfigMaps keeps checkpoints as ConfigMaps of one namespace. Reads go to the API server,
@@ -100,6 +103,7 @@ func (c ConfigMaps) Save(ctx context.Context, key sink.Key, checkpoint sink.Chec
 		WithData(map[string]string{
 			keyCursor: checkpoint.Cursor, keyAdded: strconv.FormatInt(w.Added, 10),
 			keyUpdated: strconv.FormatInt(w.Updated, 10), keyDeleted: strconv.FormatInt(w.Deleted, 10),
+			keyOwnerUID: checkpoint.Owner.UID, keyOwnerName: checkpoint.Owner.Name,
 		})
 	if err := c.Client.Apply(ctx, cm, client.FieldOwner(fieldOwner), client.ForceOwnership); err != nil {
 		return c.failed("write", key, err)
@@ -131,7 +135,8 @@ func (c ConfigMaps) failed(verb string, key sink.Key, err error) error {
 }
 
 func parse(data map[string]string) (sink.Checkpoint, error) {
-	checkpoint := sink.Checkpoint{Cursor: data[keyCursor]}
+	checkpoint := sink.Checkpoint{Cursor: data[keyCursor],
+		Owner: sink.Owner{UID: data[keyOwnerUID], Name: data[keyOwnerName]}}
 	counts := []struct {
 		key string
 		to  *int64

@@ -173,17 +173,36 @@ func (s *Sink) Checkpoint(ctx context.Context, key sink.Key) (sink.Checkpoint, e
 	return s.opts.Checkpoints.Load(ctx, key)
 }
 
-// DeleteCheckpoint forgets the checkpoint of key: the next read starts over and delivers
-// every record again.
-func (s *Sink) DeleteCheckpoint(ctx context.Context, key sink.Key) error {
+// DeleteCheckpoint forgets the checkpoint of key, and so its owner: the next read starts
+// over and delivers every record again. It deletes nothing of a data set another owns
+// (*sink.ConflictError).
+func (s *Sink) DeleteCheckpoint(ctx context.Context, key sink.Key, owner sink.Owner) error {
+	if err := s.checkOwner(ctx, key, owner); err != nil {
+		return err
+	}
 	return s.opts.Checkpoints.Delete(ctx, key)
+}
+
+// checkOwner fails with a *sink.ConflictError when another than owner owns the data set
+// key. The checkpoint store is not transactional: two owners that claim one data set at
+// the same moment can both deliver a page before the second is refused.
+func (s *Sink) checkOwner(ctx context.Context, key sink.Key, owner sink.Owner) error {
+	stored, err := s.opts.Checkpoints.Load(ctx, key)
+	if err != nil {
+		return err
+	}
+	return sink.Claimable(key, stored.Owner, owner)
 }
 
 // DeleteRows cannot remove what the endpoint holds: it posts one event of type
 // TypeDataSetDeleted, for the endpoint to remove the data set's records, and forgets the
-// checkpoint once the endpoint accepted it.
-func (s *Sink) DeleteRows(ctx context.Context, key sink.Key) error {
+// checkpoint once the endpoint accepted it. It posts nothing for a data set another owns
+// (*sink.ConflictError).
+func (s *Sink) DeleteRows(ctx context.Context, key sink.Key, owner sink.Owner) error {
 	if err := key.Validate(); err != nil {
+		return err
+	}
+	if err := s.checkOwner(ctx, key, owner); err != nil {
 		return err
 	}
 	body, err := encodeBatch([]event{dataSetDeleted(key, s.opts.now())})
@@ -214,6 +233,9 @@ func (s *Sink) WritePage(ctx context.Context, key sink.Key, page sink.Page) (sin
 	if err != nil {
 		return sink.WriteResult{}, err
 	}
+	if err := sink.Claimable(key, previous.Owner, page.Owner); err != nil {
+		return sink.WriteResult{}, err
+	}
 	events := make([]event, 0, len(prepared.Records)+len(prepared.Quarantined))
 	for _, r := range prepared.Records {
 		events = append(events, recordEvent(key, r))
@@ -234,7 +256,7 @@ func (s *Sink) WritePage(ctx context.Context, key sink.Key, page sink.Page) (sin
 	if page.Checkpoint == "" {
 		return prepared.Result, nil
 	}
-	next := sink.Checkpoint{Cursor: page.Checkpoint, Written: previous.Written.Add(prepared.Result)}
+	next := sink.Checkpoint{Cursor: page.Checkpoint, Written: previous.Written.Add(prepared.Result), Owner: page.Owner}
 	next.Written.Quarantined = 0
 	if err := s.opts.Checkpoints.Save(ctx, key, next); err != nil {
 		return sink.WriteResult{}, err

@@ -426,7 +426,7 @@ func TestDeleteRowsTellsTheEndpoint(t *testing.T) {
 	if _, err := s.WritePage(context.Background(), key, sink.Page{Records: records(1), Checkpoint: "c1"}); err != nil {
 		t.Fatalf("WritePage: %v", err)
 	}
-	if err := s.DeleteRows(context.Background(), key); err != nil {
+	if err := s.DeleteRows(context.Background(), key, sink.Owner{}); err != nil {
 		t.Fatalf("DeleteRows: %v", err)
 	}
 	requests := rx.answered()

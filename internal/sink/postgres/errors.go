@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -38,6 +39,9 @@ func classify(err error) error {
 	if isUnavailable(err) {
 		return fmt.Errorf("%w: %w", sink.ErrUnavailable, err)
 	}
+	if _, refused := sink.Refusal(err); refused {
+		return err // with a fix of its own already
+	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		if fix := refusalFix(pgErr.Code); fix != "" {
@@ -51,13 +55,22 @@ func classify(err error) error {
 const (
 	fixCredentials = "Check the user and password of the connection URL in the Secret named by spec.sink.postgres.urlSecretRef"
 	fixDatabase    = "Create the database, or correct its name in the connection URL in the Secret named by spec.sink.postgres.urlSecretRef"
-	fixPrivilege   = "Grant the connection URL's role SELECT, INSERT, UPDATE and DELETE on the records table and on " +
-		CheckpointTable + ", and CREATE on the schema while those tables do not exist yet (the operator creates them)"
+	fixPrivilege   = "Grant the connection URL's role SELECT, INSERT, UPDATE and DELETE on the records table, on " +
+		CheckpointTable + " and on " + sink.QuarantineTable +
+		", and CREATE on the schema while those tables do not exist yet (the operator creates them)"
 	fixShape = "The table exists with another shape than the operator's (see the sink's documentation): " +
 		"point spec.sink.postgres.table at a new table, or drop this one"
 	fixConnectionString = "Correct the connection URL in the Secret named by spec.sink.postgres.urlSecretRef " +
 		"(postgres://user:password@host:port/database?sslmode=...)"
 )
+
+// fixOwnerColumns is the fix when the operator's role may not add the owner columns to
+// the checkpoint table (whose quoted, schema-qualified name is table): someone who owns the
+// table adds them.
+func fixOwnerColumns(table string) string {
+	return "The checkpoint table predates owners, and the connection URL's role does not own it: have its owner run " +
+		strings.Join(strings.Fields(fmt.Sprintf(addOwnerColumns, table)), " ")
+}
 
 // refusalFix is what to change when a PostgreSQL error code means "no" until a person acts,
 // or "" when it does not.

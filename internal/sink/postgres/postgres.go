@@ -61,7 +61,7 @@ import (
 )
 
 // CheckpointTable is the table, in Options.Schema, that holds every sync's checkpoint.
-const CheckpointTable = "nango_sync_checkpoints"
+const CheckpointTable = sink.CheckpointTable
 
 // DefaultSchema is the schema used when Options.Schema is empty.
 const DefaultSchema = "public"

@@ -18,6 +18,7 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -125,6 +126,83 @@ func TestOpenWithTablesCreatedByADBANeedsNoCreatePrivilege(t *testing.T) {
 	_, err = s.WritePage(ctx, testKey, sink.Page{Records: []sink.Record{testRecord("b", 1)}, Checkpoint: "c2"})
 	if fix, refused := sink.Refusal(err); !refused || !strings.Contains(fix, "Grant") {
 		t.Fatalf("WritePage without INSERT: %v (refused %t, fix %q); want refused, saying what to grant", err, refused, fix)
+	}
+}
+
+// legacyCheckpointTable is the checkpoint table as sinks created it before owners were
+// recorded.
+const legacyCheckpointTable = `CREATE TABLE nango_sync_checkpoints (
+	table_name text NOT NULL,
+	provider_config_key text NOT NULL,
+	connection_id text NOT NULL,
+	model text NOT NULL,
+	variant text NOT NULL,
+	cursor text NOT NULL,
+	added bigint NOT NULL DEFAULT 0,
+	updated bigint NOT NULL DEFAULT 0,
+	deleted bigint NOT NULL DEFAULT 0,
+	updated_at timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (table_name, provider_config_key, connection_id, model, variant)
+)`
+
+var (
+	ownerA = sink.Owner{UID: "uid-a", Name: "team-a/contacts"}
+	ownerB = sink.Owner{UID: "uid-b", Name: "team-b/contacts"}
+)
+
+func TestCheckpointTableFromBeforeOwnersIsMigrated(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.NewDatabase(t)
+	execSQL(t, dsn, legacyCheckpointTable,
+		`INSERT INTO nango_sync_checkpoints (table_name, provider_config_key, connection_id, model, variant, cursor, added)
+		VALUES ('contacts', 'hubspot', 'acme', 'Contact', 'base', 'c1', 1)`)
+
+	s := open(t, dsn, postgres.Options{Table: "contacts"})
+	closeAtEnd(t, s)
+	if c, err := s.Checkpoint(ctx, testKey); err != nil || c != (sink.Checkpoint{Cursor: "c1", Written: sink.WriteResult{Added: 1}}) {
+		t.Fatalf("checkpoint from before owners = %+v, %v; want c1, 1 added, no owner", c, err)
+	}
+	if _, err := s.WritePage(ctx, testKey, sink.Page{Records: []sink.Record{testRecord("a", 1)}, Checkpoint: "c2", Owner: ownerA}); err != nil {
+		t.Fatalf("first owned page: %v", err)
+	}
+	_, err := s.WritePage(ctx, testKey, sink.Page{Records: []sink.Record{testRecord("a", 2)}, Checkpoint: "c3", Owner: ownerB})
+	var conflict *sink.ConflictError
+	if !errors.As(err, &conflict) || conflict.Owner != ownerA {
+		t.Fatalf("page of another owner: %v; want a conflict naming %s", err, ownerA)
+	}
+	if c, _ := s.Checkpoint(ctx, testKey); c.Cursor != "c2" || c.Owner != ownerA {
+		t.Fatalf("checkpoint = %+v, want c2 owned by %s", c, ownerA)
+	}
+	// Opening again finds the columns: no DDL runs.
+	closeNow(t, open(t, dsn, postgres.Options{Table: "contacts"}))
+}
+
+// TestOwnerColumnsOfADBAsTableAreAddedByItsOwner checks that a role which does not own a
+// checkpoint table from before owners cannot add the columns, is told the statement that
+// adds them, and works once its owner ran it.
+func TestOwnerColumnsOfADBAsTableAreAddedByItsOwner(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.NewDatabase(t)
+	closeNow(t, open(t, dsn, postgres.Options{Table: "contacts"}))
+	writer := "writer_" + querySQL(t, dsn, "SELECT current_database()")
+	execSQL(t, dsn,
+		"ALTER TABLE nango_sync_checkpoints DROP COLUMN owner_uid, DROP COLUMN owner_name",
+		"CREATE ROLE "+writer+" LOGIN",
+		"REVOKE CREATE ON SCHEMA public FROM PUBLIC",
+		"GRANT SELECT, INSERT, UPDATE, DELETE ON contacts, nango_sync_checkpoints, nango_sync_quarantine TO "+writer)
+	writerDSN := strings.Replace(dsn, "postgres://postgres@", "postgres://"+writer+"@", 1)
+
+	_, err := postgres.Open(ctx, writerDSN, postgres.Options{Table: "contacts"})
+	fix, refused := sink.Refusal(err)
+	if !refused || !strings.Contains(fix, "ALTER TABLE") || !strings.Contains(fix, "owner_uid") {
+		t.Fatalf("Open as a role that does not own the checkpoint table: %v (refused %t, fix %q); "+
+			"want refused, with the statement that adds the owner columns", err, refused, fix)
+	}
+	execSQL(t, dsn, fix[strings.Index(fix, "ALTER TABLE"):])
+	s := open(t, writerDSN, postgres.Options{Table: "contacts"})
+	closeAtEnd(t, s)
+	if _, err := s.WritePage(ctx, testKey, sink.Page{Records: []sink.Record{testRecord("a", 1)}, Checkpoint: "c1", Owner: ownerA}); err != nil {
+		t.Fatalf("WritePage once the owner columns exist: %v", err)
 	}
 }
 

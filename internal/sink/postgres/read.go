@@ -27,8 +27,14 @@ import (
 	"github.com/nango-operator/nango-operator/internal/sink"
 )
 
-const selectCheckpoint = `SELECT cursor, added, updated, deleted FROM %s
+const selectCheckpoint = `SELECT cursor, added, updated, deleted, owner_uid, owner_name FROM %s
 WHERE table_name = $1 AND provider_config_key = $2 AND connection_id = $3 AND model = $4 AND variant = $5`
+
+// lockOwner reads the owner of a data set and locks its checkpoint, so that no page can
+// claim it before the transaction ends.
+const lockOwner = `SELECT owner_uid, owner_name FROM %s
+WHERE table_name = $1 AND provider_config_key = $2 AND connection_id = $3 AND model = $4 AND variant = $5
+FOR UPDATE`
 
 const deleteCheckpoint = `DELETE FROM %s
 WHERE table_name = $1 AND provider_config_key = $2 AND connection_id = $3 AND model = $4 AND variant = $5`
@@ -58,7 +64,7 @@ func (s *Sink) Checkpoint(ctx context.Context, key sink.Key) (sink.Checkpoint, e
 	var c sink.Checkpoint
 	err := s.call(ctx, func(ctx context.Context) error {
 		err := s.pool.QueryRow(ctx, fmt.Sprintf(selectCheckpoint, s.checkpoints), s.checkpointArgs(key)...).
-			Scan(&c.Cursor, &c.Written.Added, &c.Written.Updated, &c.Written.Deleted)
+			Scan(&c.Cursor, &c.Written.Added, &c.Written.Updated, &c.Written.Deleted, &c.Owner.UID, &c.Owner.Name)
 		if errors.Is(err, pgx.ErrNoRows) {
 			c = sink.Checkpoint{}
 			return nil
@@ -71,22 +77,39 @@ func (s *Sink) Checkpoint(ctx context.Context, key sink.Key) (sink.Checkpoint, e
 	return c, nil
 }
 
-// DeleteCheckpoint forgets the checkpoint of key; its rows stay.
-func (s *Sink) DeleteCheckpoint(ctx context.Context, key sink.Key) error {
-	err := s.call(ctx, func(ctx context.Context) error {
-		_, err := s.pool.Exec(ctx, fmt.Sprintf(deleteCheckpoint, s.checkpoints), s.checkpointArgs(key)...)
-		return err
-	})
-	if err != nil {
+// DeleteCheckpoint forgets the checkpoint of key, and so its owner; its rows stay. It
+// deletes nothing of a data set another owns (*sink.ConflictError).
+func (s *Sink) DeleteCheckpoint(ctx context.Context, key sink.Key, owner sink.Owner) error {
+	batch := s.ownedBatch(key, owner)
+	batch.Queue(fmt.Sprintf(deleteCheckpoint, s.checkpoints), s.checkpointArgs(key)...)
+	if err := s.call(ctx, func(ctx context.Context) error { return s.sendInTx(ctx, batch) }); err != nil {
 		return fmt.Errorf("delete checkpoint of %s in %s: %w", key, s.name, err)
 	}
 	return nil
 }
 
-// DeleteRows removes every row of key, its quarantined records and its checkpoint, in one
-// transaction.
-func (s *Sink) DeleteRows(ctx context.Context, key sink.Key) error {
+// ownedBatch answers a batch that starts with the server-side timeouts of its transaction
+// and then locks the checkpoint of key, failing with a *sink.ConflictError, so that the
+// transaction rolls back, when another than owner owns it.
+func (s *Sink) ownedBatch(key sink.Key, owner sink.Owner) *pgx.Batch {
 	batch := s.newBatch()
+	batch.Queue(fmt.Sprintf(lockOwner, s.checkpoints), s.checkpointArgs(key)...).QueryRow(func(row pgx.Row) error {
+		var stored sink.Owner
+		if err := row.Scan(&stored.UID, &stored.Name); err != nil {
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil // no checkpoint, no owner
+			}
+			return err
+		}
+		return sink.Claimable(key, stored, owner)
+	})
+	return batch
+}
+
+// DeleteRows removes every row of key, its quarantined records and its checkpoint, in one
+// transaction. It deletes nothing of a data set another owns (*sink.ConflictError).
+func (s *Sink) DeleteRows(ctx context.Context, key sink.Key, owner sink.Owner) error {
+	batch := s.ownedBatch(key, owner)
 	batch.Queue(fmt.Sprintf(deleteKeyRecords, s.records), key.ProviderConfigKey, key.ConnectionID, key.Model, key.Variant)
 	batch.Queue(fmt.Sprintf(deleteKeyQuarantined, s.quarantine), s.checkpointArgs(key)...)
 	batch.Queue(fmt.Sprintf(deleteCheckpoint, s.checkpoints), s.checkpointArgs(key)...)

@@ -18,9 +18,11 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/nango-operator/nango-operator/internal/sink"
 )
@@ -59,8 +61,20 @@ const createCheckpointTable = `CREATE TABLE IF NOT EXISTS %s (
 	updated bigint NOT NULL DEFAULT 0,
 	deleted bigint NOT NULL DEFAULT 0,
 	updated_at timestamptz NOT NULL DEFAULT now(),
+	owner_uid text NOT NULL DEFAULT '',
+	owner_name text NOT NULL DEFAULT '',
 	PRIMARY KEY (table_name, provider_config_key, connection_id, model, variant)
 )`
+
+// addOwnerColumns brings a checkpoint table from before owners were recorded up to date.
+// Its rows get no owner: the first NangoSync that writes each data set claims it.
+const addOwnerColumns = `ALTER TABLE %s
+	ADD COLUMN IF NOT EXISTS owner_uid text NOT NULL DEFAULT '',
+	ADD COLUMN IF NOT EXISTS owner_name text NOT NULL DEFAULT ''`
+
+// countOwnerColumns counts the owner columns the checkpoint table has: 2 once it is up to date.
+const countOwnerColumns = `SELECT count(*) FROM pg_attribute
+WHERE attrelid = to_regclass($1) AND attname IN ('owner_uid', 'owner_name') AND NOT attisdropped`
 
 // createQuarantineTable keeps the records the sink cannot store (sink.Quarantined): the
 // id as bytes, since it may hold what text cannot, and a hash of it in the key, since it
@@ -86,9 +100,11 @@ const createQuarantineTable = `CREATE TABLE IF NOT EXISTS %s (
 	PRIMARY KEY (table_name, provider_config_key, connection_id, model, variant, id_sha256)
 )`
 
-// createTables creates the schema and the three tables when missing. When they all exist it
-// runs no DDL at all: CREATE ... IF NOT EXISTS checks the CREATE privilege before it
-// checks existence, and a DBA may well have created the tables for a role that lacks it.
+// createTables creates the schema and the three tables when missing, and adds the owner
+// columns to a checkpoint table that lacks them. When the tables exist as they should it
+// runs no DDL at all: CREATE ... IF NOT EXISTS checks the CREATE privilege before it checks
+// existence, ALTER TABLE ... IF NOT EXISTS checks that the role owns the table, and a DBA
+// may well have created the tables for a role that has neither.
 func (s *Sink) createTables(ctx context.Context, schema string) error {
 	var exist bool
 	err := s.pool.QueryRow(ctx,
@@ -97,9 +113,43 @@ func (s *Sink) createTables(ctx context.Context, schema string) error {
 	if err != nil {
 		return fmt.Errorf("look for the tables: %w", err)
 	}
-	if exist {
+	if !exist {
+		if err := s.createMissingTables(ctx, schema); err != nil {
+			return err
+		}
+	}
+	return s.migrateCheckpoints(ctx)
+}
+
+// migrateCheckpoints adds the owner columns to a checkpoint table created before owners
+// were recorded, unless it has them.
+func (s *Sink) migrateCheckpoints(ctx context.Context) error {
+	var columns int
+	if err := s.pool.QueryRow(ctx, countOwnerColumns, s.checkpoints).Scan(&columns); err != nil {
+		return fmt.Errorf("look for the owner columns of %s: %w", CheckpointTable, err)
+	}
+	if columns == 2 {
 		return nil
 	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", ddlLockKey); err != nil {
+			return fmt.Errorf("lock for altering tables: %w", err)
+		}
+		_, err := tx.Exec(ctx, fmt.Sprintf(addOwnerColumns, s.checkpoints))
+		return err
+	})
+	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "42501" { // insufficient_privilege: not the table's owner
+			err = sink.Refused(err, fixOwnerColumns(s.checkpoints))
+		}
+		return fmt.Errorf("add the owner columns to %s: %w", CheckpointTable, err)
+	}
+	return nil
+}
+
+// createMissingTables creates the schema and those of the three tables that are missing.
+func (s *Sink) createMissingTables(ctx context.Context, schema string) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", ddlLockKey); err != nil {
 			return fmt.Errorf("lock for creating tables: %w", err)

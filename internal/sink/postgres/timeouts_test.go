@@ -86,8 +86,8 @@ func TestServerThatStopsAnsweringIsUnavailable(t *testing.T) {
 		},
 		"Checkpoint":       func() error { _, err := s.Checkpoint(ctx, testKey); return err },
 		"ReadRows":         func() error { _, err := s.ReadRows(ctx, testKey); return err },
-		"DeleteCheckpoint": func() error { return s.DeleteCheckpoint(ctx, testKey) },
-		"DeleteRows":       func() error { return s.DeleteRows(ctx, testKey) },
+		"DeleteCheckpoint": func() error { return s.DeleteCheckpoint(ctx, testKey, sink.Owner{}) },
+		"DeleteRows":       func() error { return s.DeleteRows(ctx, testKey, sink.Owner{}) },
 	}
 	for name, call := range calls {
 		err := bounded(t, call)

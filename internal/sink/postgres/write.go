@@ -19,10 +19,12 @@ package postgres
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/nango-operator/nango-operator/internal/sink"
 )
@@ -60,16 +62,21 @@ USING unnest($5::text[], $6::timestamptz[]) AS d(id, last_modified_at)
 WHERE stored.provider_config_key = $1 AND stored.connection_id = $2 AND stored.model = $3 AND stored.variant = $4
 	AND stored.id = d.id AND stored.last_modified_at <= d.last_modified_at`
 
-// upsertCheckpoint moves the cursor and adds the page's counts to the stored ones.
+// upsertCheckpoint moves the cursor, unless the page has none, adds the page's counts to
+// the stored ones and claims the data set for the page's owner: it changes no row, and so
+// the page is refused, when another owns the data set.
 const upsertCheckpoint = `INSERT INTO %s AS stored (table_name, provider_config_key, connection_id, model, variant,
-	cursor, added, updated, deleted)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+	cursor, added, updated, deleted, owner_uid, owner_name)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 ON CONFLICT (table_name, provider_config_key, connection_id, model, variant) DO UPDATE SET
-	cursor = EXCLUDED.cursor,
+	cursor = CASE WHEN EXCLUDED.cursor = '' THEN stored.cursor ELSE EXCLUDED.cursor END,
 	added = stored.added + EXCLUDED.added,
 	updated = stored.updated + EXCLUDED.updated,
 	deleted = stored.deleted + EXCLUDED.deleted,
-	updated_at = now()`
+	owner_uid = EXCLUDED.owner_uid,
+	owner_name = EXCLUDED.owner_name,
+	updated_at = now()
+WHERE stored.owner_uid IN ('', EXCLUDED.owner_uid)`
 
 // upsertQuarantined keeps the newest version of a record that cannot be stored, merged as
 // the records table merges versions.
@@ -108,12 +115,25 @@ func (s *Sink) writePage(ctx context.Context, key sink.Key, page sink.Page) (sin
 	if err != nil {
 		return sink.WriteResult{}, err
 	}
-	batch := s.pageBatch(key, prepared, page.Checkpoint)
+	batch := s.pageBatch(key, prepared, page.Checkpoint, page.Owner)
 	if batch == nil {
 		return prepared.Result, nil
 	}
-	return prepared.Result, s.call(ctx, func(ctx context.Context) error { return s.sendInTx(ctx, batch) })
+	err = s.call(ctx, func(ctx context.Context) error { return s.sendInTx(ctx, batch) })
+	if errors.Is(err, errOwnedByAnother) {
+		// Rare: read who owns the data set, for the error.
+		c, readErr := s.Checkpoint(ctx, key)
+		if readErr != nil {
+			return sink.WriteResult{}, fmt.Errorf("%w, and reading its owner failed: %w", err, readErr)
+		}
+		return sink.WriteResult{}, &sink.ConflictError{Key: key, Owner: c.Owner}
+	}
+	return prepared.Result, err
 }
+
+// errOwnedByAnother is the error of a page whose checkpoint upsert changed no row: another
+// owns the data set, and the transaction rolls back.
+var errOwnedByAnother = errors.New("the data set belongs to another owner")
 
 // newBatch answers a batch that starts with the server-side timeouts of its transaction.
 func (s *Sink) newBatch() *pgx.Batch {
@@ -131,10 +151,11 @@ func (s *Sink) sendInTx(ctx context.Context, batch *pgx.Batch) error {
 	})
 }
 
-// pageBatch queues the page's statements: at most one DELETE, one INSERT and one
-// checkpoint upsert, whatever the number of records, after the server-side timeouts, and
-// one upsert per quarantined record. It answers nil when the page has nothing to write.
-func (s *Sink) pageBatch(key sink.Key, page sink.PreparedPage, checkpoint string) *pgx.Batch {
+// pageBatch queues the page's statements: the checkpoint upsert, which claims the data set
+// or refuses the page, at most one DELETE and one INSERT, whatever the number of records,
+// after the server-side timeouts, and one upsert per quarantined record. It answers nil
+// when the page has nothing to write.
+func (s *Sink) pageBatch(key sink.Key, page sink.PreparedPage, checkpoint string, owner sink.Owner) *pgx.Batch {
 	records, result := page.Records, page.Result
 	if len(records) == 0 && len(page.Quarantined) == 0 && checkpoint == "" {
 		return nil
@@ -143,7 +164,20 @@ func (s *Sink) pageBatch(key sink.Key, page sink.PreparedPage, checkpoint string
 	if s.hardDeletes {
 		upserts, deletes = sink.SplitDeleted(records)
 	}
+	if checkpoint == "" {
+		result = sink.WriteResult{} // no checkpoint: the stored counts stay as they are
+	}
 	batch := s.newBatch()
+	// First, so that the page's rows wait for nothing while the owner is settled.
+	batch.Queue(fmt.Sprintf(upsertCheckpoint, s.checkpoints), s.tableName,
+		key.ProviderConfigKey, key.ConnectionID, key.Model, key.Variant, checkpoint,
+		result.Added, result.Updated, result.Deleted, owner.UID, owner.Name).
+		Exec(func(tag pgconn.CommandTag) error {
+			if tag.RowsAffected() == 0 {
+				return errOwnedByAnother
+			}
+			return nil
+		})
 	if len(deletes) > 0 {
 		batch.Queue(fmt.Sprintf(deleteRecords, s.records), deleteArgs(key, deletes)...)
 	}
@@ -152,11 +186,6 @@ func (s *Sink) pageBatch(key sink.Key, page sink.PreparedPage, checkpoint string
 	}
 	for _, q := range page.Quarantined {
 		batch.Queue(fmt.Sprintf(upsertQuarantined, s.quarantine), quarantineArgs(s.tableName, key, q)...)
-	}
-	if checkpoint != "" {
-		batch.Queue(fmt.Sprintf(upsertCheckpoint, s.checkpoints), s.tableName,
-			key.ProviderConfigKey, key.ConnectionID, key.Model, key.Variant, checkpoint,
-			result.Added, result.Updated, result.Deleted)
 	}
 	return batch
 }

@@ -226,14 +226,14 @@ func testDeleteCheckpointKeepsRows(t *testing.T, s *suite) {
 	write(t, sk, k, "c1", record("a", added, 1))
 	write(t, sk, other, "o1", record("a", added, 1))
 
-	if err := sk.DeleteCheckpoint(context.Background(), k); err != nil {
+	if err := sk.DeleteCheckpoint(context.Background(), k, sink.Owner{}); err != nil {
 		t.Fatalf("DeleteCheckpoint: %v", err)
 	}
 	expectCheckpoint(t, sk, k, "")
 	expectRows(t, sk, k, record("a", added, 1))
 	expectCheckpoint(t, sk, other, "o1")
 
-	if err := sk.DeleteCheckpoint(context.Background(), key("never-written")); err != nil {
+	if err := sk.DeleteCheckpoint(context.Background(), key("never-written"), sink.Owner{}); err != nil {
 		t.Fatalf("DeleteCheckpoint of a key without one: %v", err)
 	}
 }
@@ -253,7 +253,7 @@ func testCheckpointAddsUpWrites(t *testing.T, s *suite) {
 	write(t, sk, k, "", record("d", added, 3))
 	expectWritten(t, sk, k, sink.WriteResult{Added: 3, Updated: 1, Deleted: 1})
 
-	if err := sk.DeleteCheckpoint(context.Background(), k); err != nil {
+	if err := sk.DeleteCheckpoint(context.Background(), k, sink.Owner{}); err != nil {
 		t.Fatalf("DeleteCheckpoint: %v", err)
 	}
 	expectWritten(t, sk, k, sink.WriteResult{})
@@ -267,7 +267,7 @@ func testDeleteRowsRemovesOnlyThatKey(t *testing.T, s *suite) {
 	write(t, sk, k, "c1", record("a", added, 1), record("b", added, 1))
 	write(t, sk, other, "o1", record("a", added, 1))
 
-	if err := sk.DeleteRows(context.Background(), k); err != nil {
+	if err := sk.DeleteRows(context.Background(), k, sink.Owner{}); err != nil {
 		t.Fatalf("DeleteRows: %v", err)
 	}
 	expectRows(t, sk, k)

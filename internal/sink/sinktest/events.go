@@ -61,6 +61,7 @@ func RunEvents(t *testing.T, open EventOpener) {
 		{"CheckpointFollowsDelivery", testCheckpointFollowsDelivery},
 		{"InterruptedWriteLosesNothing", testInterruptedWriteLosesNothing},
 		{"PrunedAndDeletedVersions", testPrunedAndDeletedVersions},
+		{"OneOwnerPerDataSet", testEventsOneOwnerPerDataSet},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -128,7 +129,7 @@ func testRedeliveryKeepsEventIDs(t *testing.T, open func(*testing.T) EventSink) 
 	page := []sink.Record{record("a", added, 1), record("b", updated, 2)}
 	write(t, s, k, "c2", page...)
 	// As after a crash between delivery and checkpoint: the same page from the same cursor.
-	if err := s.DeleteCheckpoint(context.Background(), k); err != nil {
+	if err := s.DeleteCheckpoint(context.Background(), k, sink.Owner{}); err != nil {
 		t.Fatalf("DeleteCheckpoint: %v", err)
 	}
 	write(t, s, k, "c2", page...)
@@ -160,7 +161,7 @@ func testCheckpointFollowsDelivery(t *testing.T, open func(*testing.T) EventSink
 	// A second sink on the same consumer sees the same checkpoint, as after a restart.
 	expectCheckpoint(t, open(t), k, "c3")
 
-	if err := s.DeleteCheckpoint(context.Background(), k); err != nil {
+	if err := s.DeleteCheckpoint(context.Background(), k, sink.Owner{}); err != nil {
 		t.Fatalf("DeleteCheckpoint: %v", err)
 	}
 	expectCheckpoint(t, s, k, "")
@@ -217,4 +218,30 @@ func testPrunedAndDeletedVersions(t *testing.T, open func(*testing.T) EventSink)
 	write(t, s, k, "c3", record("a", added, 1), newest, pruned(record("b", updated, 3)))
 	write(t, s, k, "c4", gone)
 	expectVersions(t, delivered(t, s, k), newest, pruned(record("b", updated, 3)), gone)
+}
+
+// testEventsOneOwnerPerDataSet checks that an event sink keeps a data set's owner as the
+// table sinks do: another owner's pages are refused before anything is delivered, its
+// deletions touch nothing, and the owner's DeleteCheckpoint releases the data set.
+func testEventsOneOwnerPerDataSet(t *testing.T, open func(*testing.T) EventSink) {
+	ctx := context.Background()
+	s, k := open(t), eventKey(t, "acme")
+	if err := writeAs(s, k, ownerA, "a1", record("x", added, 1)); err != nil {
+		t.Fatalf("first page of A: %v", err)
+	}
+	expectOwner(t, s, k, ownerA)
+
+	expectConflict(t, writeAs(s, k, ownerB, "b1", record("y", added, 2)), k, ownerA)
+	expectConflict(t, s.DeleteRows(ctx, k, ownerB), k, ownerA)
+	expectConflict(t, s.DeleteCheckpoint(ctx, k, ownerB), k, ownerA)
+	expectVersions(t, delivered(t, s, k), record("x", added, 1))
+	expectCheckpoint(t, s, k, "a1")
+
+	if err := s.DeleteCheckpoint(ctx, k, ownerA); err != nil {
+		t.Fatalf("DeleteCheckpoint of the owner: %v", err)
+	}
+	if err := writeAs(s, k, ownerB, "b1", record("y", added, 2)); err != nil {
+		t.Fatalf("B after A left: %v", err)
+	}
+	expectOwner(t, s, k, ownerB)
 }

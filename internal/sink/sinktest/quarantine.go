@@ -111,7 +111,7 @@ func testUnstorableIDsAreQuarantined(t *testing.T, s *suite) {
 
 	// Another data set's quarantine is its own, and DeleteRows empties a data set's.
 	write(t, sk, other, "o1", unstorableRecord("nul\x00id", added, 1))
-	if err := sk.DeleteRows(context.Background(), k); err != nil {
+	if err := sk.DeleteRows(context.Background(), k, sink.Owner{}); err != nil {
 		t.Fatalf("DeleteRows: %v", err)
 	}
 	if q := readQuarantine(t, sk, k); len(q) != 0 {

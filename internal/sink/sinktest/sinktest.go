@@ -17,7 +17,8 @@ limitations under the License.
 // Package sinktest is the conformance suite every sink.Sink passes: the rules of package
 // sink (idempotent upserts, newest version wins, pruned records keep their fields, soft
 // and hard deletes, one transaction per page, keys that share a table stay apart, payloads
-// normalised and unstorable records quarantined alike) checked against a real store. A sink's own tests run it:
+// normalised and unstorable records quarantined alike, a data set owned by the
+// first NangoSync that writes it) checked against a real store. A sink's own tests run it:
 //
 //	func TestConformance(t *testing.T) {
 //		sinktest.Run(t, func(t *testing.T, opts sinktest.Options) sinktest.Sink {
@@ -94,6 +95,10 @@ func Run(t *testing.T, open Opener) {
 		{"UnstorableIDsAreQuarantined", testUnstorableIDsAreQuarantined},
 		{"QuarantineKeepsNewestVersion", testQuarantineKeepsNewestVersion},
 		{"NumbersOutOfRangeAreQuarantined", testNumbersOutOfRangeAreQuarantined},
+		{"FirstWriterOwnsTheDataSet", testFirstWriterOwnsTheDataSet},
+		{"DeletionTouchesOnlyOwnData", testDeletionTouchesOnlyOwnData},
+		{"UnownedCheckpointIsClaimedByFirstOwner", testUnownedCheckpointIsClaimedByFirstOwner},
+		{"ConcurrentClaimsHaveOneWinner", testConcurrentClaimsHaveOneWinner},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -26,7 +26,10 @@ import (
 	"github.com/nango-operator/nango-operator/internal/sink"
 )
 
-const selectCheckpoint = `SELECT cursor, added, updated, deleted FROM %s
+const selectCheckpoint = `SELECT cursor, added, updated, deleted, owner_uid, owner_name FROM %s
+WHERE table_name = ? AND provider_config_key = ? AND connection_id = ? AND model = ? AND variant = ?`
+
+const selectOwner = `SELECT owner_uid, owner_name FROM %s
 WHERE table_name = ? AND provider_config_key = ? AND connection_id = ? AND model = ? AND variant = ?`
 
 const deleteCheckpoint = `DELETE FROM %s
@@ -55,7 +58,7 @@ ORDER BY id`
 func (s *Sink) Checkpoint(ctx context.Context, key sink.Key) (sink.Checkpoint, error) {
 	var c sink.Checkpoint
 	err := s.reader.QueryRowContext(ctx, fmt.Sprintf(selectCheckpoint, s.checkpoints), s.checkpointArgs(key)...).
-		Scan(&c.Cursor, &c.Written.Added, &c.Written.Updated, &c.Written.Deleted)
+		Scan(&c.Cursor, &c.Written.Added, &c.Written.Updated, &c.Written.Deleted, &c.Owner.UID, &c.Owner.Name)
 	if errors.Is(err, sql.ErrNoRows) {
 		return sink.Checkpoint{}, nil
 	}
@@ -65,18 +68,44 @@ func (s *Sink) Checkpoint(ctx context.Context, key sink.Key) (sink.Checkpoint, e
 	return c, nil
 }
 
-// DeleteCheckpoint forgets the checkpoint of key; its rows stay.
-func (s *Sink) DeleteCheckpoint(ctx context.Context, key sink.Key) error {
-	if _, err := s.db.ExecContext(ctx, fmt.Sprintf(deleteCheckpoint, s.checkpoints), s.checkpointArgs(key)...); err != nil {
+// DeleteCheckpoint forgets the checkpoint of key, and so its owner; its rows stay. It
+// deletes nothing of a data set another owns (*sink.ConflictError).
+func (s *Sink) DeleteCheckpoint(ctx context.Context, key sink.Key, owner sink.Owner) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.checkOwner(ctx, tx, key, owner); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, fmt.Sprintf(deleteCheckpoint, s.checkpoints), s.checkpointArgs(key)...)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("delete checkpoint of %s in %s: %w", key, s.name, classify(err))
 	}
 	return nil
 }
 
+// checkOwner fails with a *sink.ConflictError when another than owner owns the data set
+// key. The transaction holds the write lock: no one claims the data set before it ends.
+func (s *Sink) checkOwner(ctx context.Context, tx *sql.Tx, key sink.Key, owner sink.Owner) error {
+	var stored sink.Owner
+	err := tx.QueryRowContext(ctx, fmt.Sprintf(selectOwner, s.checkpoints), s.checkpointArgs(key)...).
+		Scan(&stored.UID, &stored.Name)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil // no checkpoint, no owner
+	}
+	if err != nil {
+		return fmt.Errorf("read the owner: %w", err)
+	}
+	return sink.Claimable(key, stored, owner)
+}
+
 // DeleteRows removes every row of key, its quarantined records and its checkpoint, in one
-// transaction.
-func (s *Sink) DeleteRows(ctx context.Context, key sink.Key) error {
+// transaction. It deletes nothing of a data set another owns (*sink.ConflictError).
+func (s *Sink) DeleteRows(ctx context.Context, key sink.Key, owner sink.Owner) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.checkOwner(ctx, tx, key, owner); err != nil {
+			return err
+		}
 		_, err := tx.ExecContext(ctx, fmt.Sprintf(deleteKeyRecords, s.records),
 			key.ProviderConfigKey, key.ConnectionID, key.Model, key.Variant)
 		if err != nil {

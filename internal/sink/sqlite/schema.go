@@ -52,8 +52,21 @@ const createCheckpointTable = `CREATE TABLE IF NOT EXISTS %s (
 	updated INTEGER NOT NULL DEFAULT 0,
 	deleted INTEGER NOT NULL DEFAULT 0,
 	updated_at TEXT NOT NULL,
+	owner_uid TEXT NOT NULL DEFAULT '',
+	owner_name TEXT NOT NULL DEFAULT '',
 	PRIMARY KEY (table_name, provider_config_key, connection_id, model, variant)
 )`
+
+// ownerColumns are the checkpoint table's columns that a table from before owners were
+// recorded lacks, and how to add them. SQLite has no ADD COLUMN IF NOT EXISTS: the sink
+// adds those that table_info does not list. The rows get no owner: the first NangoSync
+// that writes each data set claims it.
+func ownerColumns() map[string]string {
+	return map[string]string{
+		"owner_uid":  "ALTER TABLE %s ADD COLUMN owner_uid TEXT NOT NULL DEFAULT ''",
+		"owner_name": "ALTER TABLE %s ADD COLUMN owner_name TEXT NOT NULL DEFAULT ''",
+	}
+}
 
 // createQuarantineTable is the PostgreSQL sink's, in SQLite's types: the id as a BLOB,
 // since it may hold what text should not, and a hash of it in the key.
@@ -78,21 +91,49 @@ const createQuarantineTable = `CREATE TABLE IF NOT EXISTS %s (
 	PRIMARY KEY (table_name, provider_config_key, connection_id, model, variant, id_sha256)
 )`
 
-// createTables creates the three tables when missing. In SQLite DDL is transactional and
-// serialised by the write lock, so concurrent opens need no more care than this.
+// createTables creates the three tables when missing, and adds the owner columns to a
+// checkpoint table that lacks them. In SQLite DDL is transactional and serialised by the
+// write lock, so concurrent opens need no more care than this.
 func (s *Sink) createTables(ctx context.Context) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, fmt.Sprintf(createRecordsTable, s.records)); err != nil {
-			return fmt.Errorf("create table %s: %w", s.tableName, err)
+		if err := s.createMissingTables(ctx, tx); err != nil {
+			return err
 		}
-		if _, err := tx.ExecContext(ctx, fmt.Sprintf(createCheckpointTable, s.checkpoints)); err != nil {
-			return fmt.Errorf("create table %s: %w", CheckpointTable, err)
-		}
-		if _, err := tx.ExecContext(ctx, fmt.Sprintf(createQuarantineTable, s.quarantine)); err != nil {
-			return fmt.Errorf("create table %s: %w", sink.QuarantineTable, err)
-		}
-		return nil
+		return s.migrateCheckpoints(ctx, tx)
 	})
+}
+
+// migrateCheckpoints adds the owner columns that the checkpoint table lacks.
+func (s *Sink) migrateCheckpoints(ctx context.Context, tx *sql.Tx) error {
+	for column, add := range ownerColumns() {
+		var present bool
+		err := tx.QueryRowContext(ctx, "SELECT count(*) > 0 FROM pragma_table_info(?) WHERE name = ?",
+			CheckpointTable, column).Scan(&present)
+		if err != nil {
+			return fmt.Errorf("look for column %s of %s: %w", column, CheckpointTable, err)
+		}
+		if present {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(add, s.checkpoints)); err != nil {
+			return fmt.Errorf("add column %s to %s: %w", column, CheckpointTable, err)
+		}
+	}
+	return nil
+}
+
+// createMissingTables creates those of the three tables that are missing.
+func (s *Sink) createMissingTables(ctx context.Context, tx *sql.Tx) error {
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(createRecordsTable, s.records)); err != nil {
+		return fmt.Errorf("create table %s: %w", s.tableName, err)
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(createCheckpointTable, s.checkpoints)); err != nil {
+		return fmt.Errorf("create table %s: %w", CheckpointTable, err)
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(createQuarantineTable, s.quarantine)); err != nil {
+		return fmt.Errorf("create table %s: %w", sink.QuarantineTable, err)
+	}
+	return nil
 }
 
 // inTx runs f in a transaction, committed when f succeeds and rolled back otherwise.

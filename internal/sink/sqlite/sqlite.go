@@ -47,7 +47,7 @@ import (
 )
 
 // CheckpointTable is the table, in the same database file, that holds every sync's checkpoint.
-const CheckpointTable = "nango_sync_checkpoints"
+const CheckpointTable = sink.CheckpointTable
 
 // DefaultBusyTimeout is how long a write waits for another connection's write to finish
 // before failing with "database is locked", unless Options say otherwise.

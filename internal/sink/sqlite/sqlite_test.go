@@ -19,6 +19,7 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -184,6 +185,41 @@ func TestMissingDirectoryAndTableOfAnotherShapeAreRefused(t *testing.T) {
 	if fix, refused := sink.Refusal(err); !refused || !strings.Contains(fix, "another shape") {
 		t.Fatalf("WritePage into a table of another shape: %v (refused %t, fix %q)", err, refused, fix)
 	}
+}
+
+func TestCheckpointTableFromBeforeOwnersIsMigrated(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "nango.db")
+	// The checkpoint table as sinks created it before owners were recorded.
+	_, err := rawDB(t, path).ExecContext(ctx, `CREATE TABLE nango_sync_checkpoints (
+		table_name TEXT NOT NULL, provider_config_key TEXT NOT NULL, connection_id TEXT NOT NULL,
+		model TEXT NOT NULL, variant TEXT NOT NULL, cursor TEXT NOT NULL,
+		added INTEGER NOT NULL DEFAULT 0, updated INTEGER NOT NULL DEFAULT 0, deleted INTEGER NOT NULL DEFAULT 0,
+		updated_at TEXT NOT NULL,
+		PRIMARY KEY (table_name, provider_config_key, connection_id, model, variant));
+	INSERT INTO nango_sync_checkpoints VALUES ('contacts', 'hubspot', 'acme', 'Contact', 'base', 'c1', 1, 0, 0, '');`)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	s := open(t, path, sqlite.Options{Table: "contacts"})
+	closeAtEnd(t, s)
+	if c, err := s.Checkpoint(ctx, testKey); err != nil || c != (sink.Checkpoint{Cursor: "c1", Written: sink.WriteResult{Added: 1}}) {
+		t.Fatalf("checkpoint from before owners = %+v, %v; want c1, 1 added, no owner", c, err)
+	}
+	ownerA, ownerB := sink.Owner{UID: "uid-a", Name: "team-a/contacts"}, sink.Owner{UID: "uid-b", Name: "team-b/contacts"}
+	if _, err := s.WritePage(ctx, testKey, sink.Page{Records: []sink.Record{testRecord("a", 1)}, Checkpoint: "c2", Owner: ownerA}); err != nil {
+		t.Fatalf("first owned page: %v", err)
+	}
+	_, err = s.WritePage(ctx, testKey, sink.Page{Records: []sink.Record{testRecord("a", 2)}, Checkpoint: "c3", Owner: ownerB})
+	var conflict *sink.ConflictError
+	if !errors.As(err, &conflict) || conflict.Owner != ownerA {
+		t.Fatalf("page of another owner: %v; want a conflict naming %s", err, ownerA)
+	}
+	if c, _ := s.Checkpoint(ctx, testKey); c.Cursor != "c2" || c.Owner != ownerA {
+		t.Fatalf("checkpoint = %+v, want c2 owned by %s", c, ownerA)
+	}
+	closeNow(t, open(t, path, sqlite.Options{Table: "contacts"}))
 }
 
 func testRecord(id string, version int) sink.Record {

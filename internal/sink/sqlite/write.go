@@ -56,16 +56,21 @@ const deleteRecord = `DELETE FROM %s
 WHERE provider_config_key = ? AND connection_id = ? AND model = ? AND variant = ? AND id = ?
 	AND last_modified_at <= ?`
 
-// upsertCheckpoint moves the cursor and adds the page's counts to the stored ones.
+// upsertCheckpoint moves the cursor, unless the page has none, adds the page's counts to
+// the stored ones and claims the data set for the page's owner, as the PostgreSQL sink's.
+// The transaction has checked the owner before (checkOwner).
 const upsertCheckpoint = `INSERT INTO %s AS stored (table_name, provider_config_key, connection_id, model, variant,
-	cursor, added, updated, deleted, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	cursor, added, updated, deleted, updated_at, owner_uid, owner_name)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (table_name, provider_config_key, connection_id, model, variant) DO UPDATE SET
-	cursor = excluded.cursor,
+	cursor = CASE WHEN excluded.cursor = '' THEN stored.cursor ELSE excluded.cursor END,
 	added = stored.added + excluded.added,
 	updated = stored.updated + excluded.updated,
 	deleted = stored.deleted + excluded.deleted,
-	updated_at = excluded.updated_at`
+	owner_uid = excluded.owner_uid,
+	owner_name = excluded.owner_name,
+	updated_at = excluded.updated_at
+WHERE stored.owner_uid IN ('', excluded.owner_uid)`
 
 // upsertQuarantined is the PostgreSQL sink's: the newest version of a record that cannot
 // be stored, merged as the records table merges versions.
@@ -113,8 +118,15 @@ func (s *Sink) writePage(ctx context.Context, key sink.Key, page sink.Page) (sin
 	if s.hardDeletes {
 		upserts, deletes = sink.SplitDeleted(records)
 	}
+	checkpoint := sink.Checkpoint{Cursor: page.Checkpoint, Owner: page.Owner}
+	if page.Checkpoint != "" {
+		checkpoint.Written = result // no checkpoint: the stored counts stay as they are
+	}
 	now := formatTime(time.Now())
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.checkOwner(ctx, tx, key, page.Owner); err != nil {
+			return err
+		}
 		if err := s.deleteRecords(ctx, tx, key, deletes); err != nil {
 			return err
 		}
@@ -124,9 +136,12 @@ func (s *Sink) writePage(ctx context.Context, key sink.Key, page sink.Page) (sin
 		if err := s.upsertQuarantined(ctx, tx, key, prepared.Quarantined, now); err != nil {
 			return err
 		}
-		return s.upsertCheckpoint(ctx, tx, key, sink.Checkpoint{Cursor: page.Checkpoint, Written: result}, now)
+		return s.upsertCheckpoint(ctx, tx, key, checkpoint, now)
 	})
-	return result, classify(err)
+	if err != nil {
+		return sink.WriteResult{}, classify(err)
+	}
+	return result, nil
 }
 
 func (s *Sink) upsertRecords(ctx context.Context, tx *sql.Tx, key sink.Key, records []sink.Record, now string) error {
@@ -195,14 +210,12 @@ func (s *Sink) upsertQuarantined(ctx context.Context, tx *sql.Tx, key sink.Key, 
 	return nil
 }
 
-// upsertCheckpoint stores c.Cursor and adds c.Written to the stored counts.
+// upsertCheckpoint stores c.Cursor unless it is empty, adds c.Written to the stored counts
+// and makes c.Owner the owner.
 func (s *Sink) upsertCheckpoint(ctx context.Context, tx *sql.Tx, key sink.Key, c sink.Checkpoint, now string) error {
-	if c.Cursor == "" {
-		return nil
-	}
 	_, err := tx.ExecContext(ctx, fmt.Sprintf(upsertCheckpoint, s.checkpoints),
 		s.tableName, key.ProviderConfigKey, key.ConnectionID, key.Model, key.Variant, c.Cursor,
-		c.Written.Added, c.Written.Updated, c.Written.Deleted, now)
+		c.Written.Added, c.Written.Updated, c.Written.Deleted, now, c.Owner.UID, c.Owner.Name)
 	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}

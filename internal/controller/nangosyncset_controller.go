@@ -29,6 +29,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -328,29 +329,52 @@ func (r *NangoSyncSetReconciler) applyDesired(ctx context.Context, set *syncv1al
 		existing[children[i].Name] = &children[i]
 	}
 	hash := templateHash(set)
-	created := 0
-	var errs []error
+	type pending struct {
+		want       *syncv1alpha1.NangoSync
+		controlled bool
+	}
+	var todo []pending
 	for _, conn := range connections {
 		for _, m := range set.Spec.Models {
 			want := desiredSync(set, conn, m, hash)
 			have, ok := existing[want.Name]
-			if ok && inLine(have, want) {
-				continue
-			}
-			if err := r.apply(ctx, want, ok); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			if !ok {
-				created++
+			if !ok || !inLine(have, want) {
+				todo = append(todo, pending{want, ok})
 			}
 		}
 	}
+	// A new set over thousands of connections applies thousands of NangoSyncs: a few at a
+	// time, as each is one round trip to the API server.
+	var (
+		mu      sync.Mutex
+		created int
+		errs    []error
+		g       errgroup.Group
+	)
+	g.SetLimit(applyConcurrency)
+	for _, p := range todo {
+		g.Go(func() error {
+			err := r.apply(ctx, p.want, p.controlled)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err != nil:
+				errs = append(errs, err)
+			case !p.controlled:
+				created++
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
 	if len(errs) > 0 {
 		return created, fmt.Errorf("apply %d NangoSyncs (first: %w)", len(errs), errs[0])
 	}
 	return created, nil
 }
+
+// applyConcurrency is how many NangoSyncs one reconcile of a set applies at once.
+const applyConcurrency = 8
 
 // apply server-side applies a desired NangoSync with the set's field manager, taking
 // back any field a person changed by hand. A NangoSync of that name that the set does not

@@ -245,9 +245,14 @@ var _ = Describe("NangoSyncSet reconciler", func() {
 
 		By("writing nothing to its NangoSyncs when a discovery finds nothing new")
 		versions := map[string]string{}
-		for _, child := range setChildren(Default, set) {
-			versions[child.Name] = child.ResourceVersion
-		}
+		// First every NangoSync's own sync of the changed spec must be over.
+		Eventually(func(g Gomega) {
+			for _, child := range setChildren(g, set) {
+				g.Expect(child.Status.ObservedGeneration).To(Equal(child.Generation), child.Name)
+				g.Expect(apimetaReady(&child)).To(BeTrue(), child.Name)
+				versions[child.Name] = child.ResourceVersion
+			}
+		}).WithTimeout(30 * time.Second).Should(Succeed())
 		expectHandled(set, wakeSet(set))
 		Consistently(func(g Gomega) {
 			for _, child := range setChildren(g, set) {

@@ -86,6 +86,9 @@ type SyncWebhook struct {
 	// Error and FailedAt are set for a failed run. FailedAt is RFC 3339 as Nango wrote it.
 	Error    *WebhookError `json:"error"`
 	FailedAt string        `json:"failedAt"`
+	// QueryTimeStamp is when a successful run queried the provider (RFC 3339): how recent
+	// the run is.
+	QueryTimeStamp string `json:"queryTimeStamp"`
 }
 
 // AuthWebhook is the body of an auth webhook: a connection was created or re-authorized, or

@@ -54,7 +54,7 @@ func TestParseWebhookReadsSyncAndAuthBodies(t *testing.T) {
 	}{
 		{"sync success", syncSuccessBody, nango.Webhook{Type: "sync", ProviderConfigKey: "hubspot", ConnectionID: "acme",
 			Sync: &nango.SyncWebhook{ConnectionID: "acme", ProviderConfigKey: "hubspot", SyncName: "contacts",
-				SyncVariant: "eu", Model: "Contact", Success: &yes}}},
+				SyncVariant: "eu", Model: "Contact", Success: &yes, QueryTimeStamp: "2026-05-01T10:00:01.000Z"}}},
 		{"sync failure", syncFailureBody, nango.Webhook{Type: "sync", ProviderConfigKey: "hubspot", ConnectionID: "acme",
 			Sync: &nango.SyncWebhook{ConnectionID: "acme", ProviderConfigKey: "hubspot", SyncName: "contacts",
 				Model: "Contact, Deal,,Contact", Success: &no, FailedAt: "2026-05-01T10:00:05.000Z",

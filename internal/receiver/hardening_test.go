@@ -23,6 +23,12 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/types"
+
+	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
 )
 
 // countingReader counts the bytes read from it.
@@ -54,4 +60,69 @@ func TestUnsignedRequestIsRefusedBeforeItsBodyIsRead(t *testing.T) {
 	if got := h.count(typeUnknown, resultUnauthorized); got != 1 {
 		t.Fatalf("counted %v unauthorized", got)
 	}
+}
+
+// TestReplayedWebhooksAreBounded (issue 14, item 15): one valid body replayed in a loop
+// costs each NangoSync at most one annotation patch and one in-process wake per
+// minWakeInterval, the last after the last webhook.
+func TestReplayedWebhooksAreBounded(t *testing.T) {
+	var inProcess atomic.Int32
+	h := newHarness(t, true, func(o *Options) {
+		o.WakeInProcess = func(types.NamespacedName, string) { inProcess.Add(1) }
+	}, fixtures()...)
+	body := encode(t, syncPayload("Deal", "base", true))
+	start := time.Now()
+	for time.Since(start) < 300*time.Millisecond {
+		if code := h.webhook(operatorKey, body); code != http.StatusAccepted {
+			t.Fatalf("status %d", code)
+		}
+	}
+	lastWebhook := time.Now()
+	g := NewWithT(t)
+	g.Eventually(func() int { return len(h.calls.patchesOf(deals)) }).WithTimeout(3 * time.Second).Should(Equal(2))
+	g.Consistently(func() int { return len(h.calls.patchesOf(deals)) }).WithTimeout(DefaultMinWakeInterval + 200*time.Millisecond).Should(Equal(2))
+	g.Expect(h.calls.patchesOf(deals)[1].started).To(BeTemporally(">=", lastWebhook))
+	g.Expect(inProcess.Load()).To(BeNumerically("<=", 1), "in-process wakes within one interval")
+}
+
+// TestStaleRunFailureIsIgnored: a failure webhook replayed after a later successful run,
+// or older than the failure already written, changes nothing.
+func TestStaleRunFailureIsIgnored(t *testing.T) {
+	g := NewWithT(t)
+	h := newHarness(t, true, func(o *Options) { o.MinWakeInterval = time.Millisecond }, fixtures()...)
+	failed := encode(t, syncPayload("Deal", "", false)) // failedAt 10:00:05
+	success := syncPayload("Deal", "base", true)
+	success["queryTimeStamp"] = "2026-05-01T10:05:00.000Z"
+
+	g.Expect(h.webhook(operatorKey, failed)).To(Equal(http.StatusAccepted))
+	g.Eventually(func() map[string]string { return h.annotations(deals) }).Should(HaveKey(syncv1alpha1.NangoRunFailureAnnotation))
+	g.Expect(h.webhook(operatorKey, encode(t, success))).To(Equal(http.StatusAccepted))
+	g.Eventually(func() map[string]string { return h.annotations(deals) }).ShouldNot(HaveKey(syncv1alpha1.NangoRunFailureAnnotation))
+	patches := len(h.calls.patchesOf(deals))
+
+	g.Expect(h.webhook(operatorKey, failed)).To(Equal(http.StatusAccepted)) // replayed
+	g.Consistently(func() map[string]string { return h.annotations(deals) }).WithTimeout(300*time.Millisecond).
+		ShouldNot(HaveKey(syncv1alpha1.NangoRunFailureAnnotation), "a replayed old failure was written again")
+	g.Expect(h.calls.patchesOf(deals)).To(HaveLen(patches))
+}
+
+// TestOperatorKeyWritesNoRunStateOnNangoSyncsWithTheirOwnKey: a NangoSync that names its
+// own signing key belongs to another Nango environment: a webhook the operator's key
+// verifies may wake it (a hint), but never writes a run failure onto it, nor clears one.
+func TestOperatorKeyWritesNoRunStateOnNangoSyncsWithTheirOwnKey(t *testing.T) {
+	g := NewWithT(t)
+	h := newHarness(t, true, func(o *Options) { o.MinWakeInterval = time.Millisecond }, fixtures()...)
+	failed := encode(t, syncPayload("Contact", "", false))
+	g.Expect(h.webhook(operatorKey, failed)).To(Equal(http.StatusAccepted))
+	g.Eventually(func() map[string]string { return h.annotations(contacts) }).Should(HaveKey(syncv1alpha1.NangoRunFailureAnnotation))
+	g.Consistently(func() map[string]string { return h.annotations(ownKey) }).WithTimeout(200 * time.Millisecond).
+		ShouldNot(HaveKey(syncv1alpha1.NangoRunFailureAnnotation))
+
+	g.Expect(h.webhook(teamKey, failed)).To(Equal(http.StatusAccepted)) // its own environment's failure
+	g.Eventually(func() map[string]string { return h.annotations(ownKey) }).Should(HaveKey(syncv1alpha1.NangoRunFailureAnnotation))
+	success := syncPayload("Contact", "base", true)
+	success["queryTimeStamp"] = "2026-05-01T11:00:00.000Z"
+	g.Expect(h.webhook(operatorKey, encode(t, success))).To(Equal(http.StatusAccepted))
+	g.Eventually(func() map[string]string { return h.annotations(ownKey) }).Should(HaveKey(syncv1alpha1.RequestedAtAnnotation), "still woken")
+	g.Expect(h.annotations(ownKey)).To(HaveKey(syncv1alpha1.NangoRunFailureAnnotation), "another environment's success cleared it")
 }

@@ -57,6 +57,11 @@ const (
 	DefaultKeyRefreshInterval = time.Second
 	DefaultWorkers            = 4
 	DefaultQueueSize          = 1024
+	// DefaultMinWakeInterval is the least time between two wakes of one NangoSync. Nango
+	// runs a sync at most every few minutes, so a second is no delay for real webhooks,
+	// while a replayed one costs each NangoSync at most one patch and one in-process wake a
+	// second (the last one after the last webhook, so no records are missed).
+	DefaultMinWakeInterval = time.Second
 	// verifyTimeout bounds the reads (Secrets, the cache) done before a webhook is answered.
 	verifyTimeout = 5 * time.Second
 )
@@ -96,6 +101,9 @@ type Options struct {
 	// Workers write wakes; QueueSize bounds the NangoSyncs waiting for one.
 	Workers   int
 	QueueSize int
+	// MinWakeInterval is the least time between two wakes (annotation patches, in-process
+	// wakes) of one NangoSync.
+	MinWakeInterval time.Duration
 	// WakeInProcess, when set, is called for each NangoSync a verified webhook wakes, with
 	// the requested-at value its annotation patch will carry, before that patch is
 	// written: the controller of this replica, if it runs here, can start at once.
@@ -111,6 +119,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.QueueSize <= 0 {
 		o.QueueSize = DefaultQueueSize
+	}
+	if o.MinWakeInterval <= 0 {
+		o.MinWakeInterval = DefaultMinWakeInterval
 	}
 	return o
 }
@@ -144,7 +155,7 @@ func New(opts Options) (*Receiver, error) {
 		signingSecret:        opts.SigningSecret,
 		allowLegacySignature: opts.AllowLegacySignature,
 		keys:                 &keyCache{secrets: opts.Secrets, minRefresh: opts.KeyRefreshInterval},
-		waker:                newWaker(opts.Client, opts.Workers, opts.QueueSize, m, opts.Log),
+		waker:                newWaker(opts.Client, opts.Workers, opts.QueueSize, m, opts.Log).throttled(opts.MinWakeInterval),
 		setWaker:             newSetWaker(opts.Client, opts.Workers, opts.QueueSize, m, opts.Log),
 		wakeInProcess:        opts.WakeInProcess,
 		metrics:              m,
@@ -204,7 +215,7 @@ func (r *Receiver) receive(w http.ResponseWriter, req *http.Request, arrived tim
 	if wh.Auth != nil {
 		return r.actOnAuth(wh, targets, arrived)
 	}
-	return r.act(wh, targets.syncs, arrived)
+	return r.act(wh, targets, arrived)
 }
 
 // read checks the path, method and signature headers, then reads the body (at most
@@ -259,13 +270,13 @@ func (r *Receiver) verify(ctx context.Context, req *http.Request, sigs nango.Web
 				"cannot read NangoSyncs now; retry later"}
 		}
 	}
-	targets, keyErr := r.verifiedTargets(ctx, sigs, body, byOperator, found)
+	targets, sameEnvironment, keyErr := r.verifiedTargets(ctx, sigs, body, byOperator, found)
 	sets, setErr := r.verifiedSets(ctx, sigs, body, byOperator, wh)
 	if !byOperator && len(targets) == 0 && len(sets) == 0 {
 		refused := r.refuse(req, errors.Join(operatorErr, keyErr, setErr))
 		return nango.Webhook{}, wakeTargets{}, &refused
 	}
-	return wh, wakeTargets{syncs: targets, sets: sets}, nil
+	return wh, wakeTargets{syncs: targets, sets: sets, sameEnvironment: sameEnvironment}, nil
 }
 
 func unauthorized() answer {
@@ -292,31 +303,39 @@ func (r *Receiver) verifiedByOperator(ctx context.Context, sigs nango.WebhookSig
 }
 
 // verifiedTargets are the NangoSyncs among found that the webhook may wake: all of them
-// when the operator's key verified it, else those whose own signing key did.
+// when the operator's key verified it, else those whose own signing key did. The second
+// answer holds those of the webhook's own environment: whose own key verified it, or, for
+// those that name no key, the operator's.
 func (r *Receiver) verifiedTargets(ctx context.Context, sigs nango.WebhookSignatures, body []byte, byOperator bool,
-	found []syncv1alpha1.NangoSync) ([]types.NamespacedName, error) {
+	found []syncv1alpha1.NangoSync) ([]types.NamespacedName, map[types.NamespacedName]bool, error) {
 	targets := make([]types.NamespacedName, 0, len(found))
+	sameEnvironment := make(map[types.NamespacedName]bool, len(found))
 	verdicts := map[keySource]bool{} // NangoSyncs often share a Secret: verify once per key
 	var errs []error
 	for i := range found {
 		nsync := &found[i]
-		verified := byOperator
-		if source, ok := signingKeyOf(nsync); ok && !verified {
+		source, ownKey := signingKeyOf(nsync)
+		byOwnKey := false
+		if ownKey {
 			var seen bool
-			if verified, seen = verdicts[source]; !seen {
+			if byOwnKey, seen = verdicts[source]; !seen {
 				var err error
-				verified, err = r.keys.verify(ctx, source, sigs, body)
+				byOwnKey, err = r.keys.verify(ctx, source, sigs, body)
 				if err != nil {
 					errs = append(errs, err)
 				}
-				verdicts[source] = verified
+				verdicts[source] = byOwnKey
 			}
 		}
-		if verified {
-			targets = append(targets, client.ObjectKeyFromObject(nsync))
+		key := client.ObjectKeyFromObject(nsync)
+		if byOperator || byOwnKey {
+			targets = append(targets, key)
+		}
+		if byOwnKey || (!ownKey && byOperator) {
+			sameEnvironment[key] = true
 		}
 	}
-	return targets, errors.Join(errs...)
+	return targets, sameEnvironment, errors.Join(errs...)
 }
 
 // signingKeyOf is where a NangoSync's own signing key is, if it names one.
@@ -329,7 +348,13 @@ func signingKeyOf(nsync *syncv1alpha1.NangoSync) (keySource, bool) {
 }
 
 // act queues what a verified webhook asks of its NangoSyncs and answers 202.
-func (r *Receiver) act(wh nango.Webhook, targets []types.NamespacedName, arrived time.Time) answer {
+//
+// A run's state (a failure, or a success that clears one) is written only onto the
+// NangoSyncs of the webhook's own environment, and only when the run is newer than the
+// last one the receiver wrote for them: a replayed old webhook changes nothing. A
+// successful run wakes every target, stale or not, at most once per MinWakeInterval.
+func (r *Receiver) act(wh nango.Webhook, all wakeTargets, arrived time.Time) answer {
+	targets := all.syncs
 	webhookType := labelType(wh.Type)
 	accepted := func(result string) answer {
 		return answer{http.StatusAccepted, webhookType, result, "accepted"}
@@ -343,9 +368,11 @@ func (r *Receiver) act(wh nango.Webhook, targets []types.NamespacedName, arrived
 			"providerConfigKey", wh.ProviderConfigKey, "connectionId", wh.ConnectionID, "model", run.Model, "variant", run.Variant())
 		return accepted(resultNoMatch)
 	case run.Succeeded():
+		at := runTime(run.QueryTimeStamp, arrived)
 		for _, key := range targets {
-			r.waker.add(key, func(work *wakeWork) { work.mergeSuccess(arrived) })
-			if r.wakeInProcess != nil {
+			clear := all.sameEnvironment[key] && r.waker.newerRun(key, at)
+			r.waker.add(key, func(work *wakeWork) { work.mergeSuccess(arrived, clear) })
+			if r.wakeInProcess != nil && r.waker.inProcessDue(key) {
 				r.wakeInProcess(key, requestedAtValue(arrived))
 			}
 		}
@@ -353,10 +380,20 @@ func (r *Receiver) act(wh nango.Webhook, targets []types.NamespacedName, arrived
 		return accepted(resultWake)
 	default:
 		failure := runFailure(run, arrived)
+		at := runTime(failure.FailedAt, arrived)
+		written := make([]types.NamespacedName, 0, len(targets))
 		for _, key := range targets {
-			r.waker.add(key, func(work *wakeWork) { work.mergeFailure(arrived, failure) })
+			if all.sameEnvironment[key] && r.waker.newerRun(key, at) {
+				r.waker.add(key, func(work *wakeWork) { work.mergeFailure(arrived, failure) })
+				written = append(written, key)
+			}
 		}
-		r.log.Info("Nango reports that its sync run failed", "nangosyncs", targets,
+		if len(written) == 0 {
+			r.log.V(1).Info("ignored a failed run older than the last run written, or of another environment",
+				"nangosyncs", targets, "failedAt", failure.FailedAt)
+			return accepted(resultIgnored)
+		}
+		r.log.Info("Nango reports that its sync run failed", "nangosyncs", written,
 			"syncName", failure.SyncName, "errorType", failure.Type)
 		return accepted(resultRunFailed)
 	}

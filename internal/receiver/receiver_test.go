@@ -295,7 +295,8 @@ func TestInProcessWakeGoesBeforeThePatchWithItsValue(t *testing.T) {
 	g.Expect(woken()).To(HaveLen(2), By) // before the 202, so before any patch
 	for _, key := range []types.NamespacedName{contacts, ownKey} {
 		g.Expect(woken()).To(HaveKeyWithValue(key, Not(BeEmpty())), By)
-		g.Eventually(func() map[string]string { return h.annotations(key) }).
+		// The failure's patch went first: this one waits for DefaultMinWakeInterval.
+		g.Eventually(func() map[string]string { return h.annotations(key) }).WithTimeout(3*time.Second).
 			Should(HaveKeyWithValue(syncv1alpha1.RequestedAtAnnotation, woken()[key]), By)
 	}
 }
@@ -309,7 +310,11 @@ func TestFailedRunIsAnnotatedAndWakesNothing(t *testing.T) {
 
 	g.Expect(h.webhook(operatorKey, encode(t, failed))).To(Equal(http.StatusAccepted))
 	g.Expect(h.count("sync", resultRunFailed)).To(Equal(1.0))
-	for _, key := range []types.NamespacedName{contacts, deals, ownKey} {
+	// ownKey names its own signing key: it belongs to another Nango environment, whose
+	// failures the operator's key does not speak for (issue 14, item 15).
+	g.Consistently(func() map[string]string { return h.annotations(ownKey) }).WithTimeout(100 * time.Millisecond).
+		ShouldNot(HaveKey(syncv1alpha1.NangoRunFailureAnnotation))
+	for _, key := range []types.NamespacedName{contacts, deals} {
 		g.Eventually(func() map[string]string { return h.annotations(key) }).
 			Should(HaveKey(syncv1alpha1.NangoRunFailureAnnotation), "%s was not told of the failed run", key)
 		annotations := h.annotations(key)
@@ -325,9 +330,11 @@ func TestFailedRunIsAnnotatedAndWakesNothing(t *testing.T) {
 	}
 	g.Expect(h.annotations(variant)).NotTo(HaveKey(syncv1alpha1.NangoRunFailureAnnotation), "the eu variant did not fail")
 
-	By := "a successful run removes the failure and wakes the NangoSync"
-	g.Expect(h.webhook(operatorKey, encode(t, syncPayload("Contact", "base", true)))).To(Equal(http.StatusAccepted))
-	g.Eventually(func() map[string]string { return h.annotations(contacts) }).Should(And(
+	By := "a later successful run removes the failure and wakes the NangoSync"
+	later := syncPayload("Contact", "base", true)
+	later["queryTimeStamp"] = "2026-05-01T10:05:00.000Z"
+	g.Expect(h.webhook(operatorKey, encode(t, later))).To(Equal(http.StatusAccepted))
+	g.Eventually(func() map[string]string { return h.annotations(contacts) }).WithTimeout(3*time.Second).Should(And(
 		HaveKey(syncv1alpha1.RequestedAtAnnotation), Not(HaveKey(syncv1alpha1.NangoRunFailureAnnotation))), By)
 	g.Expect(h.annotations(deals)).To(HaveKey(syncv1alpha1.NangoRunFailureAnnotation), "Deal's run has not succeeded yet")
 }

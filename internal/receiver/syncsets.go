@@ -57,6 +57,10 @@ func indexSetIntegration(obj client.Object) []string {
 type wakeTargets struct {
 	syncs []types.NamespacedName
 	sets  []types.NamespacedName
+	// sameEnvironment holds the syncs the webhook's own Nango environment signed for: a
+	// NangoSync's own signing key verified it, or the operator's key for a NangoSync that
+	// names none. Only they take run state (failures, and their clearing) from it.
+	sameEnvironment map[types.NamespacedName]bool
 }
 
 // newSetWaker writes the wakes of NangoSyncSets: a new requested-at value, which the set
@@ -145,7 +149,7 @@ func (r *Receiver) actOnAuth(wh nango.Webhook, targets wakeTargets, arrived time
 			return accepted(resultIgnored)
 		}
 		for _, key := range targets.sets {
-			r.setWaker.add(key, func(work *wakeWork) { work.mergeSuccess(arrived) })
+			r.setWaker.add(key, func(work *wakeWork) { work.mergeSuccess(arrived, true) })
 		}
 		r.log.V(1).Info("waking NangoSyncSets for a new connection", "nangosyncsets", targets.sets,
 			"providerConfigKey", wh.ProviderConfigKey, "connectionId", wh.ConnectionID, "operation", auth.Operation)

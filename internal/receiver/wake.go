@@ -70,12 +70,17 @@ func (w *wakeWork) empty() bool {
 }
 
 // mergeSuccess adds a successful run that arrived at arrived.
-func (w *wakeWork) mergeSuccess(arrived time.Time) {
+// clear says whether it also clears a failed run: it is newer and of the NangoSync's own
+// environment.
+func (w *wakeWork) mergeSuccess(arrived time.Time, clear bool) {
 	w.noteArrival(arrived)
 	if arrived.After(w.requestedAt) {
 		w.requestedAt = arrived
 	}
-	w.wake, w.failure, w.clearFailure = true, nil, true
+	w.wake = true
+	if clear {
+		w.failure, w.clearFailure = nil, true
+	}
 }
 
 // mergeFailure adds a failed run.
@@ -106,9 +111,114 @@ type waker struct {
 	log     logr.Logger
 	now     func() time.Time
 
+	// minInterval is the least time between two patches, or two in-process wakes, of one
+	// object; 0 for none.
+	minInterval time.Duration
+
 	mu sync.Mutex
 	// pending holds the work of every NangoSync that is queued or being written.
 	pending map[types.NamespacedName]*wakeWork
+	// recent holds when each object was last woken, and its latest run written.
+	recent map[types.NamespacedName]*wakeHistory
+}
+
+// wakeHistory is what the waker remembers of one object, in this process only: after a
+// restart, or on another replica, a replayed webhook can act once more.
+type wakeHistory struct {
+	written, inProcess, lastRun time.Time
+}
+
+// maxRecent bounds the histories kept; beyond it those untouched for an hour go.
+const maxRecent = 1 << 16
+
+// throttled sets the least time between two wakes of one object.
+func (w *waker) throttled(minInterval time.Duration) *waker {
+	w.minInterval = minInterval
+	return w
+}
+
+// historyLocked answers the history of key, making room when there are too many.
+func (w *waker) historyLocked(key types.NamespacedName) *wakeHistory {
+	h, ok := w.recent[key]
+	if ok {
+		return h
+	}
+	if len(w.recent) >= maxRecent {
+		cutoff := w.now().Add(-time.Hour)
+		for k, old := range w.recent {
+			if old.written.Before(cutoff) && old.inProcess.Before(cutoff) {
+				delete(w.recent, k)
+			}
+		}
+	}
+	h = &wakeHistory{}
+	w.recent[key] = h
+	return h
+}
+
+// newerRun reports whether a run at at is newer than the last one written for key, and
+// if so remembers it.
+func (w *waker) newerRun(key types.NamespacedName, at time.Time) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	h := w.historyLocked(key)
+	if !at.After(h.lastRun) {
+		return false
+	}
+	h.lastRun = at
+	return true
+}
+
+// inProcessDue reports whether key may be woken in-process now, and if so remembers it.
+// A wake skipped here is not lost: the annotation patch that follows carries it.
+func (w *waker) inProcessDue(key types.NamespacedName) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	h := w.historyLocked(key)
+	now := w.now()
+	if w.minInterval > 0 && now.Sub(h.inProcess) < w.minInterval {
+		return false
+	}
+	h.inProcess = now
+	return true
+}
+
+// patchWait answers how long key's next patch must wait for minInterval.
+func (w *waker) patchWait(key types.NamespacedName) time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.minInterval <= 0 {
+		return 0
+	}
+	return w.minInterval - w.now().Sub(w.historyLocked(key).written)
+}
+
+// noteWritten remembers that a patch of key started now.
+func (w *waker) noteWritten(key types.NamespacedName, at time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.historyLocked(key).written = at
+}
+
+// requeue queues key again after its wait; its work stays pending meanwhile, so webhooks
+// merge into it. With the queue full the work is dropped and counted.
+func (w *waker) requeue(key types.NamespacedName) {
+	select {
+	case w.queue <- key:
+	default:
+		w.mu.Lock()
+		delete(w.pending, key)
+		w.mu.Unlock()
+		w.metrics.wakesDropped.Inc()
+	}
+}
+
+// runTime reads an RFC 3339 time a webhook gives for its run, else arrived.
+func runTime(value string, arrived time.Time) time.Time {
+	if t, err := time.Parse(time.RFC3339Nano, value); err == nil {
+		return t
+	}
+	return arrived
 }
 
 func newWaker(c client.Client, workers, queueSize int, m *metrics, log logr.Logger) *waker {
@@ -124,6 +234,7 @@ func newWaker(c client.Client, workers, queueSize int, m *metrics, log logr.Logg
 		log:     log,
 		now:     time.Now,
 		pending: map[types.NamespacedName]*wakeWork{},
+		recent:  map[types.NamespacedName]*wakeHistory{},
 	}
 }
 
@@ -184,10 +295,17 @@ func (w *waker) run(ctx context.Context) {
 // drain writes the work of key, then the work that arrived meanwhile, until none is left.
 func (w *waker) drain(ctx context.Context, key types.NamespacedName) {
 	for ctx.Err() == nil {
+		if wait := w.patchWait(key); wait > 0 {
+			// Too soon after the last patch: write what is pending, and all that merges
+			// into it meanwhile, once the interval is over, without holding a worker.
+			time.AfterFunc(wait, func() { w.requeue(key) })
+			return
+		}
 		work, ok := w.take(key)
 		if !ok {
 			return
 		}
+		w.noteWritten(key, w.now())
 		if err := w.write(ctx, key, work); err != nil {
 			w.log.Error(err, "could not wake; the interval takes over", "kind", w.kind, "object", key)
 			continue

@@ -20,6 +20,9 @@ CONTROLLER_TOOLS_VERSION ?= v0.23.0
 KUSTOMIZE_VERSION ?= v5.8.0
 GOLANGCI_LINT_VERSION ?= v2.15.0
 HELM_VERSION ?= v3.22.0
+# promtool tests the chart's alert rules; it comes with Prometheus, whose Go module versions
+# are v0.<minor>.<patch> for Prometheus 3.<minor>.<patch>.
+PROMTOOL_VERSION ?= v0.316.0
 
 # Get the currently used golang install path (in GOPATH/bin, unless GOBIN is set)
 ifeq (,$(shell go env GOBIN))
@@ -68,12 +71,17 @@ vet: ## Run go vet against code.
 lint: golangci-lint ## Run golangci-lint.
 	"$(GOLANGCI_LINT)" run
 
+.PHONY: test-alerts
+test-alerts: promtool ## Check the chart's alert rules and run their tests (promtool test rules).
+	"$(PROMTOOL)" check rules "$(CHART_DIR)/files/alerts.yaml"
+	"$(PROMTOOL)" test rules "$(CHART_DIR)/files/alerts_test.yaml"
+
 .PHONY: lint-fix
 lint-fix: golangci-lint ## Run golangci-lint and fix what it can.
 	"$(GOLANGCI_LINT)" run --fix
 
 .PHONY: test
-test: verify-generated vet lint setup-envtest setup-postgres helm kustomize ## Check generated files, vet, lint, then run every test against a real API server and PostgreSQL.
+test: verify-generated vet lint test-alerts setup-envtest setup-postgres helm kustomize ## Check generated files, vet, lint, the chart's alert rules, then run every test against a real API server and PostgreSQL.
 	KUBEBUILDER_ASSETS="$(KUBEBUILDER_ASSETS)" go test ./... -count=1 -coverprofile cover.out
 	$(MAKE) fuzz
 
@@ -243,6 +251,7 @@ KUSTOMIZE ?= $(LOCALBIN)/kustomize
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
 HELM ?= $(LOCALBIN)/helm
+PROMTOOL ?= $(LOCALBIN)/promtool
 
 # KUBEBUILDER_ASSETS holds etcd, kube-apiserver and kubectl for envtest. A value from the
 # environment is honoured; by default they are built once per version into a per-user cache
@@ -272,6 +281,11 @@ $(KUSTOMIZE): $(LOCALBIN)
 helm: $(HELM) ## Build helm locally if necessary.
 $(HELM): $(LOCALBIN)
 	$(call go-install-tool,$(HELM),helm.sh/helm/v3/cmd/helm,$(HELM_VERSION))
+
+.PHONY: promtool
+promtool: $(PROMTOOL) ## Build promtool locally if necessary.
+$(PROMTOOL): $(LOCALBIN)
+	$(call go-install-tool,$(PROMTOOL),github.com/prometheus/prometheus/cmd/promtool,$(PROMTOOL_VERSION))
 
 .PHONY: golangci-lint
 golangci-lint: $(GOLANGCI_LINT) ## Download golangci-lint locally if necessary.

@@ -18,6 +18,7 @@ package controller
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -218,4 +219,40 @@ nango_operator_sync_lag_seconds{name="a",namespace="ns"} 600
 		"nango_operator_sync_lag_seconds"); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestMetricsCardinalityAt10000 measures the per-NangoSync series of 10,000 NangoSyncs and
+// their scrape (docs/benchmarks.md, "Metrics at 10,000 NangoSyncs").
+func TestMetricsCardinalityAt10000(t *testing.T) {
+	registry := prometheus.NewRegistry()
+	m, err := newMetrics(registry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const syncs = 10000
+	now := metav1.Now()
+	for i := range syncs {
+		nsync := &syncv1alpha1.NangoSync{ObjectMeta: metav1.ObjectMeta{Namespace: fmt.Sprintf("team-%d", i%50),
+			Name: fmt.Sprintf("acme-%05d-hubspot-contacts", i), CreationTimestamp: now}}
+		nsync.Status.NewestRecordTime = &now
+		nsync.Status.Conditions = []metav1.Condition{{Type: syncv1alpha1.ReadyCondition, Status: metav1.ConditionTrue,
+			Reason: syncv1alpha1.SyncedReason}}
+		m.observe(nsync)
+	}
+	if n := testutil.CollectAndCount(m); n != 5*syncs {
+		t.Fatalf("%d per-NangoSync series for %d NangoSyncs, want 5 each", n, syncs)
+	}
+	server := httptest.NewServer(promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
+	defer server.Close()
+	start := time.Now()
+	resp, err := http.Get(server.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d NangoSyncs: %d series, scrape of %d bytes in %s", syncs, 5*syncs, len(body), time.Since(start))
 }

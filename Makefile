@@ -55,8 +55,12 @@ manifests: controller-gen ## Generate the CRD and the ClusterRole from the Go ma
 generate: controller-gen ## Generate DeepCopy methods from the API types.
 	"$(CONTROLLER_GEN)" object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
 
+.PHONY: api-docs
+api-docs: manifests ## Write docs/api.md, the API reference, from the CRDs generated out of the Go types.
+	go run ./hack/apidocs config/crd/bases docs/api.md
+
 .PHONY: verify-generated
-verify-generated: controller-gen ## Fail when the generated CRD, RBAC or DeepCopy files are stale.
+verify-generated: controller-gen ## Fail when the generated CRD, RBAC, DeepCopy files or docs/api.md are stale.
 	hack/verify-generated.sh "$(MAKE)"
 
 .PHONY: fmt

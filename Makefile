@@ -48,16 +48,13 @@ help: ## Display this help.
 ##@ Development
 
 .PHONY: manifests
-manifests: controller-gen ## Generate the CRD and the ClusterRole from the Go markers.
+manifests: controller-gen ## Generate the CRDs, the ClusterRole and docs/api.md from the Go markers and comments.
 	"$(CONTROLLER_GEN)" rbac:roleName=manager-role crd paths="./api/..." paths="./internal/controller/..." output:crd:artifacts:config=config/crd/bases
+	go run ./hack/apidocs config/crd/bases docs/api.md
 
 .PHONY: generate
 generate: controller-gen ## Generate DeepCopy methods from the API types.
 	"$(CONTROLLER_GEN)" object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
-
-.PHONY: api-docs
-api-docs: manifests ## Write docs/api.md, the API reference, from the CRDs generated out of the Go types.
-	go run ./hack/apidocs config/crd/bases docs/api.md
 
 .PHONY: verify-generated
 verify-generated: controller-gen ## Fail when the generated CRD, RBAC, DeepCopy files or docs/api.md are stale.

@@ -12,7 +12,7 @@ generated() {
 }
 
 before=$(generated)
-"$make" --no-print-directory manifests generate api-docs >/dev/null
+"$make" --no-print-directory manifests generate >/dev/null
 after=$(generated)
 
 if [ "$before" != "$after" ]; then

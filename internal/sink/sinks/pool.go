@@ -21,12 +21,17 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/singleflight"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/nango-operator/nango-operator/internal/sink"
 )
+
+// maxOpenTime bounds an open that several syncs may wait on. The drivers bound their own
+// connects and calls well within it; this only keeps a stuck open from living forever.
+const maxOpenTime = 2 * time.Minute
 
 // Opener opens the sink of a Target. Pools use Target.Open unless told otherwise; a test
 // passes one that wraps the sinks it opens (to inject a fault after a commit, say).
@@ -85,13 +90,17 @@ func (p *Pool) Get(ctx context.Context, user types.NamespacedName, target Target
 	if snk, ok := p.use(user, target.ID); ok {
 		return snk, nil
 	}
-	_, err, _ := p.opening.Do(target.ID, func() (any, error) {
+	opened := p.opening.DoChan(target.ID, func() (any, error) {
 		p.mu.Lock()
 		_, ok := p.open[target.ID]
 		p.mu.Unlock()
 		if ok {
 			return nil, nil // opened by a call that ended just before this one began
 		}
+		// Every sync that asks for this sink meanwhile waits on this open: no one caller's
+		// context may end it for the others.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), maxOpenTime)
+		defer cancel()
 		snk, err := p.opener(ctx, target)
 		if err != nil {
 			return nil, err
@@ -101,8 +110,13 @@ func (p *Pool) Get(ctx context.Context, user types.NamespacedName, target Target
 		p.open[target.ID] = &sharedSink{Sink: snk}
 		return nil, nil
 	})
-	if err != nil {
-		return nil, err
+	select {
+	case result := <-opened:
+		if result.Err != nil {
+			return nil, result.Err
+		}
+	case <-ctx.Done():
+		return nil, fmt.Errorf("open sink %s: %w", target.Name, ctx.Err())
 	}
 	snk, ok := p.use(user, target.ID)
 	if !ok {

@@ -18,6 +18,7 @@ package sinks
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -162,5 +163,45 @@ func TestPoolClosesASinkWhenItsLastUserLeaves(t *testing.T) {
 	}
 	if opened["new"].closed.Load() != 1 || opened["old"].closed.Load() != 1 || old.closed.Load() != 1 {
 		t.Fatal("Close did not close every open sink exactly once")
+	}
+}
+
+func TestPoolOpenOutlivesTheCallerThatStartedIt(t *testing.T) {
+	pool := NewPool(nil)
+	t.Cleanup(func() { _ = pool.Close() })
+	release := make(chan struct{})
+	openCtx := make(chan context.Context, 1)
+	var opens atomic.Int32
+	slow := Target{ID: "slow", Name: "slow", open: func(ctx context.Context) (sink.Sink, error) {
+		opens.Add(1)
+		openCtx <- ctx
+		select {
+		case <-release:
+			return openTestSink(t), nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}}
+
+	first, cancelFirst := context.WithCancel(context.Background())
+	firstErr := make(chan error, 1)
+	go func() {
+		_, err := pool.Get(first, types.NamespacedName{Namespace: "ns", Name: "first"}, slow)
+		firstErr <- err
+	}()
+	ctx := <-openCtx
+	cancelFirst()
+	if err := <-firstErr; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the cancelled caller got %v, want its own cancellation at once", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("the open, which other syncs may be waiting on, was cancelled with the caller that started it: %v", ctx.Err())
+	}
+	close(release)
+	if _, err := pool.Get(context.Background(), types.NamespacedName{Namespace: "ns", Name: "second"}, slow); err != nil {
+		t.Fatalf("Get after the open finished: %v", err)
+	}
+	if n := opens.Load(); n != 1 {
+		t.Fatalf("opened %d times, want once", n)
 	}
 }

@@ -69,6 +69,8 @@ type faultHook struct {
 	onFire func()
 	// deleteFailures is how many more DeleteCheckpoint calls fail, by data set.
 	deleteFailures map[sink.Key]int
+	// checkpointDeletes counts the DeleteCheckpoint calls of the sinks the reconciler uses.
+	checkpointDeletes atomic.Int64
 }
 
 // failDeleteCheckpoint makes the next times DeleteCheckpoint calls of key fail.
@@ -136,6 +138,7 @@ func (c *crashAfterCommit) WritePage(ctx context.Context, key sink.Key, page sin
 }
 
 func (c *crashAfterCommit) DeleteCheckpoint(ctx context.Context, key sink.Key, owner sink.Owner) error {
+	c.hook.checkpointDeletes.Add(1)
 	if c.hook.deleteFails(key) {
 		return fmt.Errorf("delete checkpoint of %s: %w", key, sink.ErrUnavailable)
 	}

@@ -157,6 +157,9 @@ func (o *options) bindFlags(fs *flag.FlagSet) {
 		"Records one sync reads (in whole pages) before it lets the others go first; it carries on right after.")
 	fs.DurationVar(&o.reconciler.MaxTimePerReconcile, "max-time-per-reconcile", controller.DefaultMaxTimePerReconcile,
 		"Time one sync spends before it lets the others go first; it carries on right after.")
+	fs.Float64Var(&o.reconciler.RetentionRiskShare, "retention-risk-share", controller.DefaultRetentionRiskShare,
+		"The share (0 to 1] of Nango's 30-day retention window after which a NangoSync that does not sync "+
+			"(suspended or failing) gets RetentionRisk=True and a Warning event.")
 	fs.DurationVar(&o.reconciler.NangoHealthInterval, "nango-health-interval", controller.DefaultNangoHealthInterval,
 		"How often Nango is asked (GET /sync/status, once per integration) how the syncs NangoSyncs name in spec.syncName run.")
 	fs.DurationVar(&o.reconciler.ReconcileTimeout, "reconcile-timeout", controller.DefaultReconcileTimeout,
@@ -181,6 +184,9 @@ func (o *options) bindFlags(fs *flag.FlagSet) {
 func (o *options) validate() error {
 	if _, err := nango.ParseBaseURL(o.defaultNangoURL); err != nil {
 		return fmt.Errorf("--nango-url %w", err)
+	}
+	if share := o.reconciler.RetentionRiskShare; share <= 0 || share > 1 {
+		return fmt.Errorf("--retention-risk-share %g must be more than 0 and at most 1", share)
 	}
 	if o.reconciler.ReconcileTimeout <= o.reconciler.MaxTimePerReconcile {
 		return fmt.Errorf("--reconcile-timeout %s must be longer than --max-time-per-reconcile %s",

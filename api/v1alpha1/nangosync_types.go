@@ -86,6 +86,13 @@ const (
 	// with what Nango has. Its reason is Nango's error type, or its run state (ERROR,
 	// PAUSED, STOPPED) when only GET /sync/status told.
 	NangoRunSucceededCondition = "NangoRunSucceeded"
+
+	// RetentionRiskCondition is True while the NangoSync has not synced (suspended, or
+	// failing) for longer than the operator's share (--retention-risk-share, half by
+	// default) of Nango's 30-day window: Nango empties the fields of records not updated
+	// for 30 days and deletes a sync's records after 60 days without a run, so the copy
+	// must sync again before then. Absent otherwise.
+	RetentionRiskCondition = "RetentionRisk"
 )
 
 // Condition reasons. Each names what happened in words a person can act on; the condition
@@ -97,6 +104,10 @@ const (
 	ProgressingReason = "Progressing"
 	// SuspendedReason: spec.suspend is true; nothing is read or written (Ready is False).
 	SuspendedReason = "Suspended"
+	// SuspendedTooLongReason: RetentionRisk of a NangoSync suspended for too long.
+	SuspendedTooLongReason = "SuspendedTooLong"
+	// FailingTooLongReason: RetentionRisk of a NangoSync failing for too long.
+	FailingTooLongReason = "FailingTooLong"
 	// SecretNotFoundReason: a Secret (or a key in it) named by the spec does not exist.
 	SecretNotFoundReason = "SecretNotFound"
 	// UnauthorizedReason: Nango refused the secret key (401) or its scope (403).

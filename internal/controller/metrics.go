@@ -41,7 +41,7 @@ const labelNamespace, labelName = "namespace", "name"
 var (
 	conditionDesc = prometheus.NewDesc("nango_operator_sync_condition",
 		"1 for the current status and reason of a NangoSync's condition (type Ready, NangoRunSucceeded, "+
-			"NangoConnectionAuthorized), "+
+			"NangoConnectionAuthorized, RetentionRisk), "+
 			"one series per NangoSync and type, as Flux's gotk_reconcile_condition. "+
 			`Alert on type="Ready",status="False" with a reason other than Suspended.`,
 		[]string{labelNamespace, labelName, "type", "status", "reason"}, nil)
@@ -66,6 +66,7 @@ var (
 // reason, the others say what Ready cannot. Reconciling and Stalled repeat Ready's reason.
 var exportedConditions = []string{
 	syncv1alpha1.ReadyCondition, syncv1alpha1.NangoRunSucceededCondition, syncv1alpha1.NangoConnectionAuthorizedCondition,
+	syncv1alpha1.RetentionRiskCondition,
 }
 
 // syncSeries is what the per-NangoSync series of one NangoSync show.

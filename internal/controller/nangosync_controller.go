@@ -82,6 +82,9 @@ type Options struct {
 	MaxConcurrentReconciles int
 	// RetryBaseDelay and RetryMaxDelay bound the exponential backoff of failed syncs.
 	RetryBaseDelay, RetryMaxDelay time.Duration
+	// RetentionRiskShare is the share of Nango's 30-day retention window after which a
+	// NangoSync that does not sync gets the RetentionRisk condition (retention.go).
+	RetentionRiskShare float64
 	// NangoHealthInterval is how often Nango is asked, once per integration, how the syncs
 	// that NangoSyncs name in spec.syncName run (health.go).
 	NangoHealthInterval time.Duration
@@ -168,6 +171,10 @@ func (r *NangoSyncReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	// One status patch per reconcile, and none when nothing changed.
 	before := nsync.DeepCopy()
 	defer func() {
+		if wait := r.reflectRetention(nsync, before, time.Now()); wait > 0 && retErr == nil &&
+			(result.RequeueAfter <= 0 || result.RequeueAfter > wait) {
+			result.RequeueAfter = wait // a suspended NangoSync is not requeued otherwise
+		}
 		if err := r.patchStatus(ctx, before, nsync); err != nil {
 			retErr = errors.Join(retErr, err)
 		}
@@ -535,6 +542,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.RetryMaxDelay <= 0 {
 		o.RetryMaxDelay = DefaultRetryMaxDelay
+	}
+	if o.RetentionRiskShare <= 0 || o.RetentionRiskShare > 1 {
+		o.RetentionRiskShare = DefaultRetentionRiskShare
 	}
 	if o.NangoHealthInterval <= 0 {
 		o.NangoHealthInterval = DefaultNangoHealthInterval

@@ -20,6 +20,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -48,5 +51,37 @@ var _ = Describe("NangoSync reconciler against a Nango that misbehaves", func() 
 		Expect(readyMessage(nsync)).To(ContainSubstring(syncv1alpha1.ResyncAnnotation))
 		Expect(requests.Load()).To(BeNumerically("<=", 3), "the reconciler kept asking for the same page")
 		Expect(nsync.Status.Cursor).To(BeEmpty())
+	})
+
+	It("halves the page size while Nango's answers are larger than the client accepts, and still copies every record (item 11)", func() {
+		var mu sync.Mutex
+		var limits []int
+		record := func(id string) map[string]any {
+			return map[string]any{"id": id, "name": id, "_nango_metadata": map[string]any{
+				"first_seen_at": "2026-04-14T18:46:03.097459+00:00", "last_modified_at": "2026-04-14T18:46:03.097459+00:00",
+				"last_action": "ADDED", "deleted_at": nil, "pruned_at": nil,
+				"cursor": base64.StdEncoding.EncodeToString([]byte("2026-04-14T18:46:03.097459+00:00||15ccc805-64d5-4940-a7e0-45fc70499" + id))}}
+		}
+		otherNangoAnswers(func(w http.ResponseWriter, r *http.Request) {
+			limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+			mu.Lock()
+			limits = append(limits, limit)
+			mu.Unlock()
+			page := map[string]any{"records": []any{record("001"), record("002"), record("003")}, "next_cursor": nil}
+			if limit > 200 {
+				// Records of 100 KiB: a page of more than 200 would not fit 17 MiB.
+				page["padding"] = strings.Repeat("x", 17<<20)
+			}
+			_ = json.NewEncoder(w).Encode(page)
+		})
+		nsync := newNangoSyncFor(newDataSet(uniqueName("bigpages"), "Contact"), sqliteSinkSpec("contacts"))
+		nsync.Spec.Nango = &syncv1alpha1.NangoEndpoint{URL: otherNango.URL}
+		create(nsync)
+		expectReason(nsync, metav1.ConditionTrue, syncv1alpha1.SyncedReason)
+		Expect(nsync.Status.Records.Added).To(BeEquivalentTo(3))
+		mu.Lock()
+		defer mu.Unlock()
+		Expect(len(limits)).To(BeNumerically(">=", 4), "asked with limits %v", limits)
+		Expect(limits[:4]).To(Equal([]int{1000, 500, 250, 125}))
 	})
 })

@@ -135,9 +135,14 @@ func (r *NangoSyncReconciler) readPages(ctx context.Context, nangoClient *nango.
 	deadline := time.Now().Add(r.MaxTimePerReconcile)
 	go func() {
 		defer close(out)
+		sizer := newPageSizer(req.Limit)
 		for read := 0; ; {
-			req.Cursor = cursor
+			req.Cursor, req.Limit = cursor, sizer.size
 			f := fetchPage(ctx, nangoClient, req)
+			if f.err != nil && sizer.retrySmaller(ctx, f.err) {
+				continue
+			}
+			sizer.fit()
 			select {
 			case out <- f:
 			case <-ctx.Done():

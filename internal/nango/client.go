@@ -31,8 +31,13 @@ import (
 
 // Defaults of a Client.
 const (
-	defaultRequestTimeout     = 30 * time.Second
-	defaultMaxResponseBytes   = 64 << 20
+	defaultRequestTimeout = 30 * time.Second
+	// defaultMaxResponseBytes bounds one answer. A page of the default 1,000 records is
+	// about a megabyte; one of large records (60 KiB each in a probe) reached 60 MiB, and
+	// the reconciler holds an answer, its converted records and up to two batches read
+	// ahead, which at 64 MiB an answer crashed a pod of 256 MiB. At 16 MiB the worst case
+	// stays near 100 MiB, and a larger answer makes the reconciler halve its page size.
+	defaultMaxResponseBytes   = 16 << 20
 	defaultMaxRateLimitWait   = 30 * time.Second
 	defaultRateLimitRetries   = 5
 	userAgent                 = "nango-operator"

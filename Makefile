@@ -20,6 +20,7 @@ CONTROLLER_TOOLS_VERSION ?= v0.23.0
 KUSTOMIZE_VERSION ?= v5.8.0
 GOLANGCI_LINT_VERSION ?= v2.15.0
 HELM_VERSION ?= v3.22.0
+CYCLONEDX_GOMOD_VERSION ?= v1.10.0
 # promtool tests the chart's alert rules; it comes with Prometheus, whose Go module versions
 # are v0.<minor>.<patch> for Prometheus 3.<minor>.<patch>.
 PROMTOOL_VERSION ?= v0.316.0
@@ -219,6 +220,24 @@ helm-package: helm-crds helm-rbac helm-lint ## Package the chart into dist/.
 	mkdir -p dist
 	"$(HELM)" package "$(CHART_DIR)" -d dist
 
+##@ Release
+
+# Where `make release` writes a release's artefacts.
+RELEASE_DIR ?= $(CURDIR)/dist
+
+.PHONY: release
+release: manifests helm cyclonedx-gomod ## Write a release into RELEASE_DIR (dist/): the image, the chart package, the CRD bundle, the manager's SBOM, SHA256SUMS.
+	rm -rf "$(RELEASE_DIR)"
+	mkdir -p "$(RELEASE_DIR)"
+	$(MAKE) --no-print-directory image IMAGE_DIR="$(RELEASE_DIR)/image"
+	"$(HELM)" package "$(CHART_DIR)" -d "$(RELEASE_DIR)" >/dev/null
+	cat config/crd/bases/*.yaml > "$(RELEASE_DIR)/nango-operator-crds.yaml"
+	@# From the shipped binary's own build information: the modules it was linked with.
+	"$(CYCLONEDX_GOMOD)" bin -json -std -version "v$(VERSION)" -output "$(RELEASE_DIR)/nango-operator-manager.cdx.json" \
+		"$(RELEASE_DIR)/image/binaries/manager-$(subst /,-,$(firstword $(PLATFORMS)))"
+	cd "$(RELEASE_DIR)" && sha256sum image/nango-operator.tar nango-operator-*.tgz nango-operator-crds.yaml nango-operator-manager.cdx.json > SHA256SUMS
+	@echo "release $(VERSION) in $(RELEASE_DIR)"
+
 ##@ Benchmarks
 
 # BENCH_RECORDS overrides the 1,000,000 records of the throughput benchmark; BENCH_OUT names a
@@ -252,6 +271,7 @@ KUSTOMIZE ?= $(LOCALBIN)/kustomize
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
 HELM ?= $(LOCALBIN)/helm
+CYCLONEDX_GOMOD ?= $(LOCALBIN)/cyclonedx-gomod
 PROMTOOL ?= $(LOCALBIN)/promtool
 
 # KUBEBUILDER_ASSETS holds etcd, kube-apiserver and kubectl for envtest. A value from the
@@ -287,6 +307,11 @@ $(HELM): $(LOCALBIN)
 promtool: $(PROMTOOL) ## Build promtool locally if necessary.
 $(PROMTOOL): $(LOCALBIN)
 	$(call go-install-tool,$(PROMTOOL),github.com/prometheus/prometheus/cmd/promtool,$(PROMTOOL_VERSION))
+
+.PHONY: cyclonedx-gomod
+cyclonedx-gomod: $(CYCLONEDX_GOMOD) ## Build cyclonedx-gomod (the SBOM generator) locally if necessary.
+$(CYCLONEDX_GOMOD): $(LOCALBIN)
+	$(call go-install-tool,$(CYCLONEDX_GOMOD),github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod,$(CYCLONEDX_GOMOD_VERSION))
 
 .PHONY: golangci-lint
 golangci-lint: $(GOLANGCI_LINT) ## Download golangci-lint locally if necessary.

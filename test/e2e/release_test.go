@@ -18,14 +18,20 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+
+	"github.com/nango-operator/nango-operator/internal/image"
 )
 
 // repoRoot is the checkout the tests run in.
@@ -85,3 +91,58 @@ var _ = Describe("the release's version", func() {
 		Expect(first).To(And(ContainSubstring(`"version"`), ContainSubstring(`"commit"`), ContainSubstring(`"date"`)))
 	})
 })
+
+var _ = Describe("make release", func() {
+	It("writes the image, the chart, the CRD bundle and the SBOM, and their checksums", func() {
+		dist := filepath.Join(GinkgoT().TempDir(), "dist")
+		// The host's platform only, to keep make test fast; the release itself builds both.
+		runMake("release", "RELEASE_DIR="+dist, "PLATFORMS=linux/"+runtime.GOARCH)
+		sums := string(mustRead(filepath.Join(dist, "SHA256SUMS")))
+		want := []string{
+			"image/nango-operator.tar",
+			"nango-operator-" + chartVersion() + ".tgz",
+			"nango-operator-crds.yaml",
+			"nango-operator-manager.cdx.json",
+		}
+		lines := strings.Split(strings.TrimSpace(sums), "\n")
+		Expect(lines).To(HaveLen(len(want)), sums)
+		for i, line := range lines {
+			sum, file, ok := strings.Cut(line, "  ")
+			Expect(ok).To(BeTrue(), line)
+			Expect(file).To(Equal(want[i]))
+			digest := sha256.Sum256(mustRead(filepath.Join(dist, file)))
+			Expect(sum).To(Equal(hex.EncodeToString(digest[:])), "the checksum of %s", file)
+		}
+
+		crds := parseManifests(string(mustRead(filepath.Join(dist, "nango-operator-crds.yaml"))))
+		Expect(kindsOf(crds)).To(HaveKeyWithValue("CustomResourceDefinition", len(mustGlob(filepath.Join(repoRoot(), "config", "crd", "bases", "*.yaml")))))
+
+		var sbom struct {
+			BOMFormat string `json:"bomFormat"`
+			Metadata  struct {
+				Component struct {
+					Name string `json:"name"`
+				} `json:"component"`
+			} `json:"metadata"`
+			Components []struct {
+				Name string `json:"name"`
+			} `json:"components"`
+		}
+		Expect(json.Unmarshal(mustRead(filepath.Join(dist, "nango-operator-manager.cdx.json")), &sbom)).To(Succeed())
+		Expect(sbom.BOMFormat).To(Equal("CycloneDX"))
+		Expect(sbom.Metadata.Component.Name).To(Equal("github.com/nango-operator/nango-operator"))
+		Expect(sbom.Components).To(ContainElement(HaveField("Name", "sigs.k8s.io/controller-runtime")))
+
+		index, err := image.ReadLayout(filepath.Join(dist, "image", "oci"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(index.Digest()).NotTo(BeZero())
+	})
+})
+
+// mustGlob answers the files a pattern matches.
+func mustGlob(pattern string) []string {
+	GinkgoHelper()
+	paths, err := filepath.Glob(pattern)
+	Expect(err).NotTo(HaveOccurred())
+	return paths
+}

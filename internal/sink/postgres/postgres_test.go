@@ -206,6 +206,35 @@ func TestOwnerColumnsOfADBAsTableAreAddedByItsOwner(t *testing.T) {
 	}
 }
 
+// TestDeleteRowsOfAnotherOwnerRunsNoDelete checks that another owner's DeleteRows is
+// refused before any DELETE runs: one that ran and rolled back would wait for the owner's
+// row locks, and could time out on a large data set and hold up the deletion of the
+// NangoSync that asked.
+func TestDeleteRowsOfAnotherOwnerRunsNoDelete(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.NewDatabase(t)
+	s := open(t, dsn, postgres.Options{Table: "contacts"})
+	closeAtEnd(t, s)
+	if _, err := s.WritePage(ctx, testKey, sink.Page{Records: []sink.Record{testRecord("a", 1)}, Checkpoint: "c1", Owner: ownerA}); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := connect(t, dsn).Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, "SELECT 1 FROM contacts WHERE id = 'a' FOR UPDATE"); err != nil {
+		t.Fatal(err)
+	}
+
+	deleteCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var conflict *sink.ConflictError
+	if err := s.DeleteRows(deleteCtx, testKey, ownerB); !errors.As(err, &conflict) {
+		t.Fatalf("DeleteRows of another owner while the owner locks a row: %v, want a conflict at once", err)
+	}
+}
+
 func TestTableOfAnotherShapeIsRefused(t *testing.T) {
 	ctx := context.Background()
 	for name, ddl := range map[string]string{

@@ -80,40 +80,46 @@ func (s *Sink) Checkpoint(ctx context.Context, key sink.Key) (sink.Checkpoint, e
 // DeleteCheckpoint forgets the checkpoint of key, and so its owner; its rows stay. It
 // deletes nothing of a data set another owns (*sink.ConflictError).
 func (s *Sink) DeleteCheckpoint(ctx context.Context, key sink.Key, owner sink.Owner) error {
-	batch := s.ownedBatch(key, owner)
+	batch := &pgx.Batch{}
 	batch.Queue(fmt.Sprintf(deleteCheckpoint, s.checkpoints), s.checkpointArgs(key)...)
-	if err := s.call(ctx, func(ctx context.Context) error { return s.sendInTx(ctx, batch) }); err != nil {
+	if err := s.call(ctx, func(ctx context.Context) error { return s.sendOwnedInTx(ctx, key, owner, batch) }); err != nil {
 		return fmt.Errorf("delete checkpoint of %s in %s: %w", key, s.name, err)
 	}
 	return nil
 }
 
-// ownedBatch answers a batch that starts with the server-side timeouts of its transaction
-// and then locks the checkpoint of key, failing with a *sink.ConflictError, so that the
-// transaction rolls back, when another than owner owns it.
-func (s *Sink) ownedBatch(key sink.Key, owner sink.Owner) *pgx.Batch {
-	batch := s.newBatch()
-	batch.Queue(fmt.Sprintf(lockOwner, s.checkpoints), s.checkpointArgs(key)...).QueryRow(func(row pgx.Row) error {
-		var stored sink.Owner
-		if err := row.Scan(&stored.UID, &stored.Name); err != nil {
-			if errors.Is(err, pgx.ErrNoRows) {
-				return nil // no checkpoint, no owner
+// sendOwnedInTx sends batch in one transaction once it has locked the checkpoint of key,
+// and fails with a *sink.ConflictError, sending nothing, when another than owner owns it.
+// The check takes a round trip of its own: sent with the batch, the statements would run
+// before the answer is read, deleting another's data set only to roll it back.
+func (s *Sink) sendOwnedInTx(ctx context.Context, key sink.Key, owner sink.Owner, batch *pgx.Batch) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		check := s.newBatch()
+		check.Queue(fmt.Sprintf(lockOwner, s.checkpoints), s.checkpointArgs(key)...).QueryRow(func(row pgx.Row) error {
+			var stored sink.Owner
+			if err := row.Scan(&stored.UID, &stored.Name); err != nil {
+				if errors.Is(err, pgx.ErrNoRows) {
+					return nil // no checkpoint, no owner
+				}
+				return err
 			}
+			return sink.Claimable(key, stored, owner)
+		})
+		if err := tx.SendBatch(ctx, check).Close(); err != nil {
 			return err
 		}
-		return sink.Claimable(key, stored, owner)
+		return tx.SendBatch(ctx, batch).Close()
 	})
-	return batch
 }
 
 // DeleteRows removes every row of key, its quarantined records and its checkpoint, in one
 // transaction. It deletes nothing of a data set another owns (*sink.ConflictError).
 func (s *Sink) DeleteRows(ctx context.Context, key sink.Key, owner sink.Owner) error {
-	batch := s.ownedBatch(key, owner)
+	batch := &pgx.Batch{}
 	batch.Queue(fmt.Sprintf(deleteKeyRecords, s.records), key.ProviderConfigKey, key.ConnectionID, key.Model, key.Variant)
 	batch.Queue(fmt.Sprintf(deleteKeyQuarantined, s.quarantine), s.checkpointArgs(key)...)
 	batch.Queue(fmt.Sprintf(deleteCheckpoint, s.checkpoints), s.checkpointArgs(key)...)
-	if err := s.call(ctx, func(ctx context.Context) error { return s.sendInTx(ctx, batch) }); err != nil {
+	if err := s.call(ctx, func(ctx context.Context) error { return s.sendOwnedInTx(ctx, key, owner, batch) }); err != nil {
 		return fmt.Errorf("delete rows of %s from %s: %w", key, s.name, err)
 	}
 	return nil

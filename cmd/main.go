@@ -300,9 +300,10 @@ func run(opts options) error {
 	// Secret is read once.
 	secrets := secretcache.New(mgr.GetClient(), mgr.GetAPIReader())
 	reconciler := &controller.NangoSyncReconciler{
-		Client:   mgr.GetClient(),
-		Secrets:  secrets,
-		Recorder: mgr.GetEventRecorder("nango-operator"),
+		Client:    mgr.GetClient(),
+		Secrets:   secrets,
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("nango-operator"),
 		Nango: controller.NewNangoClients(&http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
 			nango.NewLimiterRegistry(nango.LimiterConfig{Limit: opts.nangoRateLimit, Window: opts.nangoRateWindow})),
 		Sinks:      sinkPool,

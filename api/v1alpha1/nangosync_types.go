@@ -296,7 +296,8 @@ type SecretKeyReference struct {
 }
 
 // SinkSpec is where records are written. Exactly one of its kinds is set.
-// +kubebuilder:validation:XValidation:rule="(has(self.postgres) ? 1 : 0) + (has(self.sqlite) ? 1 : 0) == 1",message="exactly one sink kind must be set: postgres or sqlite"
+// +kubebuilder:validation:XValidation:rule="(has(self.postgres) ? 1 : 0) + (has(self.sqlite) ? 1 : 0) + (has(self.http) ? 1 : 0) == 1",message="exactly one sink kind must be set: postgres, sqlite or http"
+// +kubebuilder:validation:XValidation:rule="!has(self.http) || !has(self.deletes) || self.deletes == 'Soft'",message="deletes: Hard applies to tables; an http sink sends every deletion as a dev.nango.record.deleted event"
 type SinkSpec struct {
 	// postgres writes records to a table in a PostgreSQL database.
 	// +optional
@@ -306,6 +307,11 @@ type SinkSpec struct {
 	// Meant for small installations and trying things out.
 	// +optional
 	SQLite *SQLiteSink `json:"sqlite,omitempty"`
+
+	// http posts records to an endpoint of your application, as signed CloudEvents
+	// batches. Delivery is at-least-once: see HTTPSink.
+	// +optional
+	HTTP *HTTPSink `json:"http,omitempty"`
 
 	// deletes says how records that Nango reports deleted are written: Soft keeps the row
 	// and sets its deleted_at column, Hard removes the row.
@@ -374,6 +380,45 @@ type SQLiteSink struct {
 	// +kubebuilder:validation:Pattern=`^[a-z_][a-z0-9_]*$`
 	// +kubebuilder:validation:XValidation:rule="!(self in ['nango_sync_checkpoints', 'nango_sync_quarantine'])",message="nango_sync_checkpoints and nango_sync_quarantine are the operator's own tables: choose another table for the records"
 	Table string `json:"table"`
+}
+
+// HTTPSink posts each batch of records to an endpoint as one request: a JSON array of
+// CloudEvents (Content-Type application/cloudevents-batch+json), one event per record
+// version, of type dev.nango.record.added, .updated or .deleted, with the record as Nango
+// answers it (its fields and _nango_metadata) as data. The body is signed with HMAC-SHA256
+// in the Nango-Operator-Signature header; Idempotency-Key is the same on every delivery of a
+// batch. A 2xx answer commits the batch; 408, 429 (after its Retry-After) and 5xx are
+// retried with backoff; any other answer stalls the sync with its status and the start of
+// its body, until the endpoint or the spec changes. The operator keeps the cursor in a
+// ConfigMap named nango-sync-checkpoint-<hash> in the NangoSync's namespace, written after
+// the endpoint accepted the batch: after a crash the last batch is delivered again, with
+// the same Idempotency-Key and event ids.
+type HTTPSink struct {
+	// urlSecretRef names the Secret key holding the endpoint's URL, http or https; it may
+	// carry a token. Redirects are not followed, and no proxy is used.
+	// +required
+	URLSecretRef SecretKeyReference `json:"urlSecretRef"`
+
+	// signingKeySecretRef names the Secret key holding the key the bodies are signed with.
+	// +required
+	SigningKeySecretRef SecretKeyReference `json:"signingKeySecretRef"`
+
+	// caSecretRef names a Secret key holding PEM CA certificates to trust, besides the
+	// operator image's roots, when verifying the endpoint.
+	// +optional
+	CASecretRef *SecretKeyReference `json:"caSecretRef,omitempty"`
+
+	// timeout bounds each request, answer included: 1s to 5m, default 30s.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('5m')",message="timeout must be between 1s and 5m"
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+
+	// maxBatchBytes bounds a request's body: a larger batch is posted in several requests,
+	// in order. An event larger than it is posted alone. 4096 to 67108864, default 1048576.
+	// +optional
+	// +kubebuilder:validation:Minimum=4096
+	// +kubebuilder:validation:Maximum=67108864
+	MaxBatchBytes int32 `json:"maxBatchBytes,omitempty"`
 }
 
 // NangoSyncStatus is what the controller observed and did.

@@ -257,6 +257,8 @@ func openSink(spec syncv1alpha1.SinkSpec) rowReader {
 		secret := &corev1.Secret{}
 		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: syncNamespace, Name: spec.Postgres.URLSecretRef.Name}, secret)).To(Succeed())
 		snk, err = postgres.Open(ctx, string(secret.Data["url"]), postgres.Options{Table: spec.Postgres.Table})
+	case spec.HTTP != nil:
+		snk, err = openHTTPSink(spec)
 	}
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(snk.Close)

@@ -239,6 +239,8 @@ func sinkKind(spec syncv1alpha1.SinkSpec) string {
 		return "postgres"
 	case spec.SQLite != nil:
 		return "sqlite"
+	case spec.HTTP != nil:
+		return "http"
 	}
 	return "unknown"
 }

@@ -115,8 +115,11 @@ type NangoSyncReconciler struct {
 	client.Client
 	// Secrets answers the data of the Secrets NangoSyncs name, each read once per change
 	// (the manager caches only the metadata of Secrets).
-	Secrets  *secretcache.Cache
-	Recorder events.EventRecorder
+	Secrets *secretcache.Cache
+	// APIReader reads objects the manager does not cache: the checkpoint ConfigMaps of
+	// http sinks, read once per sync (watching every ConfigMap would cost far more).
+	APIReader client.Reader
+	Recorder  events.EventRecorder
 	// Nango builds Nango clients, sharing one rate limiter per secret key.
 	Nango *NangoClients
 	// Sinks opens sinks and shares them between NangoSyncs that write to the same place.
@@ -138,6 +141,7 @@ type NangoSyncReconciler struct {
 // +kubebuilder:rbac:groups=sync.nango.dev,resources=nangosyncs/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=sync.nango.dev,resources=nangosyncs/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;create;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile brings one NangoSync's sink up to date with Nango, one budget of pages at a

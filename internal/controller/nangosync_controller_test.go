@@ -109,6 +109,7 @@ var _ = Describe("NangoSync reconciler", func() {
 		},
 		Entry("SQLite", sqliteSinkSpec),
 		Entry("PostgreSQL", postgresSinkSpec),
+		Entry("HTTP", httpSinkSpec),
 	)
 
 	It("syncs at once on an in-process wake, and reads Nango once for it and its annotation", func() {

@@ -28,6 +28,8 @@ import (
 
 	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
 	"github.com/nango-operator/nango-operator/internal/sink"
+	"github.com/nango-operator/nango-operator/internal/sink/checkpoints"
+	"github.com/nango-operator/nango-operator/internal/sink/httpsink"
 	"github.com/nango-operator/nango-operator/internal/sink/sinks"
 )
 
@@ -62,8 +64,14 @@ func (r *NangoSyncReconciler) resolveSink(ctx context.Context, nsync *syncv1alph
 	if err := r.prepareSQLitePath(nsync.Namespace, spec); err != nil {
 		return sinks.Target{}, err
 	}
-	return sinks.Resolve(ctx, spec, func(ctx context.Context, ref syncv1alpha1.SecretKeyReference) (string, error) {
-		return r.readSecretKey(ctx, nsync, ref)
+	return sinks.Resolve(ctx, spec, sinks.Env{
+		Namespace: nsync.Namespace,
+		Secret: func(ctx context.Context, ref syncv1alpha1.SecretKeyReference) (string, error) {
+			return r.readSecretKey(ctx, nsync, ref)
+		},
+		Checkpoints: func(place string) httpsink.Checkpoints {
+			return checkpoints.ConfigMaps{Client: r.Client, Reader: r.apiReader(), Namespace: nsync.Namespace, Place: place}
+		},
 	})
 }
 
@@ -144,4 +152,13 @@ func deletionPolicy(nsync *syncv1alpha1.NangoSync) string {
 func samePlace(a, b syncv1alpha1.SinkSpec) bool {
 	a.Deletes, b.Deletes = "", ""
 	return equality.Semantic.DeepEqual(a, b)
+}
+
+// apiReader reads what the manager does not cache (the http sink's checkpoint
+// ConfigMaps): the APIReader, or the client when none is set.
+func (r *NangoSyncReconciler) apiReader() client.Reader {
+	if r.APIReader != nil {
+		return r.APIReader
+	}
+	return r.Client
 }

@@ -112,10 +112,30 @@ var _ = Describe("NangoSync validation by the API server", func() {
 			func(s map[string]any) {
 				s["sink"].(map[string]any)["sqlite"] = map[string]any{"path": "/data/nango.db", "table": "contacts"}
 			},
-			"spec.sink", "exactly one sink kind must be set: postgres or sqlite"),
+			"spec.sink", "exactly one sink kind must be set: postgres, sqlite or http"),
+		Entry("http timeout under 1s",
+			func(s map[string]any) {
+				s["sink"] = map[string]any{"http": httpSinkFields(map[string]any{"timeout": "100ms"})}
+			},
+			"spec.sink.http.timeout", "timeout must be between 1s and 5m"),
+		Entry("http maxBatchBytes under 4096",
+			func(s map[string]any) {
+				s["sink"] = map[string]any{"http": httpSinkFields(map[string]any{"maxBatchBytes": int64(100)})}
+			},
+			"spec.sink.http.maxBatchBytes", "should be greater than or equal to 4096"),
+		Entry("http without a signing key",
+			func(s map[string]any) {
+				spec := httpSinkFields(nil)
+				delete(spec, "signingKeySecretRef")
+				s["sink"] = map[string]any{"http": spec}
+			},
+			"spec.sink.http.signingKeySecretRef", "Required value"),
+		Entry("http with hard deletes",
+			func(s map[string]any) { s["sink"] = map[string]any{"http": httpSinkFields(nil), "deletes": "Hard"} },
+			"spec.sink", "deletes: Hard applies to tables"),
 		Entry("no sink kind",
 			func(s map[string]any) { s["sink"] = map[string]any{} },
-			"spec.sink", "exactly one sink kind must be set: postgres or sqlite"),
+			"spec.sink", "exactly one sink kind must be set: postgres, sqlite or http"),
 		Entry("no sink at all",
 			func(s map[string]any) { delete(s, "sink") },
 			"spec.sink", "Required value"),
@@ -263,6 +283,26 @@ var _ = Describe("NangoSync validation by the API server", func() {
 		Expect(got.Spec).To(Equal(want.Spec))
 	})
 
+	It("accepts an http sink that sets every field, and keeps them", func() {
+		spec := validSpec()
+		spec["sink"] = map[string]any{"http": httpSinkFields(map[string]any{
+			"caSecretRef": map[string]any{"name": "endpoint", "key": "ca.crt"}, "timeout": "5m", "maxBatchBytes": int64(4096),
+		})}
+		created := newNangoSync(spec)
+		Expect(k8sClient.Create(ctx, created)).To(Succeed())
+		DeferCleanup(func() { Expect(k8sClient.Delete(ctx, created)).To(Succeed()) })
+
+		var got syncv1alpha1.NangoSync
+		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(created), &got)).To(Succeed())
+		Expect(got.Spec.Sink.HTTP).To(Equal(&syncv1alpha1.HTTPSink{
+			URLSecretRef:        syncv1alpha1.SecretKeyReference{Name: "endpoint", Key: "url"},
+			SigningKeySecretRef: syncv1alpha1.SecretKeyReference{Name: "endpoint", Key: "signingKey"},
+			CASecretRef:         &syncv1alpha1.SecretKeyReference{Name: "endpoint", Key: "ca.crt"},
+			Timeout:             &metav1.Duration{Duration: 5 * time.Minute},
+			MaxBatchBytes:       4096,
+		}))
+	})
+
 	It("accepts changes to everything but the data set's identity", func() {
 		created := newNangoSync(validSpec())
 		Expect(k8sClient.Create(ctx, created)).To(Succeed())
@@ -277,3 +317,15 @@ var _ = Describe("NangoSync validation by the API server", func() {
 		Expect(k8sClient.Update(ctx, &got)).To(Succeed())
 	})
 })
+
+// httpSinkFields is a valid spec.sink.http, with fields set or replaced.
+func httpSinkFields(fields map[string]any) map[string]any {
+	spec := map[string]any{
+		"urlSecretRef":        map[string]any{"name": "endpoint", "key": "url"},
+		"signingKeySecretRef": map[string]any{"name": "endpoint", "key": "signingKey"},
+	}
+	for k, v := range fields {
+		spec[k] = v
+	}
+	return spec
+}

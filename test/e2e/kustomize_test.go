@@ -54,6 +54,7 @@ var _ = Describe("kustomize", Ordered, func() {
 		out := cluster.kubectl(samples, "apply", "--dry-run=server", "-n", "default", "-f", "-")
 		Expect(out).To(ContainSubstring("nangosync.sync.nango.dev/acme-hubspot-contacts created (server dry run)"))
 		Expect(out).To(ContainSubstring("nangosync.sync.nango.dev/acme-salesforce-deals created (server dry run)"))
+		Expect(out).To(ContainSubstring("nangosync.sync.nango.dev/acme-github-issues created (server dry run)"))
 		Expect(out).To(ContainSubstring("nangosyncset.sync.nango.dev/hubspot-pro created (server dry run)"))
 	})
 })

@@ -18,19 +18,13 @@ package httpsink_test
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -43,6 +37,7 @@ import (
 	"github.com/nango-operator/nango-operator/internal/sink"
 	"github.com/nango-operator/nango-operator/internal/sink/checkpoints"
 	"github.com/nango-operator/nango-operator/internal/sink/httpsink"
+	"github.com/nango-operator/nango-operator/internal/sink/httpsink/httpsinktest"
 	"github.com/nango-operator/nango-operator/internal/sink/sinktest"
 )
 
@@ -80,144 +75,20 @@ func TestMain(m *testing.M) {
 // signingKey signs every batch of the tests.
 var signingKey = []byte("0123456789abcdef0123456789abcdef")
 
-// verify is the README's Go verification snippet: keep the two the same.
-func verify(key, body []byte, header string, tolerance time.Duration) bool {
-	var ts, sig string
-	for part := range strings.SplitSeq(header, ",") {
-		name, value, _ := strings.Cut(part, "=")
-		switch name {
-		case "t":
-			ts = value
-		case "v1":
-			sig = value
-		}
-	}
-	sec, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil || time.Since(time.Unix(sec, 0)).Abs() > tolerance {
-		return false
-	}
-	mac := hmac.New(sha256.New, key)
-	mac.Write([]byte(ts + "."))
-	mac.Write(body)
-	want, err := hex.DecodeString(sig)
-	return err == nil && hmac.Equal(mac.Sum(nil), want)
-}
-
-// request is one POST the receiver answered.
-type request struct {
-	header http.Header
-	events []cloudEvent
-}
-
-// cloudEvent is an event as the receiver decodes it.
-type cloudEvent struct {
-	ID          string          `json:"id"`
-	Type        string          `json:"type"`
-	Subject     string          `json:"subject"`
-	Source      string          `json:"source"`
-	SpecVersion string          `json:"specversion"`
-	Integration string          `json:"nangointegration"`
-	Connection  string          `json:"nangoconnection"`
-	Model       string          `json:"nangomodel"`
-	Variant     string          `json:"nangovariant"`
-	Data        json.RawMessage `json:"data"`
-}
-
-func (e cloudEvent) key() sink.Key {
-	return sink.Key{ProviderConfigKey: e.Integration, ConnectionID: e.Connection, Model: e.Model, Variant: e.Variant}
-}
-
-// receiver is the user's endpoint: it checks signatures, keeps every event it accepted,
-// and answers what fault says (nil: 204).
-type receiver struct {
-	mu       sync.Mutex
-	requests []request
-	accepted map[sink.Key][]cloudEvent
-	fault    func(n int, w http.ResponseWriter, r *http.Request) bool
-}
-
-func (rx *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	if !verify(signingKey, body, r.Header.Get(httpsink.HeaderSignature), 5*time.Minute) {
-		http.Error(w, "bad signature", http.StatusUnauthorized)
-		return
-	}
-	if r.Header.Get("Content-Type") != httpsink.ContentType {
-		http.Error(w, "not a CloudEvents batch", http.StatusUnsupportedMediaType)
-		return
-	}
-	var events []cloudEvent
-	if err := json.Unmarshal(body, &events); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	rx.mu.Lock()
-	defer rx.mu.Unlock()
-	rx.requests = append(rx.requests, request{header: r.Header.Clone(), events: events})
-	if rx.fault != nil && rx.fault(len(rx.requests), w, r) {
-		return
-	}
-	if rx.accepted == nil {
-		rx.accepted = map[sink.Key][]cloudEvent{}
-	}
-	for _, e := range events {
-		rx.accepted[e.key()] = append(rx.accepted[e.key()], e)
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
-func (rx *receiver) answered() []request {
-	rx.mu.Lock()
-	defer rx.mu.Unlock()
-	return append([]request(nil), rx.requests...)
-}
-
-// record decodes an event back into the version it carries.
-func (e cloudEvent) record() (sink.Record, error) {
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(e.Data, &fields); err != nil {
-		return sink.Record{}, fmt.Errorf("event %s: data: %w", e.ID, err)
-	}
-	var meta struct {
-		FirstSeenAt    time.Time  `json:"first_seen_at"`
-		LastModifiedAt time.Time  `json:"last_modified_at"`
-		LastAction     string     `json:"last_action"`
-		DeletedAt      *time.Time `json:"deleted_at"`
-		Pruned         bool       `json:"pruned"`
-		Cursor         string     `json:"cursor"`
-	}
-	if err := json.Unmarshal(fields["_nango_metadata"], &meta); err != nil {
-		return sink.Record{}, fmt.Errorf("event %s: _nango_metadata: %w", e.ID, err)
-	}
-	delete(fields, "_nango_metadata")
-	r := sink.Record{ID: e.Subject, Action: sink.Action(meta.LastAction), FirstSeenAt: meta.FirstSeenAt,
-		LastModifiedAt: meta.LastModifiedAt, DeletedAt: meta.DeletedAt, Pruned: meta.Pruned, Cursor: meta.Cursor}
-	if !meta.Pruned {
-		payload, err := json.Marshal(fields)
-		if err != nil {
-			return sink.Record{}, err
-		}
-		r.Payload = payload
-	}
-	return r, nil
-}
-
 // testSink is an HTTP sink with the receiver it posts to.
 type testSink struct {
 	*httpsink.Sink
-	rx *receiver
+	rx *httpsinktest.Receiver
 }
 
-func (s testSink) Delivered(_ context.Context, key sink.Key) ([]sinktest.Event, error) {
-	s.rx.mu.Lock()
-	defer s.rx.mu.Unlock()
+func (s testSink) Delivered(ctx context.Context, key sink.Key) ([]sinktest.Event, error) {
+	accepted, err := s.rx.Delivered(ctx, key)
+	if err != nil {
+		return nil, err
+	}
 	var events []sinktest.Event
-	for _, e := range s.rx.accepted[key] {
-		r, err := e.record()
+	for _, e := range accepted {
+		r, err := e.Record()
 		if err != nil {
 			return nil, err
 		}
@@ -232,7 +103,7 @@ func store(t *testing.T) checkpoints.ConfigMaps {
 }
 
 // open opens a sink posting to rx with a token in its URL, on the checkpoints of t.
-func open(t *testing.T, rx *receiver, opts httpsink.Options) testSink {
+func open(t *testing.T, rx *httpsinktest.Receiver, opts httpsink.Options) testSink {
 	t.Helper()
 	server := httptest.NewServer(rx)
 	t.Cleanup(server.Close)
@@ -250,7 +121,7 @@ func open(t *testing.T, rx *receiver, opts httpsink.Options) testSink {
 }
 
 func TestConformance(t *testing.T) {
-	rx := &receiver{}
+	rx := httpsinktest.New(signingKey)
 	checkpointStore := store(t)
 	sinktest.RunEvents(t, func(t *testing.T) sinktest.EventSink {
 		return open(t, rx, httpsink.Options{Checkpoints: checkpointStore})
@@ -281,28 +152,29 @@ func cursor(t *testing.T, s testSink) string {
 }
 
 func TestServerErrorsAreRetriedWithOneIdempotencyKey(t *testing.T) {
-	rx := &receiver{fault: func(n int, w http.ResponseWriter, _ *http.Request) bool {
+	rx := httpsinktest.New(signingKey)
+	rx.SetFault(func(n int, w http.ResponseWriter, _ *http.Request) bool {
 		if n <= 2 {
 			http.Error(w, "busy", http.StatusInternalServerError)
 			return true
 		}
 		return false
-	}}
+	})
 	s := open(t, rx, httpsink.Options{})
 	if _, err := s.WritePage(context.Background(), key, sink.Page{Records: records(3), Checkpoint: "c3"}); err != nil {
 		t.Fatalf("WritePage after two 500s: %v", err)
 	}
-	requests := rx.answered()
+	requests := rx.Requests()
 	if len(requests) != 3 {
 		t.Fatalf("%d requests, want 3", len(requests))
 	}
-	first := requests[0].header.Get(httpsink.HeaderIdempotencyKey)
+	first := requests[0].Header.Get(httpsink.HeaderIdempotencyKey)
 	for i, r := range requests {
-		if got := r.header.Get(httpsink.HeaderIdempotencyKey); got == "" || got != first {
+		if got := r.Header.Get(httpsink.HeaderIdempotencyKey); got == "" || got != first {
 			t.Fatalf("request %d has Idempotency-Key %q, the first had %q", i, got, first)
 		}
 	}
-	h := requests[2].header
+	h := requests[2].Header
 	if h.Get(httpsink.HeaderConnection) != url.PathEscape(key.ConnectionID) || h.Get(httpsink.HeaderCursorTo) != "c3" ||
 		h.Get(httpsink.HeaderCursorFrom) != "" || h.Get(httpsink.HeaderBatchPart) != "1/1" {
 		t.Fatalf("headers %v do not name the data set and cursor range", h)
@@ -314,7 +186,8 @@ func TestServerErrorsAreRetriedWithOneIdempotencyKey(t *testing.T) {
 
 func TestRetryAfterIsHonoured(t *testing.T) {
 	var limited time.Time
-	rx := &receiver{fault: func(n int, w http.ResponseWriter, _ *http.Request) bool {
+	rx := httpsinktest.New(signingKey)
+	rx.SetFault(func(n int, w http.ResponseWriter, _ *http.Request) bool {
 		if n == 1 {
 			limited = time.Now()
 			w.Header().Set("Retry-After", "1")
@@ -325,21 +198,22 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 			t.Errorf("retried %v after a 429 with Retry-After: 1", since)
 		}
 		return false
-	}}
+	})
 	s := open(t, rx, httpsink.Options{})
 	if _, err := s.WritePage(context.Background(), key, sink.Page{Records: records(1), Checkpoint: "c1"}); err != nil {
 		t.Fatalf("WritePage after a 429: %v", err)
 	}
-	if got := len(rx.answered()); got != 2 {
+	if got := len(rx.Requests()); got != 2 {
 		t.Fatalf("%d requests, want 2", got)
 	}
 }
 
 func TestUnavailableEndpointKeepsTheCursor(t *testing.T) {
-	rx := &receiver{fault: func(_ int, w http.ResponseWriter, _ *http.Request) bool {
+	rx := httpsinktest.New(signingKey)
+	rx.SetFault(func(_ int, w http.ResponseWriter, _ *http.Request) bool {
 		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
 		return true
-	}}
+	})
 	s := open(t, rx, httpsink.Options{})
 	_, err := s.WritePage(context.Background(), key, sink.Page{Records: records(2), Checkpoint: "c2"})
 	if !sink.IsUnavailable(err) {
@@ -354,10 +228,11 @@ func TestUnavailableEndpointKeepsTheCursor(t *testing.T) {
 }
 
 func TestTimeoutIsUnavailable(t *testing.T) {
-	rx := &receiver{fault: func(_ int, _ http.ResponseWriter, r *http.Request) bool {
+	rx := httpsinktest.New(signingKey)
+	rx.SetFault(func(_ int, _ http.ResponseWriter, r *http.Request) bool {
 		<-r.Context().Done() // never answers: the sink's timeout ends the request
 		return true
-	}}
+	})
 	s := open(t, rx, httpsink.Options{Timeout: 100 * time.Millisecond})
 	_, err := s.WritePage(context.Background(), key, sink.Page{Records: records(1), Checkpoint: "c1"})
 	if !sink.IsUnavailable(err) {
@@ -366,10 +241,11 @@ func TestTimeoutIsUnavailable(t *testing.T) {
 }
 
 func TestClientErrorIsARefusal(t *testing.T) {
-	rx := &receiver{fault: func(_ int, w http.ResponseWriter, _ *http.Request) bool {
+	rx := httpsinktest.New(signingKey)
+	rx.SetFault(func(_ int, w http.ResponseWriter, _ *http.Request) bool {
 		http.Error(w, `{"error":"unknown field title"}`, http.StatusBadRequest)
 		return true
-	}}
+	})
 	s := open(t, rx, httpsink.Options{})
 	_, err := s.WritePage(context.Background(), key, sink.Page{Records: records(1), Checkpoint: "c1"})
 	if _, refused := sink.Refusal(err); !refused {
@@ -380,7 +256,7 @@ func TestClientErrorIsARefusal(t *testing.T) {
 			t.Fatalf("refusal %q does not say %q", err, want)
 		}
 	}
-	if got := len(rx.answered()); got != 1 {
+	if got := len(rx.Requests()); got != 1 {
 		t.Fatalf("a 400 was retried: %d requests", got)
 	}
 	if got := cursor(t, s); got != "" {
@@ -389,24 +265,24 @@ func TestClientErrorIsARefusal(t *testing.T) {
 }
 
 func TestLargePagesGoInOrderedParts(t *testing.T) {
-	rx := &receiver{}
+	rx := httpsinktest.New(signingKey)
 	s := open(t, rx, httpsink.Options{MaxBatchBytes: 2048})
 	page := records(20)
 	if _, err := s.WritePage(context.Background(), key, sink.Page{Records: page, Checkpoint: "c20"}); err != nil {
 		t.Fatalf("WritePage: %v", err)
 	}
-	requests := rx.answered()
+	requests := rx.Requests()
 	if len(requests) < 3 {
 		t.Fatalf("%d requests for 20 records of ~400 bytes under 2048 bytes a batch", len(requests))
 	}
 	var ids []string
 	keys := map[string]bool{}
 	for i, r := range requests {
-		if got, want := r.header.Get(httpsink.HeaderBatchPart), fmt.Sprintf("%d/%d", i+1, len(requests)); got != want {
+		if got, want := r.Header.Get(httpsink.HeaderBatchPart), fmt.Sprintf("%d/%d", i+1, len(requests)); got != want {
 			t.Fatalf("request %d is part %q, want %q", i, got, want)
 		}
-		keys[r.header.Get(httpsink.HeaderIdempotencyKey)] = true
-		for _, e := range r.events {
+		keys[r.Header.Get(httpsink.HeaderIdempotencyKey)] = true
+		for _, e := range r.Events {
 			ids = append(ids, e.Subject)
 		}
 	}
@@ -421,7 +297,7 @@ func TestLargePagesGoInOrderedParts(t *testing.T) {
 }
 
 func TestDeleteRowsTellsTheEndpoint(t *testing.T) {
-	rx := &receiver{}
+	rx := httpsinktest.New(signingKey)
 	s := open(t, rx, httpsink.Options{})
 	if _, err := s.WritePage(context.Background(), key, sink.Page{Records: records(1), Checkpoint: "c1"}); err != nil {
 		t.Fatalf("WritePage: %v", err)
@@ -429,9 +305,9 @@ func TestDeleteRowsTellsTheEndpoint(t *testing.T) {
 	if err := s.DeleteRows(context.Background(), key, sink.Owner{}); err != nil {
 		t.Fatalf("DeleteRows: %v", err)
 	}
-	requests := rx.answered()
-	last := requests[len(requests)-1].events
-	if len(last) != 1 || last[0].Type != httpsink.TypeDataSetDeleted || last[0].key() != key {
+	requests := rx.Requests()
+	last := requests[len(requests)-1].Events
+	if len(last) != 1 || last[0].Type != httpsink.TypeDataSetDeleted || last[0].Key() != key {
 		t.Fatalf("DeleteRows posted %+v, want one %s event of %s", last, httpsink.TypeDataSetDeleted, key)
 	}
 	if got := cursor(t, s); got != "" {

@@ -28,12 +28,24 @@ import (
 
 	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
 	"github.com/nango-operator/nango-operator/internal/sink"
+	"github.com/nango-operator/nango-operator/internal/sink/httpsink"
 	"github.com/nango-operator/nango-operator/internal/sink/postgres"
 	"github.com/nango-operator/nango-operator/internal/sink/sqlite"
 )
 
 // SecretFunc reads one key of a Secret of the NangoSync's own namespace.
 type SecretFunc func(ctx context.Context, ref syncv1alpha1.SecretKeyReference) (string, error)
+
+// Env is what resolving a NangoSync's sink spec needs besides the spec.
+type Env struct {
+	// Namespace is the NangoSync's.
+	Namespace string
+	// Secret reads the Secrets the spec names.
+	Secret SecretFunc
+	// Checkpoints answers where a sink that cannot hold the operator's checkpoints (http)
+	// keeps them, in Namespace, apart for each place written to.
+	Checkpoints func(place string) httpsink.Checkpoints
+}
 
 // Target is a sink spec resolved, with the values of its Secrets, but not opened yet.
 type Target struct {
@@ -51,9 +63,9 @@ func (t Target) Open(ctx context.Context) (sink.Sink, error) {
 	return t.open(ctx)
 }
 
-// Resolve turns a sink spec into a Target, reading the Secrets it names with secret.
-func Resolve(ctx context.Context, spec syncv1alpha1.SinkSpec, secret SecretFunc) (Target, error) {
-	hard := spec.Deletes == syncv1alpha1.DeletesHard
+// Resolve turns a sink spec into a Target, reading the Secrets it names with env.Secret.
+func Resolve(ctx context.Context, spec syncv1alpha1.SinkSpec, env Env) (Target, error) {
+	hard, secret := spec.Deletes == syncv1alpha1.DeletesHard, env.Secret
 	switch {
 	case spec.Postgres != nil:
 		pg := spec.Postgres
@@ -89,6 +101,8 @@ func Resolve(ctx context.Context, spec syncv1alpha1.SinkSpec, secret SecretFunc)
 				return snk, nil
 			},
 		}, nil
+	case spec.HTTP != nil:
+		return resolveHTTP(ctx, spec, env)
 	}
 	// The API server refuses a NangoSync without exactly one sink kind.
 	return Target{}, errors.New("spec.sink sets no sink kind")
@@ -104,6 +118,51 @@ func DisplayName(spec syncv1alpha1.SinkSpec) string {
 		return "postgres/" + spec.Postgres.Table
 	case spec.SQLite != nil:
 		return "sqlite/" + spec.SQLite.Table
+	case spec.HTTP != nil:
+		return "http/" + spec.HTTP.URLSecretRef.Name
 	}
 	return ""
+}
+
+// resolveHTTP reads the Secrets of an http sink. Its checkpoints live in the NangoSync's
+// namespace, so its id names the namespace: NangoSyncs of two namespaces posting to one
+// URL share no sink.
+func resolveHTTP(ctx context.Context, spec syncv1alpha1.SinkSpec, env Env) (Target, error) {
+	h := spec.HTTP
+	endpoint, err := env.Secret(ctx, h.URLSecretRef)
+	if err != nil {
+		return Target{}, fmt.Errorf("read the endpoint URL: %w", err)
+	}
+	signingKey, err := env.Secret(ctx, h.SigningKeySecretRef)
+	if err != nil {
+		return Target{}, fmt.Errorf("read the signing key: %w", err)
+	}
+	var ca string
+	if h.CASecretRef != nil {
+		if ca, err = env.Secret(ctx, *h.CASecretRef); err != nil {
+			return Target{}, fmt.Errorf("read the CA certificates: %w", err)
+		}
+	}
+	opts := httpsink.Options{URL: endpoint, SigningKey: []byte(signingKey), CAPEM: []byte(ca),
+		MaxBatchBytes: int(h.MaxBatchBytes)}
+	if h.Timeout != nil {
+		opts.Timeout = h.Timeout.Duration
+	}
+	// The place is a hash of the URL alone, never of secrets in the clear: rotating the
+	// signing key or the CA keeps the checkpoints, pointing at another URL starts over.
+	place := sha256.Sum256([]byte(endpoint))
+	opts.Checkpoints = env.Checkpoints(hex.EncodeToString(place[:]))
+	// The id also hashes the key, CA and limits, so that a change opens a new sink.
+	all := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s\x00%s\x00%d\x00%d", endpoint, signingKey, ca, opts.Timeout, opts.MaxBatchBytes))
+	return Target{
+		ID:   fmt.Sprintf("http/%s/%s", env.Namespace, hex.EncodeToString(all[:])),
+		Name: DisplayName(spec),
+		open: func(context.Context) (sink.Sink, error) {
+			snk, err := httpsink.Open(opts)
+			if err != nil {
+				return nil, fmt.Errorf("open the http sink of Secret %s: %w", h.URLSecretRef.Name, err)
+			}
+			return snk, nil
+		},
+	}, nil
 }

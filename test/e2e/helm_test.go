@@ -399,6 +399,12 @@ podDisruptionBudget: {enabled: true}
 			{"create", "events", "-n", releaseNamespace},
 			{"create", "tokenreviews.authentication.k8s.io"},
 			{"create", "subjectaccessreviews.authorization.k8s.io"},
+			// An http sink's checkpoint is a ConfigMap in its NangoSync's namespace,
+			// applied server-side after each batch and deleted with the NangoSync.
+			{"get", "configmaps", "-n", otherNamespace},
+			{"patch", "configmaps", "-n", otherNamespace},
+			{"create", "configmaps", "-n", otherNamespace},
+			{"delete", "configmaps", "-n", otherNamespace},
 		}
 		for _, args := range allowed {
 			Expect(cluster.canI(serviceAccount, args...)).To(BeTrue(), "the ServiceAccount may not %v", args)
@@ -413,7 +419,10 @@ podDisruptionBudget: {enabled: true}
 			{"delete", "customresourcedefinitions.apiextensions.k8s.io"},
 			{"create", "deployments.apps", "-n", releaseNamespace},
 			{"create", "pods", "-n", releaseNamespace},
-			{"get", "configmaps", "-n", releaseNamespace},
+			// The checkpoints of http sinks are read one by one, never listed or watched.
+			{"list", "configmaps", "-n", releaseNamespace},
+			{"watch", "configmaps", "--all-namespaces"},
+			{"update", "configmaps", "-n", otherNamespace},
 			{"create", "leases.coordination.k8s.io", "-n", otherNamespace},
 			{"update", "leases.coordination.k8s.io/another-lease", "-n", releaseNamespace},
 			{"delete", "leases.coordination.k8s.io/" + leaseName, "-n", releaseNamespace},

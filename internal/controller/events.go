@@ -21,6 +21,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
+
+	"github.com/nango-operator/nango-operator/internal/truncate"
 )
 
 // maxEventNote is the longest note the API server accepts in an events.k8s.io/v1 Event.
@@ -35,5 +37,5 @@ type boundedRecorder struct {
 
 // Eventf formats the note, cuts it to maxEventNote and records the event.
 func (r boundedRecorder) Eventf(regarding, related runtime.Object, eventtype, reason, action, note string, args ...any) {
-	r.EventRecorder.Eventf(regarding, related, eventtype, reason, action, "%s", truncate(fmt.Sprintf(note, args...), maxEventNote))
+	r.EventRecorder.Eventf(regarding, related, eventtype, reason, action, "%s", truncate.String(fmt.Sprintf(note, args...), maxEventNote))
 }

@@ -54,6 +54,7 @@ import (
 
 	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
 	"github.com/nango-operator/nango-operator/internal/nango"
+	"github.com/nango-operator/nango-operator/internal/truncate"
 )
 
 // SyncSetFieldManager is the field manager of the fields a NangoSyncSet owns on the
@@ -693,7 +694,7 @@ func (r *NangoSyncSetReconciler) conclude(ctx context.Context, set *syncv1alpha1
 func setSetCondition(set *syncv1alpha1.NangoSyncSet, conditionType string, status metav1.ConditionStatus, reason, message string) {
 	apimeta.SetStatusCondition(&set.Status.Conditions, metav1.Condition{
 		Type: conditionType, Status: status, Reason: reason,
-		Message: truncate(message, maxConditionMessage), ObservedGeneration: set.Generation,
+		Message: truncate.String(message, maxConditionMessage), ObservedGeneration: set.Generation,
 	})
 }
 

@@ -18,13 +18,13 @@ package controller
 
 import (
 	"time"
-	"unicode/utf8"
 
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
 	"github.com/nango-operator/nango-operator/internal/sink"
+	"github.com/nango-operator/nango-operator/internal/truncate"
 )
 
 // defaultInterval applies when the API server did not default spec.interval (objects
@@ -42,7 +42,7 @@ func setCondition(nsync *syncv1alpha1.NangoSync, conditionType string, status me
 		Type:               conditionType,
 		Status:             status,
 		Reason:             reason,
-		Message:            truncate(message, maxConditionMessage),
+		Message:            truncate.String(message, maxConditionMessage),
 		ObservedGeneration: nsync.Generation,
 	})
 }
@@ -69,18 +69,4 @@ func addCounts(c syncv1alpha1.RecordCounts, w sink.WriteResult) syncv1alpha1.Rec
 // total is the number of records written, for messages.
 func total(c syncv1alpha1.RecordCounts) int64 {
 	return c.Added + c.Updated + c.Deleted
-}
-
-// truncate cuts s to at most n bytes, at a rune boundary, and marks the cut with an
-// ellipsis.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	const ellipsis = "…"
-	cut := n - len(ellipsis)
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + ellipsis
 }

@@ -25,7 +25,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
-	"unicode/utf8"
+
+	"github.com/nango-operator/nango-operator/internal/truncate"
 )
 
 // Kind says what a controller should do about an error.
@@ -258,7 +259,7 @@ func snippet(b []byte) string { return sanitize(string(b), maxMessageBytes) }
 // sanitize makes text from an answer fit for a condition message, an event and a log
 // line: invalid UTF-8 and control or format characters (newlines, escapes, bidi
 // overrides) become spaces or U+FFFD, and it is cut to at most n bytes on a rune
-// boundary, marked with "...".
+// boundary, marked with an ellipsis.
 func sanitize(s string, n int) string {
 	s = strings.Map(func(r rune) rune {
 		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
@@ -266,13 +267,5 @@ func sanitize(s string, n int) string {
 		}
 		return r
 	}, strings.ToValidUTF8(s, "\uFFFD"))
-	if len(s) <= n {
-		return s
-	}
-	const more = "..."
-	cut := max(0, n-len(more))
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + more
+	return truncate.String(s, n)
 }

@@ -449,18 +449,6 @@ func TestAnnotationPatch(t *testing.T) {
 		"sync.nango.dev/nango-run-failure":"{\"type\":\"t\",\"description\":\"d\",\"syncName\":\"s\",\"failedAt\":\"f\"}"}}}`))
 }
 
-func TestTruncateKeepsUTF8(t *testing.T) {
-	for _, tt := range []struct {
-		in   string
-		n    int
-		want string
-	}{{"abc", 5, "abc"}, {"abcdef", 3, "abc"}, {"aé", 2, "a"}, {"éé", 3, "é"}, {"", 0, ""}} {
-		if got := truncate(tt.in, tt.n); got != tt.want {
-			t.Errorf("truncate(%q, %d) = %q, want %q", tt.in, tt.n, got, tt.want)
-		}
-	}
-}
-
 func TestSlashesInNamesDoNotMixDataSets(t *testing.T) {
 	g := NewWithT(t)
 	slashInIntegration := nangoSync(types.NamespacedName{Namespace: "crm", Name: "a-b"}, "Contact", "")

@@ -18,10 +18,10 @@ package receiver
 
 import (
 	"time"
-	"unicode/utf8"
 
 	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
 	"github.com/nango-operator/nango-operator/internal/nango"
+	"github.com/nango-operator/nango-operator/internal/truncate"
 )
 
 // Limits on what a failed run writes into the failure annotation, so that a long stack
@@ -35,28 +35,16 @@ const (
 
 // runFailure turns a failed run into its annotation value.
 func runFailure(run *nango.SyncWebhook, arrived time.Time) syncv1alpha1.NangoRunFailure {
-	f := syncv1alpha1.NangoRunFailure{Type: "unknown", SyncName: truncate(run.SyncName, maxNameBytes),
+	f := syncv1alpha1.NangoRunFailure{Type: "unknown", SyncName: truncate.String(run.SyncName, maxNameBytes),
 		FailedAt: arrived.UTC().Format(time.RFC3339)}
 	if run.Error != nil {
 		if run.Error.Type != "" {
-			f.Type = truncate(run.Error.Type, maxNameBytes)
+			f.Type = truncate.String(run.Error.Type, maxNameBytes)
 		}
-		f.Description = truncate(run.Error.Description, maxDescriptionBytes)
+		f.Description = truncate.String(run.Error.Description, maxDescriptionBytes)
 	}
 	if t, err := time.Parse(time.RFC3339Nano, run.FailedAt); err == nil {
 		f.FailedAt = t.UTC().Format(time.RFC3339Nano)
 	}
 	return f
-}
-
-// truncate cuts s to at most n bytes without splitting a UTF-8 character.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut]
 }

@@ -30,6 +30,7 @@ import (
 
 	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
 	"github.com/nango-operator/nango-operator/internal/nango"
+	"github.com/nango-operator/nango-operator/internal/truncate"
 )
 
 // A new connection has no NangoSyncs yet: its auth webhook wakes the NangoSyncSets of its
@@ -172,13 +173,13 @@ func (r *Receiver) actOnAuth(wh nango.Webhook, targets wakeTargets, arrived time
 
 // authFailure turns a failed auth operation into its annotation value.
 func authFailure(auth *nango.AuthWebhook, arrived time.Time) syncv1alpha1.NangoAuthFailure {
-	f := syncv1alpha1.NangoAuthFailure{Operation: truncate(auth.Operation, maxNameBytes), Type: "unknown",
+	f := syncv1alpha1.NangoAuthFailure{Operation: truncate.String(auth.Operation, maxNameBytes), Type: "unknown",
 		FailedAt: arrived.UTC().Format(time.RFC3339)}
 	if auth.Error != nil {
 		if auth.Error.Type != "" {
-			f.Type = truncate(auth.Error.Type, maxNameBytes)
+			f.Type = truncate.String(auth.Error.Type, maxNameBytes)
 		}
-		f.Description = truncate(auth.Error.Description, maxDescriptionBytes)
+		f.Description = truncate.String(auth.Error.Description, maxDescriptionBytes)
 	}
 	return f
 }

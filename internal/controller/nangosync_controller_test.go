@@ -42,6 +42,7 @@ import (
 	"github.com/nango-operator/nango-operator/internal/nangosim"
 	"github.com/nango-operator/nango-operator/internal/secretcache"
 	"github.com/nango-operator/nango-operator/internal/testutil/pgtest"
+	"github.com/nango-operator/nango-operator/internal/truncate"
 )
 
 var _ = Describe("NangoSync reconciler", func() {
@@ -482,7 +483,7 @@ var _ = Describe("NangoSync reconciler", func() {
 		expectReason(nsync, metav1.ConditionFalse, syncv1alpha1.InvalidRequestReason)
 		Expect(len(readyMessage(nsync))).To(BeNumerically("<=", maxConditionMessage))
 		Expect(utf8.ValidString(readyMessage(nsync))).To(BeTrue())
-		Expect(readyMessage(nsync)).To(ContainSubstring("é..."), "the Nango client keeps a few hundred bytes of Nango's message")
+		Expect(readyMessage(nsync)).To(ContainSubstring("é"+truncate.Ellipsis), "the Nango client keeps a few hundred bytes of Nango's message")
 		Eventually(func(g Gomega) []string { return eventReasons(g, nsync) }).
 			Should(ContainElement(syncv1alpha1.InvalidRequestReason), "the Warning event was refused by the API server")
 	})

@@ -19,6 +19,7 @@ package receiver
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -111,6 +112,22 @@ type patchRecord struct {
 	key     types.NamespacedName
 	body    string
 	started time.Time
+}
+
+// requestedAt is the requested-at value the patch writes, "" when it writes none.
+func (p patchRecord) requestedAt() string {
+	var patch struct {
+		Metadata struct {
+			Annotations map[string]*string `json:"annotations"`
+		} `json:"metadata"`
+	}
+	if err := json.Unmarshal([]byte(p.body), &patch); err != nil {
+		return ""
+	}
+	if v := patch.Metadata.Annotations[syncv1alpha1.RequestedAtAnnotation]; v != nil {
+		return *v
+	}
+	return ""
 }
 
 // apiCalls records the receiver's calls to the API server and can hold patches back.

@@ -58,10 +58,11 @@ const (
 	DefaultWorkers            = 4
 	DefaultQueueSize          = 1024
 	// DefaultMinWakeInterval is the least time between two wakes of one NangoSync. Nango
-	// runs a sync at most every few minutes, so a second is no delay for real webhooks,
-	// while a replayed one costs each NangoSync at most one patch and one in-process wake a
-	// second (the last one after the last webhook, so no records are missed).
-	DefaultMinWakeInterval = time.Second
+	// runs a sync at most every few minutes, so a tenth of a second is no delay for real
+	// webhooks, while a replayed one costs each NangoSync at most ten patches and ten
+	// in-process wakes a second (the last one after the last webhook, so no records are
+	// missed).
+	DefaultMinWakeInterval = 100 * time.Millisecond
 	// verifyTimeout bounds the reads (Secrets, the cache) done before a webhook is answered.
 	verifyTimeout = 5 * time.Second
 )
@@ -155,7 +156,7 @@ func New(opts Options) (*Receiver, error) {
 		signingSecret:        opts.SigningSecret,
 		allowLegacySignature: opts.AllowLegacySignature,
 		keys:                 &keyCache{secrets: opts.Secrets, minRefresh: opts.KeyRefreshInterval},
-		waker:                newWaker(opts.Client, opts.Workers, opts.QueueSize, m, opts.Log).throttled(opts.MinWakeInterval),
+		waker:                newWaker(opts.Client, opts.Workers, opts.QueueSize, m, opts.Log).throttled(opts.MinWakeInterval).inProcess(opts.WakeInProcess),
 		setWaker:             newSetWaker(opts.Client, opts.Workers, opts.QueueSize, m, opts.Log),
 		wakeInProcess:        opts.WakeInProcess,
 		metrics:              m,
@@ -374,6 +375,7 @@ func (r *Receiver) act(wh nango.Webhook, all wakeTargets, arrived time.Time) ans
 			r.waker.add(key, func(work *wakeWork) { work.mergeSuccess(arrived, clear) })
 			if r.wakeInProcess != nil && r.waker.inProcessDue(key) {
 				r.wakeInProcess(key, requestedAtValue(arrived))
+				r.waker.handedOver(key, requestedAtValue(arrived))
 			}
 		}
 		r.log.V(1).Info("waking NangoSyncs for new records", "nangosyncs", targets)

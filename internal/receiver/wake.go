@@ -63,6 +63,8 @@ type wakeWork struct {
 	// or the connection was re-authorized after it; clearAuthFailure: it was.
 	authFailure      *syncv1alpha1.NangoAuthFailure
 	clearAuthFailure bool
+	// inProcess is the requested-at value last handed over in-process for this work.
+	inProcess string
 }
 
 func (w *wakeWork) empty() bool {
@@ -114,6 +116,11 @@ type waker struct {
 	// minInterval is the least time between two patches, or two in-process wakes, of one
 	// object; 0 for none.
 	minInterval time.Duration
+	// wakeInProcess, when set, is handed the requested-at value of a patch before it is
+	// written, unless that value went in-process already: the controller of this replica
+	// counts on seeing every value in-process before its annotation event, to know the
+	// event for a repeat of a sync it served (see the controller's wakes).
+	wakeInProcess func(types.NamespacedName, string)
 
 	mu sync.Mutex
 	// pending holds the work of every NangoSync that is queued or being written.
@@ -130,6 +137,13 @@ type wakeHistory struct {
 
 // maxRecent bounds the histories kept; beyond it those untouched for an hour go.
 const maxRecent = 1 << 16
+
+// inProcess sets the function that hands requested-at values to the controller of this
+// replica; nil for none.
+func (w *waker) inProcess(wake func(types.NamespacedName, string)) *waker {
+	w.wakeInProcess = wake
+	return w
+}
 
 // throttled sets the least time between two wakes of one object.
 func (w *waker) throttled(minInterval time.Duration) *waker {
@@ -181,6 +195,15 @@ func (w *waker) inProcessDue(key types.NamespacedName) bool {
 	}
 	h.inProcess = now
 	return true
+}
+
+// handedOver notes that the requested-at value of key's pending work went in-process.
+func (w *waker) handedOver(key types.NamespacedName, value string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if work, ok := w.pending[key]; ok && requestedAtValue(work.requestedAt) == value {
+		work.inProcess = value
+	}
 }
 
 // patchWait answers how long key's next patch must wait for minInterval.
@@ -304,6 +327,10 @@ func (w *waker) drain(ctx context.Context, key types.NamespacedName) {
 		work, ok := w.take(key)
 		if !ok {
 			return
+		}
+		if value := requestedAtValue(work.requestedAt); work.wake && w.wakeInProcess != nil && value != work.inProcess {
+			// The webhooks merged into this patch came while in-process wakes were held back.
+			w.wakeInProcess(key, value)
 		}
 		w.noteWritten(key, w.now())
 		if err := w.write(ctx, key, work); err != nil {

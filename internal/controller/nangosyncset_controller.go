@@ -709,6 +709,13 @@ func (r *NangoSyncSetReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.MaxConcurrentReconciles = 1
 	}
 	r.Recorder = boundedRecorder{r.Recorder}
+	// The NangoSyncSet informer starts with the manager's cache, not when this controller
+	// starts: the manager's readiness (the caches synced) then covers it, and a fresh API
+	// server's watch cache for the kind (which answers "retry in a second" until it is
+	// ready) does not hold up the NangoSync controller's start as well.
+	if _, err := mgr.GetCache().GetInformer(context.Background(), &syncv1alpha1.NangoSyncSet{}); err != nil {
+		return fmt.Errorf("watch NangoSyncSets: %w", err)
+	}
 	opts := r.Syncs.withDefaults()
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&syncv1alpha1.NangoSyncSet{}, builder.WithPredicates(

@@ -34,6 +34,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
@@ -97,6 +98,7 @@ var _ = Describe("a cluster shared by two teams", func() {
 		By("letting team B write NangoSyncs that try to reach past their namespace")
 		createSecret(ctx, teamB, "db-admin", map[string]string{"password": adminPassword}, false)
 		createSecret(ctx, teamB, "silent-pg", map[string]string{"url": "postgres://team:" + pgPassword + "@" + silentDB + "/db?sslmode=disable"}, true)
+		createSecret(ctx, teamB, "shared-pg", map[string]string{"url": sharedDSN}, true)
 		hostile := map[string]*syncv1alpha1.NangoSync{
 			syncv1alpha1.NangoURLNotAllowedReason: teamSync(ctx, teamB, "exfiltrate", contacts, sqliteIn(sqliteRoot, teamB),
 				func(n *syncv1alpha1.NangoSync) {
@@ -113,6 +115,9 @@ var _ = Describe("a cluster shared by two teams", func() {
 				func(n *syncv1alpha1.NangoSync) { n.Spec.Nango = &syncv1alpha1.NangoEndpoint{URL: angryNango.URL} }),
 			syncv1alpha1.SinkUnavailableReason: teamSync(ctx, teamB, "silent-db", contacts, syncv1alpha1.SinkSpec{Postgres: &syncv1alpha1.PostgresSink{
 				URLSecretRef: syncv1alpha1.SecretKeyReference{Name: "silent-pg", Key: "url"}, Table: "contacts"}}, nil),
+			syncv1alpha1.ConflictReason: teamSync(ctx, teamB, "same-data-set", contacts, syncv1alpha1.SinkSpec{Postgres: &syncv1alpha1.PostgresSink{
+				URLSecretRef: syncv1alpha1.SecretKeyReference{Name: "shared-pg", Key: "url"}, Table: "contacts"}},
+				func(n *syncv1alpha1.NangoSync) { n.Spec.DeletionPolicy = syncv1alpha1.DeletionPolicyDelete }),
 		}
 		for reason, nsync := range hostile {
 			waitReason(ctx, nsync, reason, m)
@@ -141,6 +146,14 @@ var _ = Describe("a cluster shared by two teams", func() {
 		Eventually(func() (int, error) { return countRows(ctx, sharedDSN, "contacts", contacts.ConnectionID) }).
 			WithContext(ctx).WithTimeout(30*time.Second).Should(Equal(301), "the manager's output:\n%s", m.output)
 		Expect(countSQLiteRows(filepath.Join(sqliteRoot, teamA, "crm.db"), "deals")).To(Equal(200))
+
+		By("deleting team B's claimant of team A's data set, deletionPolicy Delete, without touching team A's rows")
+		conflicting := hostile[syncv1alpha1.ConflictReason]
+		Expect(k8sClient.Delete(ctx, conflicting)).To(Succeed())
+		Eventually(func() error { return k8sClient.Get(ctx, client.ObjectKeyFromObject(conflicting), conflicting) }).
+			WithContext(ctx).WithTimeout(30 * time.Second).Should(Satisfy(apierrors.IsNotFound))
+		delete(hostile, syncv1alpha1.ConflictReason)
+		Expect(countRows(ctx, sharedDSN, "contacts", contacts.ConnectionID)).To(Equal(301))
 
 		By("letting no Secret value out: nothing reached the other host, and no value is in the log")
 		Expect(elsewhereCalls.Load()).To(BeZero())

@@ -20,9 +20,7 @@ import (
 	"encoding/json"
 	"fmt"
 
-	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
 )
@@ -42,17 +40,9 @@ func (r *NangoSyncReconciler) reflectNangoAuth(nsync, before *syncv1alpha1.Nango
 	if err := json.Unmarshal([]byte(value), &failure); err != nil {
 		failure = syncv1alpha1.NangoAuthFailure{Description: "the annotation " + syncv1alpha1.NangoAuthFailureAnnotation + " is not valid JSON"}
 	}
-	reason := failure.Type
-	if !conditionReason.MatchString(reason) {
-		reason = syncv1alpha1.AuthFailedReason
-	}
 	message := fmt.Sprintf("Nango reports that the credentials of connection %q fail (%s at %s, %s): %s. "+
 		"Nango syncs no new records for it until the end user reconnects; the records copied so far stay",
 		nsync.Spec.ConnectionID, failure.Operation, failure.FailedAt, failure.Type, failure.Description)
-	setCondition(nsync, syncv1alpha1.NangoConnectionAuthorizedCondition, metav1.ConditionFalse, reason, message)
-
-	previous := apimeta.FindStatusCondition(before.Status.Conditions, syncv1alpha1.NangoConnectionAuthorizedCondition)
-	if previous == nil || previous.Message != message {
-		r.Recorder.Eventf(nsync, nil, corev1.EventTypeWarning, syncv1alpha1.AuthFailedReason, "Webhook", "%s", message)
-	}
+	r.reflectReported(nsync, before, syncv1alpha1.NangoConnectionAuthorizedCondition,
+		reasonOr(failure.Type, syncv1alpha1.AuthFailedReason), syncv1alpha1.AuthFailedReason, message)
 }

@@ -44,17 +44,28 @@ func (r *NangoSyncReconciler) reflectNangoRun(nsync, before *syncv1alpha1.NangoS
 	if err := json.Unmarshal([]byte(value), &failure); err != nil {
 		failure = syncv1alpha1.NangoRunFailure{Description: "the annotation " + syncv1alpha1.NangoRunFailureAnnotation + " is not valid JSON"}
 	}
-	// Nango's error types (script_error, ...) are valid reasons as they are.
-	reason := failure.Type
-	if !conditionReason.MatchString(reason) {
-		reason = syncv1alpha1.SyncFailedReason
-	}
 	message := fmt.Sprintf("Nango's sync run %q failed at %s (%s): %s. Records stop changing at the source until it runs again",
 		failure.SyncName, failure.FailedAt, failure.Type, failure.Description)
-	setCondition(nsync, syncv1alpha1.NangoRunSucceededCondition, metav1.ConditionFalse, reason, message)
+	// Nango's error types (script_error, ...) are valid reasons as they are.
+	r.reflectReported(nsync, before, syncv1alpha1.NangoRunSucceededCondition,
+		reasonOr(failure.Type, syncv1alpha1.SyncFailedReason), syncv1alpha1.SyncFailedReason, message)
+}
 
-	previous := apimeta.FindStatusCondition(before.Status.Conditions, syncv1alpha1.NangoRunSucceededCondition)
+// reflectReported sets conditionType to False with reason and message, for a failure Nango
+// reported (by webhook or its status), and records a Warning event with eventReason the
+// first time each message is seen, not on every reconcile.
+func (r *NangoSyncReconciler) reflectReported(nsync, before *syncv1alpha1.NangoSync, conditionType, reason, eventReason, message string) {
+	setCondition(nsync, conditionType, metav1.ConditionFalse, reason, message)
+	previous := apimeta.FindStatusCondition(before.Status.Conditions, conditionType)
 	if previous == nil || previous.Message != message {
-		r.Recorder.Eventf(nsync, nil, corev1.EventTypeWarning, syncv1alpha1.SyncFailedReason, "Webhook", "%s", message)
+		r.Recorder.Eventf(nsync, nil, corev1.EventTypeWarning, eventReason, "Webhook", "%s", message)
 	}
+}
+
+// reasonOr is reported when the API server accepts it as a condition reason, else fallback.
+func reasonOr(reported, fallback string) string {
+	if conditionReason.MatchString(reported) {
+		return reported
+	}
+	return fallback
 }

@@ -141,7 +141,9 @@ func (c *Client) ListConnections(ctx context.Context, req ListConnectionsRequest
 // pages (a row comes twice: kept once), and one deleted meanwhile can make
 // another one be skipped: a listing is evidence that a connection exists, never
 // on its own that one is gone (see ConnectionExists). Any failed page fails the
-// whole call: a partial listing is never returned as complete.
+// whole call: a partial listing is never returned as complete. A full page that
+// brings no connection not seen before fails it too: the server ignores `page`
+// (it answers the same page again), and paging on would never end.
 func (c *Client) AllConnections(ctx context.Context, req ListConnectionsRequest) ([]Connection, error) {
 	if req.Limit == 0 {
 		req.Limit = DefaultConnectionsPageSize
@@ -154,15 +156,21 @@ func (c *Client) AllConnections(ctx context.Context, req ListConnectionsRequest)
 		if err != nil {
 			return nil, fmt.Errorf("page %d: %w", req.Page, err)
 		}
+		fresh := 0
 		for _, conn := range page {
 			k := key{conn.ProviderConfigKey, conn.ConnectionID}
 			if !seen[k] {
 				seen[k] = true
 				all = append(all, conn)
+				fresh++
 			}
 		}
 		if len(page) < req.Limit {
 			return all, nil
+		}
+		if fresh == 0 {
+			return nil, fmt.Errorf("page %d: %w", req.Page, &Error{Kind: KindInvalidResponse, Op: req.op(), Status: http.StatusOK,
+				Message: fmt.Sprintf("a full page of %d connections, every one already listed on an earlier page: the server ignores the page parameter", len(page))})
 		}
 	}
 }

@@ -129,6 +129,7 @@ func (s *Sim) SetConnectionTags(ref ConnectionRef, tags map[string]string) error
 		return fmt.Errorf("set tags %s: %w", ref, err)
 	}
 	conn.tags = merged
+	conn.updated = s.nowMicro()
 	return nil
 }
 

@@ -28,7 +28,8 @@ import (
 
 // Handler returns the emulator's HTTP handler: the public Nango API (GET
 // /records and /records/, POST /sync/trigger, GET /sync/status, GET
-// /connections and the deprecated GET /connection) and the
+// /connections and GET /connections/:connectionId, with their deprecated
+// singular routes) and the
 // control API under /_sim/. It works with httptest.NewServer.
 func (s *Sim) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -40,6 +41,9 @@ func (s *Sim) Handler() http.Handler {
 	listConnections := s.public(ConnectionsListScope+" or "+ConnectionsListCredentialsScope, s.handleConnections)
 	mux.Handle("GET /connections", listConnections)
 	mux.Handle("GET /connection", listConnections) // deprecated, the same handler
+	getConnection := s.public(ConnectionsReadScope+" or "+ConnectionsReadCredentialsScope, s.handleConnection)
+	mux.Handle("GET /connections/{connectionId}", getConnection)
+	mux.Handle("GET /connection/{connectionId}", getConnection) // deprecated, the same handler
 	s.registerControl(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, errorBody{Code: "not_found", Message: "Route not found: " + r.Method + " " + r.URL.Path})

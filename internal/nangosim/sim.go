@@ -123,6 +123,8 @@ type connection struct {
 	id       string
 	seq      int64 // Nango's internal integer id
 	created  int64 // Unix microseconds
+	updated  int64 // Unix microseconds of the last change of its tags, 0 if none
+	fetched  int64 // Unix microseconds of the last read of its credentials, 0 if none
 	authMode string
 	tags     map[string]string
 	endUser  *EndUser

@@ -21,9 +21,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -422,26 +419,9 @@ for (let page = 0; page < 1000; page++) {
 // listConnections (tags, integration, offset paging) gets from the emulator
 // what the Go client gets.
 func TestNodeSDKListConnections(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("node is required for this test: %v", err)
-	}
-	entry := installNodeSDK(t)
 	h := connectionsHarness(t)
-	script := filepath.Join(t.TempDir(), "connections.mjs")
-	if err := os.WriteFile(script, []byte(nodeListConnections), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, script)
-	cmd.Env = append(os.Environ(), "NANGO_SDK_ENTRY=file://"+entry, "NANGO_SECRET_KEY="+h.env.SecretKey, "NANGO_HOST="+h.srv.URL)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("node script: %v\n%s", err, out)
-	}
 	var fromNode []string
-	for line := range strings.SplitSeq(strings.TrimSpace(string(out)), "\n") {
+	for _, line := range runNodeScript(t, h, nodeListConnections) {
 		var page []string
 		mustDecode(t, line, &page)
 		fromNode = append(fromNode, page...)

@@ -17,12 +17,7 @@ limitations under the License.
 package nangosim_test
 
 import (
-	"context"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -173,27 +168,10 @@ try {
 // sends force_refresh, refresh_token and refresh_github_app_jwt_token as false) reads a
 // connection from the emulator, and gets Nango's 404 for a missing one.
 func TestNodeSDKGetConnection(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("node is required for this test: %v", err)
-	}
-	entry := installNodeSDK(t)
 	h := connectionsHarness(t)
-	script := filepath.Join(t.TempDir(), "get-connection.mjs")
-	if err := os.WriteFile(script, []byte(nodeGetConnection), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, script)
-	cmd.Env = append(os.Environ(), "NANGO_SDK_ENTRY=file://"+entry, "NANGO_SECRET_KEY="+h.env.SecretKey, "NANGO_HOST="+h.srv.URL)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("node script: %v\n%s", err, out)
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	lines := runNodeScript(t, h, nodeGetConnection)
 	if len(lines) != 2 {
-		t.Fatalf("node printed %q", out)
+		t.Fatalf("node printed %q", lines)
 	}
 	mustJSONEqual(t, lines[0], sfFull)
 	mustJSONEqual(t, lines[1], `{"status":404,"data":{"error":{"code":"not_found","message":"Failed to find connection"}}}`)

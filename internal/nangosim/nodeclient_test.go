@@ -219,3 +219,28 @@ func installedVersion(pkgJSON string) string {
 	}
 	return p.Version
 }
+
+// runNodeScript runs script with node against the harness's emulator, the official
+// client's entry point and the secret key in its environment, and answers the lines it
+// printed. It fails, never skips, without node and npm.
+func runNodeScript(t *testing.T, h *harness, script string) []string {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("node is required for this test: %v", err)
+	}
+	entry := installNodeSDK(t)
+	path := filepath.Join(t.TempDir(), "script.mjs")
+	if err := os.WriteFile(path, []byte(script), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, path)
+	cmd.Env = append(os.Environ(), "NANGO_SDK_ENTRY=file://"+entry, "NANGO_SECRET_KEY="+h.env.SecretKey, "NANGO_HOST="+h.srv.URL)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("node script: %v\n%s", err, out)
+	}
+	return strings.Split(strings.TrimSpace(string(out)), "\n")
+}

@@ -296,8 +296,9 @@ type SecretKeyReference struct {
 }
 
 // SinkSpec is where records are written. Exactly one of its kinds is set.
-// +kubebuilder:validation:XValidation:rule="(has(self.postgres) ? 1 : 0) + (has(self.sqlite) ? 1 : 0) + (has(self.http) ? 1 : 0) == 1",message="exactly one sink kind must be set: postgres, sqlite or http"
+// +kubebuilder:validation:XValidation:rule="(has(self.postgres) ? 1 : 0) + (has(self.sqlite) ? 1 : 0) + (has(self.http) ? 1 : 0) + (has(self.kafka) ? 1 : 0) == 1",message="exactly one sink kind must be set: postgres, sqlite, http or kafka"
 // +kubebuilder:validation:XValidation:rule="!has(self.http) || !has(self.deletes) || self.deletes == 'Soft'",message="deletes: Hard applies to tables; an http sink sends every deletion as a dev.nango.record.deleted event"
+// +kubebuilder:validation:XValidation:rule="!has(self.kafka) || !has(self.deletes) || self.deletes == 'Soft'",message="deletes: Hard applies to tables; a kafka sink writes every deletion as a dev.nango.record.deleted event (and a tombstone with kafka.tombstones)"
 type SinkSpec struct {
 	// postgres writes records to a table in a PostgreSQL database.
 	// +optional
@@ -312,6 +313,11 @@ type SinkSpec struct {
 	// batches. Delivery is at-least-once: see HTTPSink.
 	// +optional
 	HTTP *HTTPSink `json:"http,omitempty"`
+
+	// kafka writes each record version as a message to a Kafka topic, with exactly-once
+	// effect for read_committed consumers unless delivery is AtLeastOnce: see KafkaSink.
+	// +optional
+	Kafka *KafkaSink `json:"kafka,omitempty"`
 
 	// deletes says how records that Nango reports deleted are written: Soft keeps the row
 	// and sets its deleted_at column, Hard removes the row.
@@ -419,6 +425,111 @@ type HTTPSink struct {
 	// +kubebuilder:validation:Minimum=4096
 	// +kubebuilder:validation:Maximum=67108864
 	MaxBatchBytes int32 `json:"maxBatchBytes,omitempty"`
+}
+
+// KafkaSink writes one message per record version to a topic. The key is
+// integration/connection/model/variant/id (each part percent-encoded), so a record's versions
+// stay in one partition, in order; the value is the record as Nango answers it (its fields
+// and _nango_metadata) as JSON; the CloudEvents attributes are headers (ce_specversion,
+// ce_id, ce_type such as dev.nango.record.updated, ce_source, ce_subject, ce_time). A
+// deletion is a dev.nango.record.deleted event, followed by a tombstone (null value) when
+// tombstones is true. The checkpoint is a message of checkpointTopic keyed by topic and
+// data set. With delivery ExactlyOnce, a page's messages and its checkpoint are written in
+// one Kafka transaction under a transactional id of the data set's own, and the checkpoint
+// is read with read_committed: a consumer reading with isolation.level=read_committed sees
+// every version exactly once, across crashes. AtLeastOnce turns transactions off: after a
+// crash the last page is written again, with the same keys and ce_id.
+// +kubebuilder:validation:XValidation:rule="!has(self.checkpointTopic) || self.checkpointTopic != self.topic",message="checkpointTopic must differ from topic"
+type KafkaSink struct {
+	// brokers are the seed brokers, host:port, for example kafka-0.kafka:9092.
+	// +required
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=261
+	// +kubebuilder:validation:items:Pattern=`^(\[[0-9a-fA-F:.]+\]|[a-zA-Z0-9]([-a-zA-Z0-9.]*[a-zA-Z0-9])?):[0-9]{1,5}$`
+	Brokers []string `json:"brokers"`
+
+	// topic the records go to; {model} in it stands for the NangoSync's model, for example
+	// nango.hubspot.{model}. Letters, digits, '.', '_' and '-', at most 249 characters.
+	// The operator creates it with the brokers' defaults when missing and allowed to.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=249
+	// +kubebuilder:validation:Pattern=`^([a-zA-Z0-9._-]|\{model\})+$`
+	// +kubebuilder:validation:XValidation:rule="!(self in ['.', '..'])",message="topic cannot be . or .."
+	Topic string `json:"topic"`
+
+	// checkpointTopic keeps the checkpoints, keyed by topic and data set; the operator
+	// creates it compacted, with one partition, when missing. Default
+	// nango-operator-checkpoints.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=249
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9._-]+$`
+	// +kubebuilder:validation:XValidation:rule="!(self in ['.', '..'])",message="checkpointTopic cannot be . or .."
+	CheckpointTopic string `json:"checkpointTopic,omitempty"`
+
+	// delivery is ExactlyOnce (Kafka transactions, the default) or AtLeastOnce (no
+	// transactions, for clusters or ACLs without them: a crash can write a page twice).
+	// +optional
+	// +kubebuilder:default=ExactlyOnce
+	// +kubebuilder:validation:Enum=ExactlyOnce;AtLeastOnce
+	Delivery string `json:"delivery,omitempty"`
+
+	// transactionalIDPrefix starts the transactional id of each data set
+	// (<prefix>-<hash of topic and data set>), for ACLs on prefixed transactional ids.
+	// Default nango-operator.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=200
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9._-]+$`
+	TransactionalIDPrefix string `json:"transactionalIDPrefix,omitempty"`
+
+	// tombstones follows each deletion event with a tombstone (the record's key, a null
+	// value), for compacted topics: compaction then drops the record.
+	// +optional
+	Tombstones bool `json:"tombstones,omitempty"`
+
+	// tls dials the brokers with TLS.
+	// +optional
+	TLS *KafkaTLS `json:"tls,omitempty"`
+
+	// sasl authenticates to the brokers.
+	// +optional
+	SASL *KafkaSASL `json:"sasl,omitempty"`
+}
+
+// Delivery modes of a kafka sink.
+const (
+	// DeliveryExactlyOnce writes a page and its checkpoint in one Kafka transaction.
+	DeliveryExactlyOnce = "ExactlyOnce"
+	// DeliveryAtLeastOnce writes without transactions.
+	DeliveryAtLeastOnce = "AtLeastOnce"
+)
+
+// KafkaTLS is how the brokers are verified.
+type KafkaTLS struct {
+	// caSecretRef names a Secret key holding PEM CA certificates to trust, besides the
+	// operator image's roots.
+	// +optional
+	CASecretRef *SecretKeyReference `json:"caSecretRef,omitempty"`
+}
+
+// KafkaSASL is how the operator authenticates to the brokers.
+type KafkaSASL struct {
+	// mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512. PLAIN sends the password as
+	// is: use it only with tls.
+	// +required
+	// +kubebuilder:validation:Enum=PLAIN;SCRAM-SHA-256;SCRAM-SHA-512
+	Mechanism string `json:"mechanism"`
+
+	// usernameSecretRef names the Secret key holding the user name.
+	// +required
+	UsernameSecretRef SecretKeyReference `json:"usernameSecretRef"`
+
+	// passwordSecretRef names the Secret key holding the password.
+	// +required
+	PasswordSecretRef SecretKeyReference `json:"passwordSecretRef"`
 }
 
 // NangoSyncStatus is what the controller observed and did.

@@ -241,6 +241,8 @@ func sinkKind(spec syncv1alpha1.SinkSpec) string {
 		return "sqlite"
 	case spec.HTTP != nil:
 		return "http"
+	case spec.Kafka != nil:
+		return "kafka"
 	}
 	return "unknown"
 }

@@ -112,7 +112,7 @@ var _ = Describe("NangoSync validation by the API server", func() {
 			func(s map[string]any) {
 				s["sink"].(map[string]any)["sqlite"] = map[string]any{"path": "/data/nango.db", "table": "contacts"}
 			},
-			"spec.sink", "exactly one sink kind must be set: postgres, sqlite or http"),
+			"spec.sink", "exactly one sink kind must be set: postgres, sqlite, http or kafka"),
 		Entry("http timeout under 1s",
 			func(s map[string]any) {
 				s["sink"] = map[string]any{"http": httpSinkFields(map[string]any{"timeout": "100ms"})}
@@ -133,9 +133,53 @@ var _ = Describe("NangoSync validation by the API server", func() {
 		Entry("http with hard deletes",
 			func(s map[string]any) { s["sink"] = map[string]any{"http": httpSinkFields(nil), "deletes": "Hard"} },
 			"spec.sink", "deletes: Hard applies to tables"),
+		Entry("kafka without brokers",
+			func(s map[string]any) { s["sink"] = map[string]any{"kafka": map[string]any{"topic": "contacts"}} },
+			"spec.sink.kafka.brokers", "Required value"),
+		Entry("kafka broker without a port",
+			func(s map[string]any) {
+				s["sink"] = map[string]any{"kafka": kafkaSinkFields(map[string]any{"brokers": []any{"kafka-0.kafka"}})}
+			},
+			"spec.sink.kafka.brokers[0]", "should match"),
+		Entry("kafka topic with a slash",
+			func(s map[string]any) {
+				s["sink"] = map[string]any{"kafka": kafkaSinkFields(map[string]any{"topic": "nango/{model}"})}
+			},
+			"spec.sink.kafka.topic", "should match"),
+		Entry("kafka topic with an unknown placeholder",
+			func(s map[string]any) {
+				s["sink"] = map[string]any{"kafka": kafkaSinkFields(map[string]any{"topic": "nango.{connection}"})}
+			},
+			"spec.sink.kafka.topic", "should match"),
+		Entry("kafka checkpoint topic that is the records topic",
+			func(s map[string]any) {
+				s["sink"] = map[string]any{"kafka": kafkaSinkFields(map[string]any{"checkpointTopic": "contacts"})}
+			},
+			"spec.sink.kafka", "checkpointTopic must differ from topic"),
+		Entry("kafka unknown delivery",
+			func(s map[string]any) {
+				s["sink"] = map[string]any{"kafka": kafkaSinkFields(map[string]any{"delivery": "ExactlyTwice"})}
+			},
+			"spec.sink.kafka.delivery", `supported values: "ExactlyOnce", "AtLeastOnce"`),
+		Entry("kafka unknown SASL mechanism",
+			func(s map[string]any) {
+				s["sink"] = map[string]any{"kafka": kafkaSinkFields(map[string]any{"sasl": map[string]any{"mechanism": "GSSAPI",
+					"usernameSecretRef": map[string]any{"name": "kafka", "key": "username"},
+					"passwordSecretRef": map[string]any{"name": "kafka", "key": "password"}}})}
+			},
+			"spec.sink.kafka.sasl.mechanism", `supported values: "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"`),
+		Entry("kafka SASL without a password",
+			func(s map[string]any) {
+				s["sink"] = map[string]any{"kafka": kafkaSinkFields(map[string]any{"sasl": map[string]any{"mechanism": "PLAIN",
+					"usernameSecretRef": map[string]any{"name": "kafka", "key": "username"}}})}
+			},
+			"spec.sink.kafka.sasl.passwordSecretRef", "Required value"),
+		Entry("kafka with hard deletes",
+			func(s map[string]any) { s["sink"] = map[string]any{"kafka": kafkaSinkFields(nil), "deletes": "Hard"} },
+			"spec.sink", "a kafka sink writes every deletion"),
 		Entry("no sink kind",
 			func(s map[string]any) { s["sink"] = map[string]any{} },
-			"spec.sink", "exactly one sink kind must be set: postgres, sqlite or http"),
+			"spec.sink", "exactly one sink kind must be set: postgres, sqlite, http or kafka"),
 		Entry("no sink at all",
 			func(s map[string]any) { delete(s, "sink") },
 			"spec.sink", "Required value"),
@@ -303,6 +347,33 @@ var _ = Describe("NangoSync validation by the API server", func() {
 		}))
 	})
 
+	It("accepts a kafka sink that sets every field, keeps them, and defaults delivery to ExactlyOnce", func() {
+		spec := validSpec()
+		spec["sink"] = map[string]any{"kafka": kafkaSinkFields(nil)}
+		minimal := newNangoSync(spec)
+		Expect(k8sClient.Create(ctx, minimal)).To(Succeed())
+		DeferCleanup(func() { Expect(k8sClient.Delete(ctx, minimal)).To(Succeed()) })
+		var got syncv1alpha1.NangoSync
+		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(minimal), &got)).To(Succeed())
+		Expect(got.Spec.Sink.Kafka.Delivery).To(Equal(syncv1alpha1.DeliveryExactlyOnce))
+
+		ref := func(key string) syncv1alpha1.SecretKeyReference {
+			return syncv1alpha1.SecretKeyReference{Name: "kafka", Key: key}
+		}
+		want := &syncv1alpha1.KafkaSink{Brokers: []string{"kafka-0.kafka:9093", "10.0.0.7:9093"}, Topic: "nango.hubspot.{model}",
+			CheckpointTopic: "nango-checkpoints", Delivery: syncv1alpha1.DeliveryAtLeastOnce, TransactionalIDPrefix: "crm-nango",
+			Tombstones: true, TLS: &syncv1alpha1.KafkaTLS{CASecretRef: new(ref("ca.crt"))},
+			SASL: &syncv1alpha1.KafkaSASL{Mechanism: "SCRAM-SHA-512", UsernameSecretRef: ref("username"), PasswordSecretRef: ref("password")}}
+		every := &syncv1alpha1.NangoSync{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "every-kafka-field"},
+			Spec: syncv1alpha1.NangoSyncSpec{ConnectionID: "acme", ProviderConfigKey: "hubspot", Model: "Contact",
+				Sink: syncv1alpha1.SinkSpec{Kafka: want}}}
+		Expect(k8sClient.Create(ctx, every)).To(Succeed())
+		DeferCleanup(func() { Expect(k8sClient.Delete(ctx, every)).To(Succeed()) })
+		var kept syncv1alpha1.NangoSync
+		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(every), &kept)).To(Succeed())
+		Expect(kept.Spec.Sink.Kafka).To(Equal(want))
+	})
+
 	It("accepts changes to everything but the data set's identity", func() {
 		created := newNangoSync(validSpec())
 		Expect(k8sClient.Create(ctx, created)).To(Succeed())
@@ -317,6 +388,15 @@ var _ = Describe("NangoSync validation by the API server", func() {
 		Expect(k8sClient.Update(ctx, &got)).To(Succeed())
 	})
 })
+
+// kafkaSinkFields is a valid spec.sink.kafka, with fields set or replaced.
+func kafkaSinkFields(fields map[string]any) map[string]any {
+	spec := map[string]any{"brokers": []any{"kafka-0.kafka:9092", "[::1]:9093"}, "topic": "contacts"}
+	for k, v := range fields {
+		spec[k] = v
+	}
+	return spec
+}
 
 // httpSinkFields is a valid spec.sink.http, with fields set or replaced.
 func httpSinkFields(fields map[string]any) map[string]any {

@@ -55,6 +55,7 @@ var _ = Describe("kustomize", Ordered, func() {
 		Expect(out).To(ContainSubstring("nangosync.sync.nango.dev/acme-hubspot-contacts created (server dry run)"))
 		Expect(out).To(ContainSubstring("nangosync.sync.nango.dev/acme-salesforce-deals created (server dry run)"))
 		Expect(out).To(ContainSubstring("nangosync.sync.nango.dev/acme-github-issues created (server dry run)"))
+		Expect(out).To(ContainSubstring("nangosync.sync.nango.dev/acme-hubspot-contacts-kafka created (server dry run)"))
 		Expect(out).To(ContainSubstring("nangosyncset.sync.nango.dev/hubspot-pro created (server dry run)"))
 	})
 })

@@ -29,6 +29,7 @@ import (
 	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
 	"github.com/nango-operator/nango-operator/internal/sink"
 	"github.com/nango-operator/nango-operator/internal/sink/httpsink"
+	"github.com/nango-operator/nango-operator/internal/sink/kafkasink"
 	"github.com/nango-operator/nango-operator/internal/sink/postgres"
 	"github.com/nango-operator/nango-operator/internal/sink/sqlite"
 )
@@ -103,6 +104,8 @@ func Resolve(ctx context.Context, spec syncv1alpha1.SinkSpec, env Env) (Target, 
 		}, nil
 	case spec.HTTP != nil:
 		return resolveHTTP(ctx, spec, env)
+	case spec.Kafka != nil:
+		return resolveKafka(ctx, spec, env)
 	}
 	// The API server refuses a NangoSync without exactly one sink kind.
 	return Target{}, errors.New("spec.sink sets no sink kind")
@@ -120,6 +123,8 @@ func DisplayName(spec syncv1alpha1.SinkSpec) string {
 		return "sqlite/" + spec.SQLite.Table
 	case spec.HTTP != nil:
 		return "http/" + spec.HTTP.URLSecretRef.Name
+	case spec.Kafka != nil:
+		return "kafka/" + spec.Kafka.Topic
 	}
 	return ""
 }
@@ -161,6 +166,54 @@ func resolveHTTP(ctx context.Context, spec syncv1alpha1.SinkSpec, env Env) (Targ
 			snk, err := httpsink.Open(opts)
 			if err != nil {
 				return nil, fmt.Errorf("open the http sink of Secret %s: %w", h.URLSecretRef.Name, err)
+			}
+			return snk, nil
+		},
+	}, nil
+}
+
+// resolveKafka reads the Secrets of a kafka sink. Its checkpoints live in the cluster, so
+// NangoSyncs of any namespace writing to one topic share one sink.
+func resolveKafka(ctx context.Context, spec syncv1alpha1.SinkSpec, env Env) (Target, error) {
+	k := spec.Kafka
+	opts := kafkasink.Options{Brokers: k.Brokers, Topic: k.Topic, CheckpointTopic: k.CheckpointTopic,
+		DisableTransactions: k.Delivery == syncv1alpha1.DeliveryAtLeastOnce, TransactionalIDPrefix: k.TransactionalIDPrefix,
+		Tombstones: k.Tombstones}
+	if k.TLS != nil {
+		opts.TLS = true
+		if k.TLS.CASecretRef != nil {
+			ca, err := env.Secret(ctx, *k.TLS.CASecretRef)
+			if err != nil {
+				return Target{}, fmt.Errorf("read the Kafka CA certificates: %w", err)
+			}
+			opts.CAPEM = []byte(ca)
+		}
+	}
+	if k.SASL != nil {
+		username, err := env.Secret(ctx, k.SASL.UsernameSecretRef)
+		if err != nil {
+			return Target{}, fmt.Errorf("read the Kafka user name: %w", err)
+		}
+		password, err := env.Secret(ctx, k.SASL.PasswordSecretRef)
+		if err != nil {
+			return Target{}, fmt.Errorf("read the Kafka password: %w", err)
+		}
+		opts.SASL = &kafkasink.SASL{Mechanism: k.SASL.Mechanism, Username: username, Password: password}
+	}
+	// The id hashes everything that opens another sink, secrets included, never in the clear.
+	h := sha256.New()
+	h.Write(fmt.Appendf(nil, "%q\x00%s\x00%s\x00%t\x00%s\x00%t\x00%t\x00%s", opts.Brokers, opts.Topic, opts.CheckpointTopic,
+		opts.DisableTransactions, opts.TransactionalIDPrefix, opts.Tombstones, opts.TLS, opts.CAPEM))
+	if opts.SASL != nil {
+		h.Write(fmt.Appendf(nil, "\x00%s\x00%s\x00%s", opts.SASL.Mechanism, opts.SASL.Username, opts.SASL.Password))
+	}
+	return Target{
+		ID:   "kafka/" + hex.EncodeToString(h.Sum(nil)),
+		Name: DisplayName(spec),
+		open: func(context.Context) (sink.Sink, error) {
+			snk, err := kafkasink.Open(opts)
+			if err != nil {
+				return nil, fmt.Errorf("open the kafka sink of topic %s: %w", k.Topic, err)
 			}
 			return snk, nil
 		},

@@ -37,6 +37,7 @@ import (
 	"time"
 
 	"github.com/nango-operator/nango-operator/internal/sink"
+	"github.com/nango-operator/nango-operator/internal/sink/cloudevents"
 	"github.com/nango-operator/nango-operator/internal/sink/httpsink"
 )
 
@@ -85,30 +86,9 @@ func (e Event) Key() sink.Key {
 
 // Record decodes the record version an event carries.
 func (e Event) Record() (sink.Record, error) {
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(e.Data, &fields); err != nil {
-		return sink.Record{}, fmt.Errorf("event %s: data: %w", e.ID, err)
-	}
-	var meta struct {
-		FirstSeenAt    time.Time  `json:"first_seen_at"`
-		LastModifiedAt time.Time  `json:"last_modified_at"`
-		LastAction     string     `json:"last_action"`
-		DeletedAt      *time.Time `json:"deleted_at"`
-		Pruned         bool       `json:"pruned"`
-		Cursor         string     `json:"cursor"`
-	}
-	if err := json.Unmarshal(fields["_nango_metadata"], &meta); err != nil {
-		return sink.Record{}, fmt.Errorf("event %s: _nango_metadata: %w", e.ID, err)
-	}
-	delete(fields, "_nango_metadata")
-	r := sink.Record{ID: e.Subject, Action: sink.Action(meta.LastAction), FirstSeenAt: meta.FirstSeenAt,
-		LastModifiedAt: meta.LastModifiedAt, DeletedAt: meta.DeletedAt, Pruned: meta.Pruned, Cursor: meta.Cursor}
-	if !meta.Pruned {
-		payload, err := json.Marshal(fields)
-		if err != nil {
-			return sink.Record{}, err
-		}
-		r.Payload = payload
+	r, err := cloudevents.DecodeRecord(e.Subject, e.Data)
+	if err != nil {
+		return sink.Record{}, fmt.Errorf("event %s: %w", e.ID, err)
 	}
 	return r, nil
 }

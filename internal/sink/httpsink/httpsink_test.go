@@ -321,3 +321,50 @@ func TestOpenRefusesABadURLWithoutShowingIt(t *testing.T) {
 		t.Fatalf("Open with an ftp URL: %v, want a refusal that does not show the URL", err)
 	}
 }
+
+// TestServerErrorBurstLosesNothing: a burst of 500s longer than one write's attempts fails
+// the write as an unavailable sink with the cursor where it was; the next write (the
+// controller's retry) delivers the batch with the same Idempotency-Key, and the endpoint
+// ends with every record.
+func TestServerErrorBurstLosesNothing(t *testing.T) {
+	rx := httpsinktest.New(signingKey)
+	rx.SetFault(func(n int, w http.ResponseWriter, _ *http.Request) bool {
+		if n <= 5 {
+			http.Error(w, "overloaded", http.StatusInternalServerError)
+			return true
+		}
+		return false
+	})
+	s := open(t, rx, httpsink.Options{})
+	page := sink.Page{Records: records(4), Checkpoint: "c4"}
+	_, err := s.WritePage(context.Background(), key, page)
+	if !sink.IsUnavailable(err) {
+		t.Fatalf("WritePage during a burst of 500s: %v, want an unavailable sink", err)
+	}
+	if got := cursor(t, s); got != "" {
+		t.Fatalf("checkpoint %q after a failed delivery, want none", got)
+	}
+	for {
+		_, err := s.WritePage(context.Background(), key, page)
+		if err == nil {
+			break
+		}
+		if !sink.IsUnavailable(err) || len(rx.Requests()) > 10 {
+			t.Fatalf("WritePage again: %v after %d requests", err, len(rx.Requests()))
+		}
+	}
+	if got := cursor(t, s); got != "c4" {
+		t.Fatalf("checkpoint %q after the burst, want c4", got)
+	}
+	keys := map[string]bool{}
+	for _, r := range rx.Requests() {
+		keys[r.Header.Get(httpsink.HeaderIdempotencyKey)] = true
+	}
+	if len(keys) != 1 {
+		t.Fatalf("%d idempotency keys for one batch retried %d times", len(keys), len(rx.Requests()))
+	}
+	rows, err := rx.ReadRows(context.Background(), key)
+	if err != nil || len(rows) != len(page.Records) {
+		t.Fatalf("the endpoint holds %d rows (%v), want %d", len(rows), err, len(page.Records))
+	}
+}

@@ -185,16 +185,22 @@ func (rx *Receiver) applyLocked(idempotencyKey string, events []Event) error {
 			rows = map[string]sink.Record{}
 			rx.rows[e.Key()] = rows
 		}
-		stored, ok := rows[r.ID]
-		if ok && r.LastModifiedAt.Before(stored.LastModifiedAt) {
-			continue
-		}
-		if r.Pruned && ok {
-			r.Payload = stored.Payload
-		}
-		rows[r.ID] = r
+		Apply(rows, r)
 	}
 	return nil
+}
+
+// Apply folds a record version into rows as an application does: a version older than the
+// one held is skipped, a pruned version keeps the fields held.
+func Apply(rows map[string]sink.Record, r sink.Record) {
+	stored, ok := rows[r.ID]
+	if ok && r.LastModifiedAt.Before(stored.LastModifiedAt) {
+		return
+	}
+	if r.Pruned && ok {
+		r.Payload = stored.Payload
+	}
+	rows[r.ID] = r
 }
 
 // Requests answers every request answered so far.

@@ -24,6 +24,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -42,6 +43,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/cluster"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -63,6 +65,9 @@ type options struct {
 	metricsAddr        string
 	secureMetrics      bool
 	enableHTTP2        bool
+	metricsCertPath    string
+	metricsCertName    string
+	metricsCertKey     string
 	probeAddr          string
 	pprofAddr          string
 	leaderElection     bool
@@ -96,6 +101,13 @@ func (o *options) bindFlags(fs *flag.FlagSet) {
 		"The address the metrics endpoint binds to, :8443 for HTTPS or :8080 for HTTP; 0 disables it.")
 	fs.BoolVar(&o.secureMetrics, "metrics-secure", true,
 		"Serve metrics over HTTPS, to clients the API server authenticates and authorizes.")
+	fs.StringVar(&o.metricsCertPath, "metrics-cert-path", "",
+		"The directory holding the metrics endpoint's certificate and key (a cert-manager Certificate's Secret, say); "+
+			"they are reloaded when they change. Empty serves a self-signed certificate made at start.")
+	fs.StringVar(&o.metricsCertName, "metrics-cert-name", "tls.crt",
+		"The certificate's file name in --metrics-cert-path.")
+	fs.StringVar(&o.metricsCertKey, "metrics-cert-key", "tls.key",
+		"The private key's file name in --metrics-cert-path.")
 	fs.BoolVar(&o.enableHTTP2, "enable-http2", false,
 		"Serve metrics over HTTP/2 too. Off by default against the HTTP/2 Stream Cancellation and Rapid Reset CVEs.")
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081",
@@ -226,9 +238,19 @@ func main() {
 	opts.zap = zap.Options{Development: false}
 	opts.bindFlags(flag.CommandLine)
 	printVersion := flag.Bool("version", false, "Print the version, commit and build date, then exit.")
+	probeURL := flag.String("probe", "",
+		"GET this URL and exit: 0 when it answers 2xx, 1 otherwise; the manager does not start. "+
+			"The chart's `helm test` Pod probes /readyz with it, as the image has no shell and no curl.")
 	flag.Parse()
 	if *printVersion {
 		fmt.Println("manager", version.Get())
+		return
+	}
+	if *probeURL != "" {
+		if err := probe(*probeURL); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
 		return
 	}
 
@@ -258,6 +280,13 @@ func run(opts options) error {
 		SecureServing: opts.secureMetrics,
 		TLSOpts:       tlsOptions(opts.enableHTTP2),
 	}
+	metricsCerts, err := opts.metricsCertWatcher()
+	if err != nil {
+		return err
+	}
+	if metricsCerts != nil {
+		metricsOptions.TLSOpts = append(metricsOptions.TLSOpts, func(c *tls.Config) { c.GetCertificate = metricsCerts.GetCertificate })
+	}
 	if opts.secureMetrics {
 		// Only clients the API server authenticates and authorizes (a TokenReview and a
 		// SubjectAccessReview) may read the metrics.
@@ -285,6 +314,13 @@ func run(opts options) error {
 	})
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
+	}
+
+	if metricsCerts != nil {
+		// Reloads the certificate when its files change (a renewed Secret), on every replica.
+		if err := mgr.Add(metricsCerts); err != nil {
+			return fmt.Errorf("add the metrics certificate watcher: %w", err)
+		}
 	}
 
 	sinkPool := sinks.NewPool(nil)
@@ -407,6 +443,41 @@ func setupReceiver(mgr ctrl.Manager, o webhookOptions, secrets *secretcache.Cach
 		return fmt.Errorf("set up the webhook receiver: %w", err)
 	}
 	return nil
+}
+
+// probe GETs url once, within 10 seconds, and answers an error unless the answer is 2xx.
+func probe(url string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return fmt.Errorf("probe %s: %w", url, err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("probe: %w", err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("probe %s: %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
+	}
+	fmt.Printf("probe %s: %s\n", url, resp.Status)
+	return nil
+}
+
+// metricsCertWatcher reads the metrics certificate of --metrics-cert-path and watches it for
+// changes; nil when the endpoint serves a self-signed certificate instead. A certificate that
+// cannot be read stops the manager at start rather than falling back to a self-signed one.
+func (o *options) metricsCertWatcher() (*certwatcher.CertWatcher, error) {
+	if o.metricsCertPath == "" || o.metricsAddr == "0" || !o.secureMetrics {
+		return nil, nil
+	}
+	w, err := certwatcher.New(filepath.Join(o.metricsCertPath, o.metricsCertName), filepath.Join(o.metricsCertPath, o.metricsCertKey))
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-cert-path: read the metrics certificate: %w", err)
+	}
+	return w, nil
 }
 
 // tlsOptions turns HTTP/2 off unless asked for: HTTP/2 was open to the Stream Cancellation

@@ -154,7 +154,9 @@ type rowReader interface {
 var benchKey = sink.Key{ProviderConfigKey: benchPCK, ConnectionID: benchConn, Model: benchModel, Variant: "base"}
 
 // diffSink compares the sink's rows with want and describes the first differences.
-func diffSink(s rowReader, want map[string]state) error {
+func diffSink(s interface {
+	ReadRows(ctx context.Context, key sink.Key) ([]sink.Record, error)
+}, want map[string]state) error {
 	rows, err := s.ReadRows(context.Background(), benchKey)
 	if err != nil {
 		return err

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sort"
@@ -31,13 +32,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
 	"github.com/nango-operator/nango-operator/internal/nango"
 	"github.com/nango-operator/nango-operator/internal/sink"
+	"github.com/nango-operator/nango-operator/internal/sink/httpsink"
+	"github.com/nango-operator/nango-operator/internal/sink/httpsink/httpsinktest"
+	"github.com/nango-operator/nango-operator/internal/sink/kafkasink"
 	"github.com/nango-operator/nango-operator/internal/sink/postgres"
+	"github.com/nango-operator/nango-operator/internal/sink/sinks"
 	"github.com/nango-operator/nango-operator/internal/sink/sqlite"
 	"github.com/nango-operator/nango-operator/internal/testutil/pgtest"
 	"github.com/nango-operator/nango-operator/internal/testutil/records"
@@ -150,13 +157,13 @@ func TestThroughput(t *testing.T) {
 	}
 }
 
-// sinkKinds are the sinks measured: postgres and sqlite, or those NANGO_BENCH_SINKS lists
-// (comma-separated).
+// sinkKinds are the sinks measured: postgres, sqlite, kafka and http, or those
+// NANGO_BENCH_SINKS lists (comma-separated).
 func sinkKinds() []string {
 	if only := os.Getenv("NANGO_BENCH_SINKS"); only != "" {
 		return strings.Split(only, ",")
 	}
-	return []string{"postgres", "sqlite"}
+	return []string{"postgres", "sqlite", "kafka", "http"}
 }
 
 // throughputBench is what every round of TestThroughput shares: the API server, the
@@ -203,65 +210,151 @@ func (b *throughputBench) round(pageSizes, batchSizes []int) throughputRound {
 	for _, kind := range b.sinks {
 		r.sink[kind] = map[int]time.Duration{}
 		for _, bs := range batchSizes {
-			spec, pgURL, drop := b.newSink(kind)
-			s := b.openSink(spec, pgURL)
+			target := b.newSink(kind)
+			s := target.open()
 			r.sink[kind][bs] = sinkOnly(t, s, b.url, bs, b.n)
 			must(t, s.Close())
-			drop()
+			target.drop()
 		}
 	}
 	for _, kind := range b.sinks {
 		r.operator[kind] = map[int]operatorResult{}
 		for _, ps := range pageSizes {
-			spec, pgURL, drop := b.newSink(kind)
-			r.operator[kind][ps] = operatorRun(t, b.e, b.url, spec, pgURL, ps, b.n)
+			target := b.newSink(kind)
+			r.operator[kind][ps] = operatorRun(t, b.e, b.url, target, ps, b.n)
 			// The sink holds exactly the emulator's records (smoke sizes: full sizes would
 			// read a GiB back).
 			if !fullBench() {
-				s := b.openSink(spec, pgURL)
+				s := target.open()
 				if err := diffSink(s, generatedState(t, b.n, b.recordSize)); err != nil {
 					t.Errorf("%s page size %d: %v", kind, ps, err)
 				}
 				must(t, s.Close())
 			}
-			drop()
+			target.drop()
 		}
 	}
 	return r
 }
 
-// newSink makes an empty sink of kind: its spec, a PostgreSQL database's URL, and a func
-// that drops it.
-func (b *throughputBench) newSink(kind string) (spec syncv1alpha1.SinkSpec, pgURL string, drop func()) {
+// benchTarget is an empty sink of one kind: its spec, the Secrets it names besides the
+// Nango one (name → data), and how the test opens it as its own reader and writer.
+type benchTarget struct {
+	spec    syncv1alpha1.SinkSpec
+	pgURL   string
+	secrets map[string]map[string]string
+	open    func() rowReader
+	drop    func()
+}
+
+// newSink makes an empty sink of kind. The event sinks' limits are measured with the
+// sink's own WritePage in the test process: Kafka's producer (with its transactions) into
+// a kfake cluster of the sink's own, and HTTP's POSTs to the test's endpoint with the
+// checkpoints in memory instead of ConfigMaps.
+func (b *throughputBench) newSink(kind string) benchTarget {
 	t := b.t
-	if kind == "sqlite" {
+	switch kind {
+	case "sqlite":
 		dir, err := os.MkdirTemp(t.TempDir(), "sqlite")
 		must(t, err)
-		return sqliteSinkSpec(filepath.Join(dir, "sink.db"), "contacts"), "", func() { must(t, os.RemoveAll(dir)) }
+		spec := sqliteSinkSpec(filepath.Join(dir, "sink.db"), "contacts")
+		return benchTarget{spec: spec, drop: func() { must(t, os.RemoveAll(dir)) }, open: func() rowReader {
+			s, err := sqlite.Open(context.Background(), spec.SQLite.Path, sqlite.Options{Table: spec.SQLite.Table})
+			must(t, err)
+			return s
+		}}
+	case "kafka":
+		cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+		must(t, err)
+		brokers := cluster.ListenAddrs()
+		spec := syncv1alpha1.SinkSpec{Kafka: &syncv1alpha1.KafkaSink{Brokers: brokers, Topic: "bench.{model}"}}
+		return benchTarget{spec: spec, drop: cluster.Close, open: func() rowReader {
+			s, err := kafkasink.Open(kafkasink.Options{Brokers: brokers, Topic: "bench.{model}"})
+			must(t, err)
+			return kafkaBenchSink{s}
+		}}
+	case "http":
+		rx := httpsinktest.New([]byte(benchSigningKey))
+		srv := httptest.NewServer(rx)
+		endpoint := srv.URL + "/hooks/nango"
+		spec := syncv1alpha1.SinkSpec{HTTP: &syncv1alpha1.HTTPSink{
+			URLSecretRef:        syncv1alpha1.SecretKeyReference{Name: "endpoint", Key: "url"},
+			SigningKeySecretRef: syncv1alpha1.SecretKeyReference{Name: "endpoint", Key: "signingKey"}}}
+		return benchTarget{spec: spec, drop: srv.Close,
+			secrets: map[string]map[string]string{"endpoint": {"url": endpoint, "signingKey": benchSigningKey}},
+			open: func() rowReader {
+				s, err := httpsink.Open(httpsink.Options{URL: endpoint, SigningKey: []byte(benchSigningKey),
+					Checkpoints: &memoryCheckpoints{}})
+				must(t, err)
+				return httpBenchSink{Sink: s, rx: rx}
+			}}
 	}
 	b.databases++
 	name := fmt.Sprintf("bench%d", b.databases)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	must(t, b.pg.CreateDatabase(ctx, name))
-	return postgresSinkSpec("contacts"), b.pg.DSN(name), func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		must(t, b.pg.DropDatabase(ctx, name))
-	}
+	pgURL := b.pg.DSN(name)
+	return benchTarget{spec: postgresSinkSpec("contacts"), pgURL: pgURL,
+		open: func() rowReader {
+			s, err := postgres.Open(context.Background(), pgURL, postgres.Options{Table: "contacts"})
+			must(t, err)
+			return s
+		},
+		drop: func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			must(t, b.pg.DropDatabase(ctx, name))
+		}}
 }
 
-// openSink opens the sink of spec (and pgURL) as the test's own reader and writer.
-func (b *throughputBench) openSink(spec syncv1alpha1.SinkSpec, pgURL string) rowReader {
-	var s rowReader
-	var err error
-	if spec.Postgres != nil {
-		s, err = postgres.Open(context.Background(), pgURL, postgres.Options{Table: spec.Postgres.Table})
-	} else {
-		s, err = sqlite.Open(context.Background(), spec.SQLite.Path, sqlite.Options{Table: spec.SQLite.Table})
+// benchSigningKey signs the http sink's batches in the benchmarks.
+const benchSigningKey = "0123456789abcdef0123456789abcdef"
+
+// kafkaBenchSink is a kafka sink that reads its rows back as a read_committed consumer.
+type kafkaBenchSink struct{ *kafkasink.Sink }
+
+func (k kafkaBenchSink) ReadRows(ctx context.Context, key sink.Key) ([]sink.Record, error) {
+	return kafkaReader{k.Sink}.ReadRows(ctx, key)
+}
+
+// httpBenchSink is an http sink with the rows its endpoint made.
+type httpBenchSink struct {
+	*httpsink.Sink
+	rx *httpsinktest.Receiver
+}
+
+func (h httpBenchSink) ReadRows(ctx context.Context, key sink.Key) ([]sink.Record, error) {
+	return h.rx.ReadRows(ctx, key)
+}
+
+// memoryCheckpoints keeps an http sink's checkpoints in memory: the POST-only limit.
+type memoryCheckpoints struct {
+	mu   sync.Mutex
+	kept map[sink.Key]sink.Checkpoint
+}
+
+func (m *memoryCheckpoints) Load(_ context.Context, key sink.Key) (sink.Checkpoint, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.kept[key], nil
+}
+
+func (m *memoryCheckpoints) Save(_ context.Context, key sink.Key, c sink.Checkpoint) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.kept == nil {
+		m.kept = map[sink.Key]sink.Checkpoint{}
 	}
-	must(b.t, err)
-	return s
+	m.kept[key] = c
+	return nil
+}
+
+func (m *memoryCheckpoints) Delete(_ context.Context, key sink.Key) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.kept, key)
+	return nil
 }
 
 // each is f of every round.
@@ -400,13 +493,16 @@ type sample struct {
 
 // operatorRun starts a manager, creates one NangoSync and waits until it is Ready with
 // every record written, sampling the manager's RSS every 100 ms.
-func operatorRun(t *testing.T, e *env, url string, spec syncv1alpha1.SinkSpec, pgURL string, pageSize, n int) operatorResult {
+func operatorRun(t *testing.T, e *env, url string, target benchTarget, pageSize, n int) operatorResult {
 	t.Helper()
-	namespace := e.newNamespace(t, benchSecretKey, pgURL)
-	kind := "sqlite"
-	if spec.Postgres != nil {
-		kind = "postgres"
+	spec := target.spec
+	namespace := e.newNamespace(t, benchSecretKey, target.pgURL)
+	for name, data := range target.secrets {
+		must(t, e.k8s.Create(context.Background(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
+			StringData: data}))
 	}
+	kind := sinks.DisplayName(spec)
+	kind = kind[:strings.IndexByte(kind, '/')]
 	args := []string{"--nango-rate-limit", "1000000000", "--max-concurrent-reconciles", "4", "--allowed-nango-urls", url}
 	args = append(args, strings.Fields(os.Getenv("NANGO_BENCH_MANAGER_ARGS"))...)
 	pprofAddr := freeAddr(t)

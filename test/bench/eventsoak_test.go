@@ -88,15 +88,7 @@ func (k kafkaReader) ReadRows(ctx context.Context, key sink.Key) ([]sink.Record,
 func foldVersions(messages []kafkasink.Message) []sink.Record {
 	rows := map[string]sink.Record{}
 	for _, m := range messages {
-		r := m.Record
-		stored, ok := rows[r.ID]
-		if ok && r.LastModifiedAt.Before(stored.LastModifiedAt) {
-			continue
-		}
-		if r.Pruned && ok {
-			r.Payload = stored.Payload
-		}
-		rows[r.ID] = r
+		httpsinktest.Apply(rows, m.Record)
 	}
 	out := make([]sink.Record, 0, len(rows))
 	for _, r := range rows {
@@ -123,13 +115,7 @@ func TestSoakKillKafka(t *testing.T) {
 	reader, err := kafkasink.Open(kafkasink.Options{Brokers: brokers, Topic: "soak.{model}"})
 	must(t, err)
 	t.Cleanup(func() { _ = reader.Close() })
-	s := newSoakRunTo(t, e, n, 100, soakTarget{spec: spec, open: func(string) soakSink { return kafkaReader{reader} }})
-	args := []string{"--nango-rate-limit", "1000000000", "--retry-base-delay", "50ms", "--retry-max-delay", "1s",
-		"--allowed-nango-urls", s.url}
-	m := s.killRepeatedly(kills, args)
-	s.stopMutating()
-	s.verify(context.Background(), newNangoClient(t, s.url), 3*time.Minute)
-	m.stop()
+	killSoak(t, e, n, kills, soakTarget{spec: spec, open: func(string) soakSink { return kafkaReader{reader} }})
 
 	ctx := context.Background()
 	messages, err := kafkaReader{reader}.messages(ctx, benchKey)
@@ -198,18 +184,12 @@ func TestSoakKillHTTP(t *testing.T) {
 	spec := syncv1alpha1.SinkSpec{HTTP: &syncv1alpha1.HTTPSink{
 		URLSecretRef:        syncv1alpha1.SecretKeyReference{Name: "endpoint", Key: "url"},
 		SigningKeySecretRef: syncv1alpha1.SecretKeyReference{Name: "endpoint", Key: "signingKey"}}}
-	s := newSoakRunTo(t, e, n, 100, soakTarget{spec: spec,
+	killSoak(t, e, n, kills, soakTarget{spec: spec,
 		secrets: map[string]map[string]string{"endpoint": {"url": endpoint, "signingKey": signingKey}},
 		open: func(namespace string) soakSink {
 			return httpReceiver{Receiver: rx, checkpoints: checkpoints.ConfigMaps{Client: e.k8s, Reader: e.k8s,
 				Namespace: namespace, Place: hex.EncodeToString(place[:])}}
 		}})
-	args := []string{"--nango-rate-limit", "1000000000", "--retry-base-delay", "50ms", "--retry-max-delay", "1s",
-		"--allowed-nango-urls", s.url}
-	m := s.killRepeatedly(kills, args)
-	s.stopMutating()
-	s.verify(context.Background(), newNangoClient(t, s.url), 3*time.Minute)
-	m.stop()
 	again, err := inOrderAtLeastOnce(rx.Requests())
 	must(t, err)
 	t.Logf("%d batches accepted, %d of them delivered again after a kill", len(rx.Requests()), again)

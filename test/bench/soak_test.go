@@ -208,13 +208,18 @@ type soakRun struct {
 // newSoakRun is a soak into the table "contacts" of the PostgreSQL database at pgURL.
 func newSoakRun(t *testing.T, e *env, n int, pgURL string, pageSize int32) *soakRun {
 	t.Helper()
-	return newSoakRunTo(t, e, n, pageSize, soakTarget{pgURL: pgURL, spec: postgresSinkSpec("contacts"),
+	return newSoakRunTo(t, e, n, pageSize, postgresSoakTarget(t, pgURL))
+}
+
+// postgresSoakTarget is the table "contacts" of the PostgreSQL database at pgURL.
+func postgresSoakTarget(t *testing.T, pgURL string) soakTarget {
+	return soakTarget{pgURL: pgURL, spec: postgresSinkSpec("contacts"),
 		open: func(string) soakSink {
 			pg, err := postgres.Open(context.Background(), pgURL, postgres.Options{Table: "contacts"})
 			must(t, err)
 			t.Cleanup(func() { _ = pg.Close() })
 			return pg
-		}})
+		}}
 }
 
 // soakTarget is the sink a soak writes to: its spec, the Secrets it names (name → data),
@@ -371,7 +376,15 @@ func TestSoakKill(t *testing.T) {
 		n, kills = 200_000, 20
 	}
 	e := cluster(t)
-	s := newSoakRun(t, e, n, pgtest.StartServer(t).DSN("postgres"), 100)
+	pgURL := pgtest.StartServer(t).DSN("postgres")
+	killSoak(t, e, n, kills, postgresSoakTarget(t, pgURL))
+}
+
+// killSoak syncs n records into target in pages of 100 while the records change and the
+// manager is SIGKILLed kills times, then compares the sink with the emulator.
+func killSoak(t *testing.T, e *env, n, kills int, target soakTarget) {
+	t.Helper()
+	s := newSoakRunTo(t, e, n, 100, target)
 	args := []string{"--nango-rate-limit", "1000000000", "--retry-base-delay", "50ms", "--retry-max-delay", "1s",
 		"--allowed-nango-urls", s.url}
 	m := s.killRepeatedly(kills, args)

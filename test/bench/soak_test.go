@@ -402,8 +402,11 @@ func (s *soakRun) killRepeatedly(kills int, args []string) *manager {
 	s.mutateAndWatch()
 	rng := rand.New(rand.NewPCG(1, 2))
 	for k := range kills {
-		// A random moment: 300 ms to 1.5 s after the previous start.
-		wait := time.Duration(300+rng.IntN(1200)) * time.Millisecond
+		// A random moment mid-sync: once this manager has committed a page (a loaded
+		// machine can take longer to start one than the moment to kill it), then up to
+		// 700 ms more.
+		s.waitForAWrite(m, 30*time.Second)
+		wait := time.Duration(rng.IntN(700)) * time.Millisecond
 		select {
 		case <-time.After(wait):
 		case <-m.exited:
@@ -419,6 +422,25 @@ func (s *soakRun) killRepeatedly(kills int, args []string) *manager {
 		m = e.startManager(t, args...)
 	}
 	return m
+}
+
+// waitForAWrite waits until the sink's checkpoint moves, at most within, so that a kill lands
+// while the manager writes; a sync that has ended moves it no more.
+func (s *soakRun) waitForAWrite(m *manager, within time.Duration) {
+	read := func() string {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		c, _ := s.sink.Checkpoint(ctx, benchKey)
+		return c.Cursor
+	}
+	before := read()
+	for deadline := time.Now().Add(within); time.Now().Before(deadline) && read() == before; {
+		select {
+		case <-time.After(20 * time.Millisecond):
+		case <-m.exited:
+			s.t.Fatalf("the manager exited by itself; its output:\n%s", m.output)
+		}
+	}
 }
 
 // TestSoakNangoFaults syncs while the emulator answers 10% 5xx, 5% 429 (Retry-After 1 s),

@@ -21,6 +21,7 @@ KUSTOMIZE_VERSION ?= v5.8.0
 GOLANGCI_LINT_VERSION ?= v2.15.0
 HELM_VERSION ?= v3.22.0
 CYCLONEDX_GOMOD_VERSION ?= v1.10.0
+HELM_DOCS_VERSION ?= v1.14.2
 # promtool tests the chart's alert rules; it comes with Prometheus, whose Go module versions
 # are v0.<minor>.<patch> for Prometheus 3.<minor>.<patch>.
 PROMTOOL_VERSION ?= v0.316.0
@@ -83,8 +84,8 @@ lint-fix: golangci-lint ## Run golangci-lint and fix what it can.
 	"$(GOLANGCI_LINT)" run --fix
 
 .PHONY: test
-test: verify-generated vet lint test-alerts setup-envtest setup-postgres helm kustomize ## Check generated files, vet, lint, the chart's alert rules, then run every test against a real API server and PostgreSQL.
-	KUBEBUILDER_ASSETS="$(KUBEBUILDER_ASSETS)" go test ./... -count=1 -coverprofile cover.out
+test: verify-generated vet lint test-alerts setup-envtest setup-postgres helm helm-docs kustomize ## Check generated files, vet, lint, the chart's alert rules, then run every test against a real API server and PostgreSQL.
+	KUBEBUILDER_ASSETS="$(KUBEBUILDER_ASSETS)" HELM_DOCS="$(HELM_DOCS)" go test ./... -count=1 -coverprofile cover.out
 	$(MAKE) fuzz
 
 # How long `make test` fuzzes each of the webhook parser and verifier (internal/nango) and
@@ -210,6 +211,10 @@ helm-crds: manifests ## Copy the generated CRD (config/crd/bases) into the chart
 helm-rbac: manifests ## Copy the manager's generated ClusterRole rules (config/rbac/role.yaml) into the chart; test/e2e fails on drift.
 	hack/helm-sync.sh rbac "$(CHART_DIR)"
 
+.PHONY: helm-readme
+helm-readme: helm-docs ## Regenerate the chart README's values table from the comments of values.yaml (README.md.gotmpl); test/e2e fails when it is stale.
+	"$(HELM_DOCS)" --chart-search-root "$(CHART_DIR)" --log-level warning
+
 .PHONY: helm-lint
 helm-lint: helm ## Lint the chart strictly, with default values and with every optional feature on.
 	"$(HELM)" lint --strict "$(CHART_DIR)"
@@ -273,6 +278,7 @@ GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
 HELM ?= $(LOCALBIN)/helm
 CYCLONEDX_GOMOD ?= $(LOCALBIN)/cyclonedx-gomod
 PROMTOOL ?= $(LOCALBIN)/promtool
+HELM_DOCS ?= $(LOCALBIN)/helm-docs
 
 # KUBEBUILDER_ASSETS holds etcd, kube-apiserver and kubectl for envtest. A value from the
 # environment is honoured; by default they are built once per version into a per-user cache
@@ -307,6 +313,11 @@ $(HELM): $(LOCALBIN)
 promtool: $(PROMTOOL) ## Build promtool locally if necessary.
 $(PROMTOOL): $(LOCALBIN)
 	$(call go-install-tool,$(PROMTOOL),github.com/prometheus/prometheus/cmd/promtool,$(PROMTOOL_VERSION))
+
+.PHONY: helm-docs
+helm-docs: $(HELM_DOCS) ## Build helm-docs (the chart README's values table) locally if necessary.
+$(HELM_DOCS): $(LOCALBIN)
+	$(call go-install-tool,$(HELM_DOCS),github.com/norwoodj/helm-docs/cmd/helm-docs,$(HELM_DOCS_VERSION))
 
 .PHONY: cyclonedx-gomod
 cyclonedx-gomod: $(CYCLONEDX_GOMOD) ## Build cyclonedx-gomod (the SBOM generator) locally if necessary.

@@ -79,8 +79,8 @@ webhook:
 		cluster.helm("install", release, cluster.chartDir, "-n", releaseNamespace, "-f", values)
 		objects := parseManifests(cluster.helm("get", "manifest", release, "-n", releaseNamespace))
 		Expect(kindsOf(objects)).To(Equal(map[string]int{
-			"CustomResourceDefinition": 2, "ServiceAccount": 1, "ClusterRole": 2, "ClusterRoleBinding": 1,
-			"Role": 2, "RoleBinding": 2, "Service": 2, "Deployment": 1, "Secret": 1,
+			"CustomResourceDefinition": 2, "ServiceAccount": 1, "ClusterRole": 4, "ClusterRoleBinding": 1,
+			"Role": 2, "RoleBinding": 2, "Service": 3, "Deployment": 1, "Secret": 1,
 		}))
 		Expect(only(objects, "Role", release+"-manager").GetNamespace()).To(Equal(watchedNamespace))
 		Expect(only(objects, "Role", release+"-webhook-signing-key").GetNamespace()).To(Equal(releaseNamespace))

@@ -176,16 +176,15 @@ podDisruptionBudget: {enabled: true}
 	})
 
 	It("renders manifests the API server accepts, with default values and with every optional feature on", func() {
-		By("installing a ServiceMonitor CRD, so that the dry run validates the ServiceMonitor too")
-		cluster.kubectl(serviceMonitorCRD, "apply", "-f", "-")
-		cluster.kubectl("", "wait", "--for=condition=Established", "--timeout=30s", "crd/servicemonitors.monitoring.coreos.com")
+		By("installing ServiceMonitor, PrometheusRule and Certificate CRDs, so that the dry run validates those objects too")
+		cluster.installStubCRDs()
 
 		By("rendering and dry-running the default values")
 		defaults := cluster.helm("template", release, cluster.chartDir, "-n", releaseNamespace)
 		objects := parseManifests(defaults)
 		Expect(kindsOf(objects)).To(Equal(map[string]int{
-			"CustomResourceDefinition": 2, "ServiceAccount": 1, "ClusterRole": 3, "ClusterRoleBinding": 2,
-			"Service": 2, "Deployment": 1,
+			"CustomResourceDefinition": 2, "ServiceAccount": 1, "ClusterRole": 5, "ClusterRoleBinding": 2,
+			"Service": 3, "Deployment": 1, "Pod": 1,
 		}))
 		out := cluster.kubectl(defaults, "apply", "--dry-run=server", "-f", "-")
 		Expect(strings.Count(out, "(server dry run)")).To(Equal(len(objects)), out)
@@ -195,6 +194,7 @@ podDisruptionBudget: {enabled: true}
 		Expect(containerArgs(deployment)).NotTo(ContainElement("--leader-elect"), "leader election with one replica")
 		Expect(nested(deployment, "spec", "template", "spec", "securityContext")).To(Equal(map[string]any{
 			"runAsNonRoot": true, "seccompProfile": map[string]any{"type": "RuntimeDefault"},
+			"fsGroup": float64(65532), "fsGroupChangePolicy": "OnRootMismatch",
 		}))
 		manager := managerContainer(deployment)
 		Expect(manager["securityContext"]).To(Equal(map[string]any{
@@ -217,9 +217,10 @@ podDisruptionBudget: {enabled: true}
 		everything := cluster.helm("template", release, cluster.chartDir, "-n", releaseNamespace, "-f", allFeatures)
 		objects = parseManifests(everything)
 		Expect(kindsOf(objects)).To(Equal(map[string]int{
-			"CustomResourceDefinition": 2, "ServiceAccount": 1, "ClusterRole": 3, "ClusterRoleBinding": 2,
-			"Role": 1, "RoleBinding": 1, "Service": 2, "Deployment": 1, "Secret": 2, "Ingress": 1,
-			"ServiceMonitor": 1, "PodDisruptionBudget": 1, "NetworkPolicy": 1,
+			"CustomResourceDefinition": 2, "ServiceAccount": 2, "ClusterRole": 5, "ClusterRoleBinding": 3,
+			"Role": 1, "RoleBinding": 1, "Service": 3, "Deployment": 1, "Secret": 3, "Ingress": 1,
+			"ServiceMonitor": 1, "PrometheusRule": 1, "ConfigMap": 1, "Certificate": 1,
+			"PodDisruptionBudget": 1, "NetworkPolicy": 1, "Pod": 1,
 		}))
 		out = cluster.kubectl(everything, "apply", "--dry-run=server", "-f", "-")
 		Expect(strings.Count(out, "(server dry run)")).To(Equal(len(objects)), out)
@@ -233,7 +234,7 @@ podDisruptionBudget: {enabled: true}
 		Expect(only(objects, "Secret", "nango-webhook").Object["data"]).To(HaveLen(2))
 
 		By("refusing, in the same dry run, a ServiceMonitor field the monitoring CRD does not have")
-		broken := strings.Replace(everything, "bearerTokenFile:", "bearerTokenFiles:", 1)
+		broken := strings.Replace(everything, "authorization:", "authorisation:", 1)
 		_, err := cluster.run(broken, cluster.kubectlBin, "apply", "--dry-run=server", "-f", "-")
 		Expect(err).To(HaveOccurred())
 	})
@@ -245,8 +246,8 @@ podDisruptionBudget: {enabled: true}
 
 		objects := parseManifests(cluster.helm("get", "manifest", release, "-n", releaseNamespace))
 		Expect(kindsOf(objects)).To(Equal(map[string]int{
-			"CustomResourceDefinition": 2, "ServiceAccount": 1, "ClusterRole": 3, "ClusterRoleBinding": 2,
-			"Service": 2, "Deployment": 1, "Secret": 2, "Ingress": 1,
+			"CustomResourceDefinition": 2, "ServiceAccount": 1, "ClusterRole": 5, "ClusterRoleBinding": 2,
+			"Service": 3, "Deployment": 1, "Secret": 2, "Ingress": 1,
 		}))
 		for _, u := range objects {
 			Expect(cluster.exists(ctx, u)).To(BeTrue(), "%s %s", u.GetKind(), u.GetName())

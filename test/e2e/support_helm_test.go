@@ -333,7 +333,18 @@ spec:
                     port: {type: string}
                     path: {type: string}
                     scheme: {type: string, enum: [http, https, HTTP, HTTPS]}
-                    bearerTokenFile: {type: string}
+                    authorization:
+                      type: object
+                      properties:
+                        type: {type: string}
+                        credentials:
+                          type: object
+                          required: [key]
+                          x-kubernetes-map-type: atomic
+                          properties:
+                            key: {type: string}
+                            name: {type: string}
+                            optional: {type: boolean}
                     interval: {type: string, pattern: '^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$'}
                     scrapeTimeout: {type: string, pattern: '^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$'}
                     tlsConfig:
@@ -341,6 +352,25 @@ spec:
                       properties:
                         insecureSkipVerify: {type: boolean}
                         serverName: {type: string}
+                        ca:
+                          type: object
+                          properties:
+                            secret:
+                              type: object
+                              required: [key]
+                              x-kubernetes-map-type: atomic
+                              properties:
+                                key: {type: string}
+                                name: {type: string}
+                                optional: {type: boolean}
+                            configMap:
+                              type: object
+                              required: [key]
+                              x-kubernetes-map-type: atomic
+                              properties:
+                                key: {type: string}
+                                name: {type: string}
+                                optional: {type: boolean}
                         caFile: {type: string}
                         certFile: {type: string}
                         keyFile: {type: string}
@@ -365,6 +395,123 @@ spec:
                         values: {type: array, items: {type: string}}
         required: [spec]
 `
+
+// prometheusRuleCRD is the part of the Prometheus Operator's PrometheusRule CRD schema that
+// the chart's alerts use, typed as monitoring.coreos.com/v1 has it.
+const prometheusRuleCRD = `
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: prometheusrules.monitoring.coreos.com
+spec:
+  group: monitoring.coreos.com
+  names:
+    kind: PrometheusRule
+    listKind: PrometheusRuleList
+    plural: prometheusrules
+    singular: prometheusrule
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          apiVersion: {type: string}
+          kind: {type: string}
+          metadata: {type: object}
+          spec:
+            type: object
+            properties:
+              groups:
+                type: array
+                items:
+                  type: object
+                  required: [name]
+                  properties:
+                    name: {type: string, minLength: 1}
+                    interval: {type: string}
+                    rules:
+                      type: array
+                      items:
+                        type: object
+                        required: [expr]
+                        properties:
+                          alert: {type: string}
+                          record: {type: string}
+                          expr: {x-kubernetes-int-or-string: true}
+                          for: {type: string}
+                          keep_firing_for: {type: string}
+                          labels: {type: object, additionalProperties: {type: string}}
+                          annotations: {type: object, additionalProperties: {type: string}}
+        required: [spec]
+`
+
+// certificateCRD is the part of cert-manager's Certificate CRD schema that the chart uses,
+// typed as cert-manager.io/v1 has it.
+const certificateCRD = `
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: certificates.cert-manager.io
+spec:
+  group: cert-manager.io
+  names:
+    kind: Certificate
+    listKind: CertificateList
+    plural: certificates
+    singular: certificate
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          apiVersion: {type: string}
+          kind: {type: string}
+          metadata: {type: object}
+          spec:
+            type: object
+            required: [issuerRef, secretName]
+            properties:
+              secretName: {type: string}
+              commonName: {type: string}
+              dnsNames: {type: array, items: {type: string}}
+              duration: {type: string}
+              renewBefore: {type: string}
+              usages: {type: array, items: {type: string, enum: [signing, digital signature, content commitment, key encipherment, key agreement, data encipherment, cert sign, crl sign, encipher only, decipher only, any, server auth, client auth, code signing, email protection, s/mime, ipsec end system, ipsec tunnel, ipsec user, timestamping, ocsp signing, microsoft sgc, netscape sgc]}}
+              issuerRef:
+                type: object
+                required: [name]
+                properties:
+                  name: {type: string}
+                  kind: {type: string}
+                  group: {type: string}
+              privateKey:
+                type: object
+                properties:
+                  algorithm: {type: string, enum: [RSA, ECDSA, Ed25519]}
+                  size: {type: integer}
+                  rotationPolicy: {type: string, enum: [Never, Always]}
+                  encoding: {type: string, enum: [PKCS1, PKCS8]}
+        required: [spec]
+`
+
+// installStubCRDs installs the ServiceMonitor, PrometheusRule and Certificate stubs, so that
+// a server-side dry run validates the chart's objects of those kinds too.
+func (c *chartCluster) installStubCRDs() {
+	GinkgoHelper()
+	for _, crd := range []string{serviceMonitorCRD, prometheusRuleCRD, certificateCRD} {
+		c.kubectl(crd, "apply", "-f", "-")
+	}
+	c.kubectl("", "wait", "--for=condition=Established", "--timeout=30s", "crd/servicemonitors.monitoring.coreos.com",
+		"crd/prometheusrules.monitoring.coreos.com", "crd/certificates.cert-manager.io")
+}
 
 // runManager runs the manager binary with exactly args. It is killed at the end of the spec
 // if it is still running.

@@ -107,3 +107,37 @@ The manager image.
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
 {{- end }}
+
+{{/*
+The Secret holding the metrics endpoint's certificate: cert-manager's, the one named in
+metrics.tls.secretName, or empty when the manager serves a self-signed certificate.
+*/}}
+{{- define "nango-operator.metricsCertSecret" -}}
+{{- if .Values.metrics.tls.certManager.enabled }}
+{{- printf "%s-metrics-cert" (include "nango-operator.fullname" .) }}
+{{- else }}
+{{- .Values.metrics.tls.secretName }}
+{{- end }}
+{{- end }}
+
+{{/*
+Where the manager finds the metrics certificate (--metrics-cert-path).
+*/}}
+{{- define "nango-operator.metricsCertPath" -}}
+/var/run/secrets/nango-operator/metrics-cert
+{{- end }}
+
+{{/*
+The PersistentVolumeClaim holding SQLite sinks, when persistence is on.
+*/}}
+{{- define "nango-operator.persistenceClaim" -}}
+{{- default (printf "%s-sqlite" (include "nango-operator.fullname" .)) .Values.persistence.existingClaim }}
+{{- end }}
+
+{{/*
+The Secret holding the bearer token the ServiceMonitor scrapes with: the one named in
+metrics.serviceMonitor.authorization, or the token Secret of the chart's metrics scraper.
+*/}}
+{{- define "nango-operator.metricsScraperSecret" -}}
+{{- default (printf "%s-metrics-scraper" (include "nango-operator.fullname" .)) .Values.metrics.serviceMonitor.authorization.secretName }}
+{{- end }}

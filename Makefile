@@ -216,9 +216,10 @@ helm-readme: helm-docs ## Regenerate the chart README's values table from the co
 	"$(HELM_DOCS)" --chart-search-root "$(CHART_DIR)" --log-level warning
 
 .PHONY: helm-lint
-helm-lint: helm ## Lint the chart strictly, with default values and with every optional feature on.
+helm-lint: helm ## Lint the chart strictly, with default values, with every optional feature on, and with SQLite persistence.
 	"$(HELM)" lint --strict "$(CHART_DIR)"
 	"$(HELM)" lint --strict "$(CHART_DIR)" -f "$(CHART_DIR)/ci/all-features-values.yaml"
+	"$(HELM)" lint --strict "$(CHART_DIR)" -f "$(CHART_DIR)/ci/sqlite-persistence-values.yaml"
 
 .PHONY: helm-package
 helm-package: helm-crds helm-rbac helm-lint ## Package the chart into dist/.

@@ -38,23 +38,7 @@ func TestDockerfileMatchesTheImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var (
-		stages              [][]string // the instructions of each stage, continuation lines joined
-		workdir             = "/"
-		copied              []string
-		user                string
-		entrypoint, command []string
-	)
-	for _, line := range strings.Split(strings.ReplaceAll(string(contents), "\\\n", " "), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		if strings.HasPrefix(line, "FROM ") {
-			stages = append(stages, nil)
-		}
-		stages[len(stages)-1] = append(stages[len(stages)-1], line)
-	}
+	stages := dockerfileStages(t, string(contents))
 	if len(stages) != 2 {
 		t.Fatalf("the Dockerfile has %d stages, want a builder and the image", len(stages))
 	}
@@ -62,38 +46,7 @@ func TestDockerfileMatchesTheImage(t *testing.T) {
 	if want := "FROM gcr.io/distroless/static:nonroot"; final[0] != want {
 		t.Errorf("the image's base is %q, want %q (README, \"The image, built without Docker\", says how it differs)", final[0], want)
 	}
-	for _, instruction := range final[1:] {
-		keyword, args, _ := strings.Cut(instruction, " ")
-		switch keyword {
-		case "WORKDIR":
-			workdir = path.Join(workdir, args)
-		case "COPY":
-			fields := strings.Fields(args)
-			if !strings.HasPrefix(fields[0], "--from=") || len(fields) != 3 {
-				t.Fatalf("COPY %s: only one file copied from the builder is compared", args)
-			}
-			dest := fields[2]
-			if dest == "." || strings.HasSuffix(dest, "/") {
-				dest = path.Join(dest, path.Base(fields[1]))
-			}
-			if !path.IsAbs(dest) {
-				dest = path.Join(workdir, dest)
-			}
-			copied = append(copied, dest)
-		case "USER":
-			user = args
-		case "ENTRYPOINT":
-			if err := json.Unmarshal([]byte(args), &entrypoint); err != nil {
-				t.Fatalf("ENTRYPOINT %s is not in exec form: %v", args, err)
-			}
-		case "CMD":
-			if err := json.Unmarshal([]byte(args), &command); err != nil {
-				t.Fatalf("CMD %s is not in exec form: %v", args, err)
-			}
-		default:
-			t.Errorf("the image stage has %s, which this test does not compare with the built image", keyword)
-		}
-	}
+	copied, user, entrypoint, command := imageStage(t, final[1:])
 	if !slices.Equal(copied, []string{Entrypoint}) {
 		t.Errorf("the Dockerfile adds %q to its base, the built image's top layer %q", copied, []string{Entrypoint})
 	}
@@ -130,4 +83,63 @@ func TestDockerfileMatchesTheImage(t *testing.T) {
 			t.Errorf("the Makefile's image build changed (%s): compare it with the Dockerfile again", pattern)
 		}
 	}
+}
+
+// dockerfileStages answers the instructions of each stage of a Dockerfile, continuation
+// lines joined, comments and blank lines left out.
+func dockerfileStages(t *testing.T, contents string) [][]string {
+	var stages [][]string
+	for _, line := range strings.Split(strings.ReplaceAll(contents, "\\\n", " "), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if strings.HasPrefix(line, "FROM ") {
+			stages = append(stages, nil)
+		}
+		if len(stages) == 0 {
+			t.Fatalf("%q comes before the first FROM", line)
+		}
+		stages[len(stages)-1] = append(stages[len(stages)-1], line)
+	}
+	return stages
+}
+
+// imageStage reads what the instructions of an image stage (after its FROM) put into the
+// image: the files copied in, the user, the entrypoint and the command.
+func imageStage(t *testing.T, instructions []string) (copied []string, user string, entrypoint, command []string) {
+	workdir := "/"
+	for _, instruction := range instructions {
+		keyword, args, _ := strings.Cut(instruction, " ")
+		switch keyword {
+		case "WORKDIR":
+			workdir = path.Join(workdir, args)
+		case "COPY":
+			fields := strings.Fields(args)
+			if !strings.HasPrefix(fields[0], "--from=") || len(fields) != 3 {
+				t.Fatalf("COPY %s: only one file copied from the builder is compared", args)
+			}
+			dest := fields[2]
+			if dest == "." || strings.HasSuffix(dest, "/") {
+				dest = path.Join(dest, path.Base(fields[1]))
+			}
+			if !path.IsAbs(dest) {
+				dest = path.Join(workdir, dest)
+			}
+			copied = append(copied, dest)
+		case "USER":
+			user = args
+		case "ENTRYPOINT":
+			if err := json.Unmarshal([]byte(args), &entrypoint); err != nil {
+				t.Fatalf("ENTRYPOINT %s is not in exec form: %v", args, err)
+			}
+		case "CMD":
+			if err := json.Unmarshal([]byte(args), &command); err != nil {
+				t.Fatalf("CMD %s is not in exec form: %v", args, err)
+			}
+		default:
+			t.Errorf("the image stage has %s, which this test does not compare with the built image", keyword)
+		}
+	}
+	return copied, user, entrypoint, command
 }

@@ -156,6 +156,8 @@ podDisruptionBudget: {enabled: true}
 	It("passes helm lint --strict, with default values and with every optional feature on", func() {
 		Expect(cluster.helm("lint", "--strict", cluster.chartDir)).To(ContainSubstring("0 chart(s) failed"))
 		Expect(cluster.helm("lint", "--strict", cluster.chartDir, "-f", allFeatures)).To(ContainSubstring("0 chart(s) failed"))
+		Expect(cluster.helm("lint", "--strict", cluster.chartDir, "-f", filepath.Join(cluster.chartDir, "ci", "sqlite-persistence-values.yaml"))).
+			To(ContainSubstring("0 chart(s) failed"))
 	})
 
 	It("refuses values its schema does not know or that cannot work", func() {

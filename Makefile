@@ -20,6 +20,10 @@ CONTROLLER_TOOLS_VERSION ?= v0.23.0
 KUSTOMIZE_VERSION ?= v5.8.0
 GOLANGCI_LINT_VERSION ?= v2.15.0
 HELM_VERSION ?= v3.22.0
+# The Kubernetes minor version helm assumes when no cluster is asked (`helm template`, lint):
+# helm's own release build stamps that of its k8s.io/client-go (0.37 for v3.22.0), `go install`
+# does not and leaves 1.20, below the chart's kubeVersion. Stamped the same way here.
+HELM_K8S_MINOR ?= 37
 CYCLONEDX_GOMOD_VERSION ?= v1.10.0
 HELM_DOCS_VERSION ?= v1.14.2
 # promtool tests the chart's alert rules; it comes with Prometheus, whose Go module versions
@@ -308,7 +312,7 @@ $(KUSTOMIZE): $(LOCALBIN)
 .PHONY: helm
 helm: $(HELM) ## Build helm locally if necessary.
 $(HELM): $(LOCALBIN)
-	$(call go-install-tool,$(HELM),helm.sh/helm/v3/cmd/helm,$(HELM_VERSION))
+	$(call go-install-tool,$(HELM),helm.sh/helm/v3/cmd/helm,$(HELM_VERSION),-ldflags '-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$(HELM_K8S_MINOR) -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$(HELM_K8S_MINOR)',-k8s1.$(HELM_K8S_MINOR))
 
 .PHONY: promtool
 promtool: $(PROMTOOL) ## Build promtool locally if necessary.
@@ -334,14 +338,16 @@ $(GOLANGCI_LINT): $(LOCALBIN)
 # $1 - target path with name of binary
 # $2 - package url which can be installed
 # $3 - specific version of package
+# $4 - optional flags for go install (such as -ldflags)
+# $5 - optional suffix of the kept binary's name, telling builds with other flags apart
 define go-install-tool
-@[ -f "$(1)-$(3)" ] && [ "$$(readlink -- "$(1)" 2>/dev/null)" = "$(1)-$(3)" ] || { \
+@[ -f "$(1)-$(3)$(5)" ] && [ "$$(readlink -- "$(1)" 2>/dev/null)" = "$(1)-$(3)$(5)" ] || { \
 set -e; \
 package=$(2)@$(3) ;\
 echo "Downloading $${package}" ;\
 rm -f "$(1)" ;\
-GOBIN="$(LOCALBIN)" go install $${package} ;\
-mv "$(LOCALBIN)/$$(basename "$(1)")" "$(1)-$(3)" ;\
+GOBIN="$(LOCALBIN)" go install $(4) $${package} ;\
+mv "$(LOCALBIN)/$$(basename "$(1)")" "$(1)-$(3)$(5)" ;\
 } ;\
-ln -sf "$$(realpath "$(1)-$(3)")" "$(1)"
+ln -sf "$$(realpath "$(1)-$(3)$(5)")" "$(1)"
 endef

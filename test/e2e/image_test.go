@@ -26,7 +26,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -104,13 +103,8 @@ var _ = Describe("the release from an OCI registry", Ordered, func() {
 		packaged := cluster.helm("package", cluster.chartDir, "-d", cluster.dir)
 		chart := filepath.Join(cluster.dir, "nango-operator-"+chartVersion()+".tgz")
 		Expect(packaged).To(ContainSubstring(chart))
-		pushed := cluster.helm("push", chart, "oci://"+host+"/charts", "--plain-http")
-		digest := regexp.MustCompile(`Digest: (sha256:[0-9a-f]{64})`).FindStringSubmatch(pushed)
-		Expect(digest).NotTo(BeNil(), pushed)
-
-		By("rendering the chart pulled by that digest, as the README's install pins it")
-		rendered := cluster.helm("template", release, "oci://"+host+"/charts/nango-operator@"+digest[1], "--plain-http")
-		only(parseManifests(rendered), "Deployment", release)
+		Expect(cluster.helm("push", chart, "oci://"+host+"/charts", "--plain-http")).
+			To(ContainSubstring("Digest: sha256:"))
 	})
 
 	It("installs the chart from oci:// with the image pinned by the pushed digest, and runs the image's binary to a Ready NangoSync", func(ctx SpecContext) {

@@ -47,8 +47,9 @@ const (
 	// DiscoveredReason: the last discovery listed every connection and every NangoSync
 	// the set needs exists with the template's fields.
 	DiscoveredReason = "Discovered"
-	// InvalidSpecReason: the set's spec cannot generate valid NangoSyncs; the message says
-	// which field to change.
+	// InvalidSpecReason: the API server refuses the NangoSyncs the set's spec generates (a
+	// template label value that is not a valid label value, say); the message quotes the
+	// API server and says which field to change. The set is Stalled until its spec changes.
 	InvalidSpecReason = "InvalidSpec"
 )
 
@@ -259,6 +260,11 @@ type NangoSyncSetStatus struct {
 	// +optional
 	ReadySyncs int32 `json:"readySyncs,omitempty"`
 
+	// ready is readySyncs out of syncs, such as "398/400": the READY column of
+	// `kubectl get nangosyncsets`, read as a Deployment's.
+	// +optional
+	Ready string `json:"ready,omitempty"`
+
 	// lastDiscoveryTime is when a complete discovery (every page listed without error)
 	// last found the selected connections changed, or first completed. A discovery that
 	// finds the same connections leaves the status as it is, so that idle sets cost the
@@ -283,7 +289,7 @@ type NangoSyncSetStatus struct {
 // +kubebuilder:printcolumn:name="Integration",type=string,JSONPath=`.spec.providerConfigKey`
 // +kubebuilder:printcolumn:name="Connections",type=integer,JSONPath=`.status.connections`
 // +kubebuilder:printcolumn:name="Syncs",type=integer,JSONPath=`.status.syncs`
-// +kubebuilder:printcolumn:name="Ready",type=integer,JSONPath=`.status.readySyncs`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.ready`,description="NangoSyncs Ready out of those the set owns"
 // +kubebuilder:printcolumn:name="Last Discovery",type=date,JSONPath=`.status.lastDiscoveryTime`
 // +kubebuilder:printcolumn:name="Status",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Message",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].message`

@@ -17,6 +17,7 @@ limitations under the License.
 package controller
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/base32"
@@ -166,7 +167,7 @@ func (r *NangoSyncSetReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return ctrl.Result{}, err
 	}
 	if set.Spec.Suspend {
-		r.count(set, children)
+		r.count(set, children, len(children))
 		setSetCondition(set, syncv1alpha1.ReadyCondition, metav1.ConditionFalse, syncv1alpha1.SuspendedReason,
 			"Suspended by spec.suspend: no NangoSync is created, changed or deleted; the existing ones keep syncing")
 		apimeta.RemoveStatusCondition(&set.Status.Conditions, syncv1alpha1.ReconcilingCondition)
@@ -192,11 +193,11 @@ func (r *NangoSyncSetReconciler) reconcileSet(ctx context.Context, set *syncv1al
 	}
 
 	disc := r.discoveries.get(set.UID)
-	var failed error
+	var failed, discoveryFailed error
 	if r.discoveryDue(set, disc) {
 		fresh, err := r.discover(ctx, set, children, clientFor)
 		if err != nil {
-			failed = err
+			discoveryFailed = err
 			logger.Info("discovery failed; nothing is deleted", "error", err.Error())
 		} else {
 			changed := disc == nil || !slices.Equal(disc.connections, fresh.connections)
@@ -212,23 +213,48 @@ func (r *NangoSyncSetReconciler) reconcileSet(ctx context.Context, set *syncv1al
 		}
 	}
 
-	owned := len(children)
+	// The NangoSyncs of the last complete discovery are created and kept in line with the
+	// template even while a discovery fails; nothing is let go unless every step before
+	// succeeded, this discovery included.
+	owned, removed := len(children), 0
 	if disc != nil {
 		created, err := r.applyDesired(ctx, set, children, disc.connections)
 		owned += created
-		failed = errors.Join(failed, err)
-		removed, err := r.letGo(ctx, set, unwanted(set, children, disc.connections), "its model is no longer in spec.models")
-		owned -= removed
-		failed = errors.Join(failed, err)
-		if failed == nil {
-			removed, err := r.settleUnlisted(ctx, set, children, disc, clientFor)
-			owned -= removed
-			failed = err
+		failed = err
+		if failed == nil && discoveryFailed == nil {
+			removed, failed = r.letGo(ctx, set, unwanted(set, children, disc.connections), "its model is no longer in spec.models")
+		}
+		if failed == nil && discoveryFailed == nil {
+			var n int
+			n, failed = r.settleUnlisted(ctx, set, children, disc, clientFor)
+			removed += n
 		}
 	}
-	r.count(set, children)
-	set.Status.Syncs = int32(owned)
-	return r.conclude(ctx, set, disc, failed)
+	r.count(set, children, owned-removed)
+	return r.conclude(ctx, set, disc, outcome{discoveryFailed: discoveryFailed, failed: failed, removed: removed})
+}
+
+// outcome is what a reconcile of a set ran into: a failed discovery, a failure of a later
+// step, and how many NangoSyncs it let go before either.
+type outcome struct {
+	discoveryFailed error
+	failed          error
+	removed         int
+}
+
+func (o outcome) err() error { return errors.Join(o.discoveryFailed, o.failed) }
+
+// message says what failed and what was deleted meanwhile.
+func (o outcome) message(f failure) string {
+	kept := "Nothing was deleted; the NangoSyncs already generated keep syncing"
+	if o.removed > 0 {
+		kept = fmt.Sprintf("%d NangoSyncs no longer wanted were let go before the failure; the others keep syncing", o.removed)
+	}
+	if o.discoveryFailed != nil {
+		return "Discovery failed: " + f.message + ". " + kept +
+			" (a NangoSync is let go only after a complete discovery, and for a gone connection only once Nango confirms it)"
+	}
+	return f.message + ". " + kept
 }
 
 // discoveryDue reports whether the set's connections must be listed now: never listed by
@@ -644,29 +670,33 @@ func ofConnection(children []syncv1alpha1.NangoSync, connectionID string) []*syn
 	return out
 }
 
-// count sets how many generated NangoSyncs are Ready.
-func (r *NangoSyncSetReconciler) count(set *syncv1alpha1.NangoSyncSet, children []syncv1alpha1.NangoSync) {
+// count sets how many NangoSyncs the set owns (those listed, plus those it created and
+// minus those it let go in this reconcile) and how many of them are Ready.
+func (r *NangoSyncSetReconciler) count(set *syncv1alpha1.NangoSyncSet, children []syncv1alpha1.NangoSync, owned int) {
 	ready := 0
 	for i := range children {
-		if apimeta.IsStatusConditionTrue(children[i].Status.Conditions, syncv1alpha1.ReadyCondition) {
+		if children[i].DeletionTimestamp.IsZero() &&
+			apimeta.IsStatusConditionTrue(children[i].Status.Conditions, syncv1alpha1.ReadyCondition) {
 			ready++
 		}
 	}
-	set.Status.Syncs = int32(len(children))
+	ready = min(ready, owned)
+	set.Status.Syncs = int32(owned)
 	set.Status.ReadySyncs = int32(ready)
+	set.Status.Ready = fmt.Sprintf("%d/%d", ready, owned)
 }
 
 // conclude sets the conditions and the next requeue: the next discovery, sooner while
 // connections wait for their targeted check, with backoff after a failure.
 func (r *NangoSyncSetReconciler) conclude(ctx context.Context, set *syncv1alpha1.NangoSyncSet,
-	disc *discovery, failed error) (ctrl.Result, error) {
-	if failed != nil {
+	disc *discovery, o outcome) (ctrl.Result, error) {
+	if failed := o.err(); failed != nil {
 		if errors.Is(failed, context.Canceled) && ctx.Err() != nil {
 			return ctrl.Result{}, failed
 		}
-		f := classify(failed)
-		setSetCondition(set, syncv1alpha1.ReadyCondition, metav1.ConditionFalse, f.reason,
-			f.message+". Nothing was deleted; the NangoSyncs already generated keep syncing")
+		// A failed discovery comes first: it is what the condition is about.
+		f := classifySet(cmp.Or(o.discoveryFailed, o.failed))
+		setSetCondition(set, syncv1alpha1.ReadyCondition, metav1.ConditionFalse, f.reason, o.message(f))
 		if f.stalled {
 			setSetCondition(set, syncv1alpha1.StalledCondition, metav1.ConditionTrue, f.reason, f.message)
 			apimeta.RemoveStatusCondition(&set.Status.Conditions, syncv1alpha1.ReconcilingCondition)
@@ -689,6 +719,16 @@ func (r *NangoSyncSetReconciler) conclude(ctx context.Context, set *syncv1alpha1
 	}
 	next := discoveryInterval(set) - time.Since(disc.at)
 	return ctrl.Result{RequeueAfter: wait.Jitter(max(next, time.Millisecond), intervalJitter), Priority: ptr.To(handler.LowPriority)}, nil
+}
+
+// classifySet is classify, and InvalidSpec when the API server refuses a NangoSync the
+// set generates: only a change of the set's spec helps.
+func classifySet(err error) failure {
+	if apierrors.IsInvalid(err) {
+		return failure{reason: syncv1alpha1.InvalidSpecReason, stalled: true, message: fmt.Sprintf(
+			"The API server refuses the NangoSyncs this set generates: %s. Change spec.template or spec.models so that they are valid", err.Error())}
+	}
+	return classify(err)
 }
 
 func setSetCondition(set *syncv1alpha1.NangoSyncSet, conditionType string, status metav1.ConditionStatus, reason, message string) {

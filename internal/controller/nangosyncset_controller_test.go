@@ -17,6 +17,7 @@ limitations under the License.
 package controller
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -26,6 +27,8 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/jackc/pgx/v5"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -229,19 +232,29 @@ var _ = Describe("NangoSyncSet reconciler", func() {
 			g.Expect(again.UID).NotTo(Equal(gone.UID))
 		}).WithTimeout(30 * time.Second).Should(Succeed())
 
-		By("carrying a template change (interval, a label) to every NangoSync")
+		By("carrying a template change (interval, sink, a label) to every NangoSync")
+		moved := postgresSinkSpec("crm_records_v2")
 		updateSet(set, func(s *syncv1alpha1.NangoSyncSet) {
 			s.Spec.Template.Spec.Interval = &metav1.Duration{Duration: 2 * time.Hour}
+			s.Spec.Template.Spec.Sink = moved
 			s.Spec.Template.Metadata.Labels = map[string]string{"tier": "gold"}
 		})
 		Eventually(func(g Gomega) {
 			for _, child := range setChildren(g, set) {
 				g.Expect(child.Spec.Interval.Duration).To(Equal(2*time.Hour), child.Name)
+				g.Expect(child.Spec.Sink.Postgres.Table).To(Equal("crm_records_v2"), child.Name)
+				g.Expect(child.Spec.Sink.Postgres.URLSecretRef).To(Equal(moved.Postgres.URLSecretRef), child.Name)
 				g.Expect(child.Labels).To(HaveKeyWithValue("tier", "gold"))
 				g.Expect(child.Labels).NotTo(HaveKey("team"), "a label the template dropped goes")
 			}
 		}).WithTimeout(30 * time.Second).Should(Succeed())
 		expectAllReady(set, 6)
+		movedSink := openSink(moved)
+		for _, d := range f.data {
+			if d.ref.ConnectionID != unselected {
+				Eventually(func(g Gomega) { d.matches(g, movedSink) }).Should(Succeed())
+			}
+		}
 
 		By("changing nothing of its NangoSyncs when a discovery finds nothing new")
 		// What the set writes is each child's spec, labels and owner: their generation,
@@ -270,7 +283,92 @@ var _ = Describe("NangoSyncSet reconciler", func() {
 		By("showing it in kubectl get")
 		out := runKubectl("get", "nangosyncsets", "-n", syncNamespace, set.Name)
 		Expect(out).To(ContainSubstring("INTEGRATION"))
-		Expect(out).To(MatchRegexp(`%s\s+%s\s+3\s+6\s+6\s`, set.Name, f.integration))
+		Expect(out).To(MatchRegexp(`(?m)^NAME\s+INTEGRATION\s+CONNECTIONS\s+SYNCS\s+READY\s+LAST DISCOVERY\s+AGE$`))
+		Expect(out).To(MatchRegexp(`%s\s+%s\s+3\s+6\s+6/6\s`, set.Name, f.integration))
+	})
+
+	It("keeps 200 connections × 2 models: 400 NangoSyncs, all Ready, every connection's records in one shared PostgreSQL table", func() {
+		f := newSetFixture(200, "Contact", "Deal")
+		spec := postgresSinkSpec("crm_records")
+		set := f.newSet(spec)
+		start := time.Now()
+		createSet(set)
+
+		children := expectAllReady(set, 400)
+		AddReportEntry("200 connections × 2 models: set created → 400 NangoSyncs Ready", time.Since(start).Round(time.Millisecond).String())
+		GinkgoWriter.Printf("200 connections × 2 models: 400 NangoSyncs Ready in %s\n", time.Since(start).Round(time.Millisecond))
+		Expect(set.Status.Connections).To(BeEquivalentTo(200))
+		Expect(set.Status.Ready).To(Equal("400/400"))
+		names := map[string]bool{}
+		for _, child := range children {
+			names[child.Name] = true
+			Expect(child.Spec.Sink.Postgres.Table).To(Equal("crm_records"))
+			Expect(child.Spec.Sink.Postgres.URLSecretRef).To(Equal(spec.Postgres.URLSecretRef))
+		}
+		Expect(names).To(HaveLen(400), "every NangoSync has its own name")
+
+		By("comparing every connection's rows, one by one, with what the emulator serves")
+		snk := openSink(spec)
+		Expect(f.data).To(HaveLen(400))
+		for _, d := range f.data {
+			Eventually(func(g Gomega) { d.matches(g, snk) }).Should(Succeed())
+		}
+		secret := &corev1.Secret{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: syncNamespace, Name: spec.Postgres.URLSecretRef.Name}, secret)).To(Succeed())
+		conn, err := pgx.Connect(ctx, string(secret.Data["url"]))
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(conn.Close, context.WithoutCancel(ctx))
+		var rows, dataSets int
+		Expect(conn.QueryRow(ctx, `SELECT count(*), count(DISTINCT (connection_id, model)) FROM crm_records`).Scan(&rows, &dataSets)).To(Succeed())
+		Expect(dataSets).To(Equal(400), "one table holds the records of every connection and model")
+		Expect(rows).To(Equal(400*3), "and nothing else")
+	})
+
+	It("lets nothing go while discovery fails, says why, and lets go once a discovery completes", func() {
+		f := newSetFixture(1, "Contact", "Deal")
+		set := f.newSet(sqliteSinkSpec("records"))
+		createSet(set)
+		original := expectAllReady(set, 2)
+
+		By("dropping a model from the set while Nango answers 500")
+		sim.SetFaults(nangosim.Faults{ServerErrorRate: 1})
+		DeferCleanup(sim.SetFaults, noFaults())
+		updateSet(set, func(s *syncv1alpha1.NangoSyncSet) { s.Spec.Models = s.Spec.Models[:1] })
+		expectSetReason(set, metav1.ConditionFalse, syncv1alpha1.NangoUnavailableReason)
+		ready := apimeta.FindStatusCondition(set.Status.Conditions, syncv1alpha1.ReadyCondition)
+		Expect(ready.Message).To(HavePrefix("Discovery failed"))
+		Expect(ready.Message).To(ContainSubstring("Nothing was deleted"))
+		children := setChildren(Default, set)
+		Expect(children).To(HaveLen(2))
+		for _, child := range children {
+			Expect(child.DeletionTimestamp).To(BeNil(), "NangoSync %s of the dropped model goes only after a complete discovery", child.Name)
+			Expect(child.UID).To(BeElementOf(original[0].UID, original[1].UID))
+		}
+
+		By("letting the dropped model's NangoSync go once Nango answers")
+		sim.SetFaults(noFaults())
+		expectHandled(set, wakeSet(set))
+		left := expectAllReady(set, 1)
+		Expect(left[0].Spec.Model).To(Equal("Contact"))
+		expectSetReason(set, metav1.ConditionTrue, syncv1alpha1.DiscoveredReason)
+	})
+
+	It("stalls with InvalidSpec when the API server refuses the NangoSyncs its template makes", func() {
+		f := newSetFixture(1, "Contact")
+		set := f.newSet(sqliteSinkSpec("records"))
+		set.Spec.Template.Metadata.Labels = map[string]string{"team": "not a label value!"}
+		createSet(set)
+		expectSetReason(set, metav1.ConditionFalse, syncv1alpha1.InvalidSpecReason)
+		Expect(apimeta.IsStatusConditionTrue(set.Status.Conditions, syncv1alpha1.StalledCondition)).To(BeTrue())
+		ready := apimeta.FindStatusCondition(set.Status.Conditions, syncv1alpha1.ReadyCondition)
+		Expect(ready.Message).To(ContainSubstring("metadata.labels"))
+		Expect(ready.Message).To(ContainSubstring("spec.template"))
+		Expect(setChildren(Default, set)).To(BeEmpty())
+
+		By("recovering once the template is fixed")
+		updateSet(set, func(s *syncv1alpha1.NangoSyncSet) { s.Spec.Template.Metadata.Labels = map[string]string{"team": "crm"} })
+		expectAllReady(set, 1)
+		expectSetReason(set, metav1.ConditionTrue, syncv1alpha1.DiscoveredReason)
 	})
 
 	It("discovers a new connection as soon as it is woken, and its NangoSyncs fill from Nango", func() {

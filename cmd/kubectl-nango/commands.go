@@ -208,14 +208,19 @@ func (p *plugin) report(use string, before, after *syncv1alpha1.NangoSync) error
 	return nil
 }
 
-// suspendCommand sets spec.suspend of a NangoSync, or of a NangoSyncSet named set/NAME.
+// suspendCommand sets spec.suspend of a NangoSync, or spec.template.spec.suspend of a
+// NangoSyncSet named set/NAME (which pauses every NangoSync the set owns). It refuses a
+// NangoSync a set owns: the set owns its spec.suspend and would undo the change.
 func (p *plugin) suspendCommand(use string, suspend bool) *cobra.Command {
 	verb := map[bool]string{true: "Pause", false: "Resume"}[suspend]
+	done := map[bool]string{true: "suspended", false: "resumed"}[suspend]
 	return &cobra.Command{
 		Use:   use + " NAME | set/NAME",
-		Short: verb + " a NangoSync, or a NangoSyncSet and every NangoSync it owns",
+		Short: verb + " a NangoSync, or every NangoSync of a NangoSyncSet",
 		Long: verb + " a NangoSync (spec.suspend). The cursor is kept: a resumed NangoSync carries on where it was.\n" +
-			" set/NAME names a NangoSyncSet, whose suspend passes to every NangoSync it owns.",
+			" set/NAME names a NangoSyncSet: its spec.template.spec.suspend is set, which reaches every NangoSync it\n" +
+			" owns and those it creates later (discovery goes on). A NangoSync a set owns is refused: the set owns its\n" +
+			" spec.suspend and would put it back: " + use + " the set instead.",
 		Example: fmt.Sprintf("  kubectl nango %s acme-hubspot-contacts -n crm\n  kubectl nango %s set/hubspot -n crm", use, use),
 		Args:    exactlyOneName,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -223,18 +228,31 @@ func (p *plugin) suspendCommand(use string, suspend bool) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var obj client.Object = &syncv1alpha1.NangoSync{}
-			kind, name := "nangosync", args[0]
-			if set, ok := strings.CutPrefix(name, "set/"); ok {
-				obj, kind, name = &syncv1alpha1.NangoSyncSet{}, "nangosyncset", set
+			if set, ok := strings.CutPrefix(args[0], "set/"); ok {
+				obj := &syncv1alpha1.NangoSyncSet{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: set}}
+				patch := client.RawPatch("application/merge-patch+json",
+					fmt.Appendf(nil, `{"spec":{"template":{"spec":{"suspend":%t}}}}`, suspend))
+				if err := c.Patch(cmd.Context(), obj, patch); err != nil {
+					return notFoundHint(err, client.ObjectKeyFromObject(obj))
+				}
+				_, _ = fmt.Fprintf(p.streams.Out, "nangosyncset/%s %s: every NangoSync it owns follows (spec.template.spec.suspend=%t)\n", set, done, suspend)
+				return nil
 			}
-			obj.SetNamespace(namespace)
-			obj.SetName(name)
+			obj := &syncv1alpha1.NangoSync{}
+			key := client.ObjectKey{Namespace: namespace, Name: args[0]}
+			if err := c.Get(cmd.Context(), key, obj); err != nil {
+				return notFoundHint(err, key)
+			}
+			if ref := metav1.GetControllerOf(obj); ref != nil && ref.Kind == "NangoSyncSet" {
+				return fmt.Errorf("nangosync/%s belongs to NangoSyncSet %s, which sets its spec.suspend from the set's "+
+					"spec.template.spec.suspend and would undo this: run `kubectl nango %s set/%s -n %s` to %s every NangoSync of the set",
+					obj.Name, ref.Name, use, ref.Name, namespace, strings.ToLower(verb))
+			}
 			patch := client.RawPatch("application/merge-patch+json", fmt.Appendf(nil, `{"spec":{"suspend":%t}}`, suspend))
 			if err := c.Patch(cmd.Context(), obj, patch); err != nil {
-				return notFoundHint(err, client.ObjectKeyFromObject(obj))
+				return notFoundHint(err, key)
 			}
-			_, _ = fmt.Fprintf(p.streams.Out, "%s/%s %s\n", kind, name, map[bool]string{true: "suspended", false: "resumed"}[suspend])
+			_, _ = fmt.Fprintf(p.streams.Out, "nangosync/%s %s\n", obj.Name, done)
 			return nil
 		},
 	}

@@ -235,7 +235,8 @@ func (p *plugin) suspendCommand(use string, suspend bool) *cobra.Command {
 				if err := c.Patch(cmd.Context(), obj, patch); err != nil {
 					return notFoundHint(err, client.ObjectKeyFromObject(obj))
 				}
-				_, _ = fmt.Fprintf(p.streams.Out, "nangosyncset/%s %s: every NangoSync it owns follows (spec.template.spec.suspend=%t)\n", set, done, suspend)
+				_, _ = fmt.Fprintf(p.streams.Out, "nangosyncset/%s %s: every NangoSync it owns follows (spec.template.spec.suspend=%t)\n",
+					set, done, suspend)
 				return nil
 			}
 			obj := &syncv1alpha1.NangoSync{}

@@ -299,6 +299,8 @@ type SecretKeyReference struct {
 // +kubebuilder:validation:XValidation:rule="(has(self.postgres) ? 1 : 0) + (has(self.sqlite) ? 1 : 0) + (has(self.http) ? 1 : 0) + (has(self.kafka) ? 1 : 0) == 1",message="exactly one sink kind must be set: postgres, sqlite, http or kafka"
 // +kubebuilder:validation:XValidation:rule="!has(self.http) || !has(self.deletes) || self.deletes == 'Soft'",message="deletes: Hard applies to tables; an http sink sends every deletion as a dev.nango.record.deleted event"
 // +kubebuilder:validation:XValidation:rule="!has(self.kafka) || !has(self.deletes) || self.deletes == 'Soft'",message="deletes: Hard applies to tables; a kafka sink writes every deletion as a dev.nango.record.deleted event (and a tombstone with kafka.tombstones)"
+// +kubebuilder:validation:XValidation:rule="(!has(self.http) && !has(self.kafka)) || !has(self.history) || !self.history",message="history keeps versions in a table beside the records table: it applies to postgres and sqlite sinks, not http or kafka"
+// +kubebuilder:validation:XValidation:rule="!has(self.history) || !self.history || ((!has(self.postgres) || size(self.postgres.table) <= 55) && (!has(self.sqlite) || size(self.sqlite.table) <= 55))",message="with history the table name may have at most 55 characters: the history table <table>_history must fit PostgreSQL's 63"
 type SinkSpec struct {
 	// postgres writes records to a table in a PostgreSQL database.
 	// +optional
@@ -325,6 +327,60 @@ type SinkSpec struct {
 	// +kubebuilder:default=Soft
 	// +kubebuilder:validation:Enum=Soft;Hard
 	Deletes string `json:"deletes,omitempty"`
+
+	// history keeps every version of every record the operator wrote in a table beside the
+	// records table, named <table>_history, as a slowly changing dimension of type 2: one
+	// row per version, with the record's key, payload, last_action, deleted_at and Nango
+	// cursor, valid from the version's last_modified_at (valid_from) until the next
+	// version's (valid_to, NULL for the current one). The history is written in the same
+	// transaction as the records and the checkpoint, and a page written twice adds no
+	// version. Only versions the operator read are kept: a record that changed twice
+	// between two syncs has one version for both, since Nango keeps only the latest.
+	// postgres and sqlite sinks only.
+	// +optional
+	History bool `json:"history,omitempty"`
+
+	// fields lists fields of the records that never reach the sink as they are: excluded
+	// fields are removed, hashed ones replaced by a keyed hash. The rules apply to every
+	// record before it is written (records table, history, quarantine and http events
+	// alike); rows written before a rule was added keep what they held.
+	// +optional
+	Fields *FieldRules `json:"fields,omitempty"`
+}
+
+// FieldPath names a field of a record: keys joined by dots, such as email or
+// address.postcode. A path goes through arrays: contacts.email is the email of every
+// element of contacts. Keys hold letters, digits, '_', '-' and '$'.
+// +kubebuilder:validation:MinLength=1
+// +kubebuilder:validation:MaxLength=256
+// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$`
+type FieldPath string
+
+// FieldRules are the fields of a record a sink never receives as they are. A path that a
+// record does not have is skipped; the record id and Nango's metadata are never changed.
+// +kubebuilder:validation:XValidation:rule="!has(self.hash) || size(self.hash) == 0 || has(self.hashKeySecretRef)",message="hash needs hashKeySecretRef: the Secret key holding the HMAC key"
+// +kubebuilder:validation:XValidation:rule="!has(self.exclude) || !has(self.hash) || !self.exclude.exists(e, self.hash.exists(h, h == e || h.startsWith(e + '.') || e.startsWith(h + '.')))",message="a path may not be both excluded and hashed, nor lie inside a path of the other list"
+type FieldRules struct {
+	// exclude lists the fields removed from every record before it is written.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	Exclude []FieldPath `json:"exclude,omitempty"`
+
+	// hash lists the fields whose values are replaced by their HMAC-SHA256 under the key
+	// in hashKeySecretRef, as 64 lower-case hex digits: the same value always gives the
+	// same token, so tables can still be joined on it, but the value cannot be read back.
+	// A string is hashed as its text, another value as its JSON; an array's elements are
+	// hashed one by one; null stays null.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	Hash []FieldPath `json:"hash,omitempty"`
+
+	// hashKeySecretRef names the Secret key holding the HMAC key of hash (at least 32
+	// bytes are advised). Changing the key changes every token from then on.
+	// +optional
+	HashKeySecretRef *SecretKeyReference `json:"hashKeySecretRef,omitempty"`
 }
 
 // Delete modes of a sink.

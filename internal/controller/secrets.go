@@ -114,6 +114,9 @@ func secretNames(nsync *syncv1alpha1.NangoSync, defaultSecret string) []string {
 	if pg := nsync.Spec.Sink.Postgres; pg != nil {
 		names = append(names, pg.URLSecretRef.Name)
 	}
+	if f := nsync.Spec.Sink.Fields; f != nil && f.HashKeySecretRef != nil {
+		names = append(names, f.HashKeySecretRef.Name)
+	}
 	slices.Sort(names)
 	return slices.Compact(names)
 }

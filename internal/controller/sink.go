@@ -148,9 +148,11 @@ func deletionPolicy(nsync *syncv1alpha1.NangoSync) string {
 }
 
 // samePlace tells whether two sink specs write to the same place: how deletes are
-// written does not move the rows.
+// written, whether versions are kept and which fields are redacted do not move the rows.
 func samePlace(a, b syncv1alpha1.SinkSpec) bool {
 	a.Deletes, b.Deletes = "", ""
+	a.History, b.History = false, false
+	a.Fields, b.Fields = nil, nil
 	return equality.Semantic.DeepEqual(a, b)
 }
 

@@ -253,6 +253,30 @@ var _ = Describe("NangoSync validation by the API server", func() {
 		Entry("nango secretRef without a key",
 			func(s map[string]any) { s["nango"] = map[string]any{"secretRef": map[string]any{"name": "nango"}} },
 			"spec.nango.secretRef.key", "Required value"),
+		Entry("field path with an empty key",
+			func(s map[string]any) { sinkFields(s, map[string]any{"exclude": []any{"address..street"}}) },
+			"spec.sink.fields.exclude[0]", "should match"),
+		Entry("field path with a character gjson would read as a query",
+			func(s map[string]any) { sinkFields(s, map[string]any{"exclude": []any{"emails.#"}}) },
+			"spec.sink.fields.exclude[0]", "should match"),
+		Entry("a field excluded twice",
+			func(s map[string]any) { sinkFields(s, map[string]any{"exclude": []any{"ssn", "ssn"}}) },
+			"spec.sink.fields.exclude[1]", "Duplicate value"),
+		Entry("a field both excluded and hashed",
+			func(s map[string]any) {
+				sinkFields(s, map[string]any{"exclude": []any{"email"}, "hash": []any{"email"},
+					"hashKeySecretRef": map[string]any{"name": "pii", "key": "hmacKey"}})
+			},
+			"spec.sink.fields", "a path may not be both excluded and hashed"),
+		Entry("a hashed field inside an excluded one",
+			func(s map[string]any) {
+				sinkFields(s, map[string]any{"exclude": []any{"owner"}, "hash": []any{"owner.email"},
+					"hashKeySecretRef": map[string]any{"name": "pii", "key": "hmacKey"}})
+			},
+			"spec.sink.fields", "a path may not be both excluded and hashed"),
+		Entry("hash without a key",
+			func(s map[string]any) { sinkFields(s, map[string]any{"hash": []any{"email"}}) },
+			"spec.sink.fields", "hash needs hashKeySecretRef"),
 		Entry("Secret name that is not a DNS subdomain",
 			func(s map[string]any) {
 				s["nango"] = map[string]any{"secretRef": map[string]any{"name": "Nango_Secret", "key": "secretKey"}}
@@ -308,6 +332,11 @@ var _ = Describe("NangoSync validation by the API server", func() {
 				Sink: syncv1alpha1.SinkSpec{
 					SQLite:  &syncv1alpha1.SQLiteSink{Path: "/data/nango.db", Table: "deals"},
 					Deletes: syncv1alpha1.DeletesHard,
+					Fields: &syncv1alpha1.FieldRules{
+						Exclude:          []syncv1alpha1.FieldPath{"ssn", "address.street"},
+						Hash:             []syncv1alpha1.FieldPath{"email", "contacts.phone", "$ref_id", "x-tag"},
+						HashKeySecretRef: &syncv1alpha1.SecretKeyReference{Name: "pii", Key: "hmacKey"},
+					},
 				},
 				Interval:       &metav1.Duration{Duration: 90 * time.Second},
 				PageSize:       10000,
@@ -408,4 +437,9 @@ func httpSinkFields(fields map[string]any) map[string]any {
 		spec[k] = v
 	}
 	return spec
+}
+
+// sinkFields sets spec.sink.fields.
+func sinkFields(spec map[string]any, fields map[string]any) {
+	spec["sink"].(map[string]any)["fields"] = fields
 }

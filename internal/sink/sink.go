@@ -224,6 +224,15 @@ type Checkpoint struct {
 	Owner Owner
 }
 
+// Version is one version of a record in a sink's history: the record as stored, valid
+// from ValidFrom (its LastModifiedAt) until ValidTo, when the next version was modified;
+// ValidTo is nil for the current version.
+type Version struct {
+	Record
+	ValidFrom time.Time
+	ValidTo   *time.Time
+}
+
 // Sink stores records and checkpoints. Implementations are safe for concurrent use by
 // several NangoSyncs.
 type Sink interface {

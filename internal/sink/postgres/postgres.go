@@ -66,6 +66,9 @@ const CheckpointTable = sink.CheckpointTable
 // DefaultSchema is the schema used when Options.Schema is empty.
 const DefaultSchema = "public"
 
+// maxIdentifierBytes is the longest name PostgreSQL keeps: it cuts longer ones silently.
+const maxIdentifierBytes = 63
+
 // applicationName tells a DBA looking at pg_stat_activity whose connections these are,
 // unless the DSN names an application itself.
 const applicationName = "nango-operator"
@@ -81,6 +84,9 @@ type Options struct {
 	HardDeletes bool
 	// Timeouts bound every call to the server; the defaults when zero.
 	Timeouts Timeouts
+	// History keeps every version written in the table <Table>_history (see History),
+	// created when missing and started with the rows Table holds.
+	History bool
 }
 
 // Sink writes records to one PostgreSQL table. It is safe for concurrent use; share one
@@ -96,6 +102,8 @@ type Sink struct {
 	records     string
 	checkpoints string
 	quarantine  string
+	// history is the quoted history table, "" when the sink keeps no history.
+	history string
 	// tableName is the records table's name as the checkpoint table's key holds it.
 	tableName string
 }
@@ -113,6 +121,10 @@ func Open(ctx context.Context, dsn string, opts Options) (*Sink, error) {
 	if opts.Schema == "" {
 		opts.Schema = DefaultSchema
 	}
+	if opts.History && len(opts.Table+HistorySuffix) > maxIdentifierBytes {
+		return nil, fmt.Errorf("open PostgreSQL sink: table %s is too long for its history table %s%s (at most %d bytes)",
+			opts.Table, opts.Table, HistorySuffix, maxIdentifierBytes)
+	}
 	s := &Sink{
 		hardDeletes: opts.HardDeletes,
 		timeouts:    opts.Timeouts.withDefaults(),
@@ -121,6 +133,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*Sink, error) {
 		checkpoints: pgx.Identifier{opts.Schema, CheckpointTable}.Sanitize(),
 		quarantine:  pgx.Identifier{opts.Schema, sink.QuarantineTable}.Sanitize(),
 		tableName:   opts.Table,
+	}
+	if opts.History {
+		s.history = pgx.Identifier{opts.Schema, opts.Table + HistorySuffix}.Sanitize()
 	}
 	config, err := poolConfig(dsn, s.timeouts)
 	if err != nil {

@@ -44,6 +44,13 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+func TestHistoryConformance(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	sinktest.RunHistory(t, func(t *testing.T, opts sinktest.Options) sinktest.HistorySink {
+		return open(t, dsn, postgres.Options{Table: opts.Table, HardDeletes: opts.HardDeletes, History: opts.History})
+	})
+}
+
 // closeAtEnd closes s when the test ends, failing it if closing fails.
 func closeAtEnd(t testing.TB, s io.Closer) {
 	t.Cleanup(func() { closeNow(t, s) })
@@ -466,11 +473,14 @@ func connect(t *testing.T, dsn string) *pgx.Conn {
 	return conn
 }
 
-// TestConformanceThroughPgBouncerSettings runs the suite as users behind PgBouncer in
+// TestConformanceThroughPgBouncerSettings runs the suites as users behind PgBouncer in
 // transaction mode configure pgx: no prepared statements, parameters sent as text.
 func TestConformanceThroughPgBouncerSettings(t *testing.T) {
 	dsn := pgtest.NewDatabase(t) + "&default_query_exec_mode=simple_protocol"
 	sinktest.Run(t, func(t *testing.T, opts sinktest.Options) sinktest.Sink {
 		return open(t, dsn, postgres.Options{Table: opts.Table, HardDeletes: opts.HardDeletes})
+	})
+	sinktest.RunHistory(t, func(t *testing.T, opts sinktest.Options) sinktest.HistorySink {
+		return open(t, dsn, postgres.Options{Table: opts.Table, HardDeletes: opts.HardDeletes, History: opts.History})
 	})
 }

@@ -112,12 +112,15 @@ func (s *Sink) sendOwnedInTx(ctx context.Context, key sink.Key, owner sink.Owner
 	})
 }
 
-// DeleteRows removes every row of key, its quarantined records and its checkpoint, in one
+// DeleteRows removes every row of key, its history, its quarantined records and its checkpoint, in one
 // transaction. It deletes nothing of a data set another owns (*sink.ConflictError).
 func (s *Sink) DeleteRows(ctx context.Context, key sink.Key, owner sink.Owner) error {
 	batch := &pgx.Batch{}
 	batch.Queue(fmt.Sprintf(deleteKeyRecords, s.records), key.ProviderConfigKey, key.ConnectionID, key.Model, key.Variant)
 	batch.Queue(fmt.Sprintf(deleteKeyQuarantined, s.quarantine), s.checkpointArgs(key)...)
+	if s.history != "" {
+		batch.Queue(fmt.Sprintf(deleteKeyHistory, s.history), key.ProviderConfigKey, key.ConnectionID, key.Model, key.Variant)
+	}
 	batch.Queue(fmt.Sprintf(deleteCheckpoint, s.checkpoints), s.checkpointArgs(key)...)
 	if err := s.call(ctx, func(ctx context.Context) error { return s.sendOwnedInTx(ctx, key, owner, batch) }); err != nil {
 		return fmt.Errorf("delete rows of %s from %s: %w", key, s.name, err)

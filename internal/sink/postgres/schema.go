@@ -108,8 +108,9 @@ const createQuarantineTable = `CREATE TABLE IF NOT EXISTS %s (
 func (s *Sink) createTables(ctx context.Context, schema string) error {
 	var exist bool
 	err := s.pool.QueryRow(ctx,
-		"SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL AND to_regclass($3) IS NOT NULL",
-		s.records, s.checkpoints, s.quarantine).Scan(&exist)
+		"SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL AND to_regclass($3) IS NOT NULL "+
+			"AND ($4 = '' OR to_regclass($4) IS NOT NULL)",
+		s.records, s.checkpoints, s.quarantine, s.history).Scan(&exist)
 	if err != nil {
 		return fmt.Errorf("look for the tables: %w", err)
 	}
@@ -148,7 +149,8 @@ func (s *Sink) migrateCheckpoints(ctx context.Context) error {
 	return nil
 }
 
-// createMissingTables creates the schema and those of the three tables that are missing.
+// createMissingTables creates the schema and those of the three tables (four with the
+// history) that are missing.
 func (s *Sink) createMissingTables(ctx context.Context, schema string) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", ddlLockKey); err != nil {
@@ -165,6 +167,9 @@ func (s *Sink) createMissingTables(ctx context.Context, schema string) error {
 		}
 		if _, err := tx.Exec(ctx, fmt.Sprintf(createQuarantineTable, s.quarantine)); err != nil {
 			return fmt.Errorf("create table %s: %w", sink.QuarantineTable, err)
+		}
+		if s.history != "" {
+			return s.createHistory(ctx, tx)
 		}
 		return nil
 	})

@@ -184,6 +184,9 @@ func (s *Sink) pageBatch(key sink.Key, page sink.PreparedPage, checkpoint string
 	if len(upserts) > 0 {
 		batch.Queue(fmt.Sprintf(upsertRecords, s.records), upsertArgs(key, upserts)...)
 	}
+	if s.history != "" && len(records) > 0 {
+		s.queueHistory(batch, pageRows, upsertArgs(key, records)...) // deletions too: they are versions
+	}
 	for _, q := range page.Quarantined {
 		batch.Queue(fmt.Sprintf(upsertQuarantined, s.quarantine), quarantineArgs(s.tableName, key, q)...)
 	}

@@ -28,6 +28,7 @@ import (
 
 	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
 	"github.com/nango-operator/nango-operator/internal/sink"
+	"github.com/nango-operator/nango-operator/internal/sink/fields"
 	"github.com/nango-operator/nango-operator/internal/sink/httpsink"
 	"github.com/nango-operator/nango-operator/internal/sink/kafkasink"
 	"github.com/nango-operator/nango-operator/internal/sink/postgres"
@@ -66,6 +67,58 @@ func (t Target) Open(ctx context.Context) (sink.Sink, error) {
 
 // Resolve turns a sink spec into a Target, reading the Secrets it names with env.Secret.
 func Resolve(ctx context.Context, spec syncv1alpha1.SinkSpec, env Env) (Target, error) {
+	target, err := resolveKind(ctx, spec, env)
+	if err != nil {
+		return Target{}, err
+	}
+	return withFieldRules(ctx, target, spec.Fields, env)
+}
+
+// withFieldRules makes target apply the field rules of the spec to every page before its
+// sink writes it. Two NangoSyncs writing to one place with different rules (or keys) get
+// sinks of their own: the id holds a hash of the rules and key, never the key.
+func withFieldRules(ctx context.Context, target Target, spec *syncv1alpha1.FieldRules, env Env) (Target, error) {
+	if spec == nil || len(spec.Exclude)+len(spec.Hash) == 0 {
+		return target, nil
+	}
+	var key string
+	if len(spec.Hash) > 0 {
+		if spec.HashKeySecretRef == nil { // the API server refuses this spec
+			return Target{}, errors.New("spec.sink.fields.hash needs hashKeySecretRef")
+		}
+		var err error
+		if key, err = env.Secret(ctx, *spec.HashKeySecretRef); err != nil {
+			return Target{}, fmt.Errorf("read the hash key: %w", err)
+		}
+	}
+	exclude, hash := paths(spec.Exclude), paths(spec.Hash)
+	rules, err := fields.New(exclude, hash, []byte(key))
+	if err != nil {
+		return Target{}, fmt.Errorf("spec.sink.fields: %w", err)
+	}
+	sum := sha256.Sum256(fmt.Appendf(nil, "%q\x00%q\x00%s", exclude, hash, key))
+	open := target.open
+	target.ID += "/fields/" + hex.EncodeToString(sum[:])
+	target.open = func(ctx context.Context) (sink.Sink, error) {
+		snk, err := open(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return fields.Wrap(snk, rules), nil
+	}
+	return target, nil
+}
+
+func paths(list []syncv1alpha1.FieldPath) []string {
+	out := make([]string, len(list))
+	for i, p := range list {
+		out[i] = string(p)
+	}
+	return out
+}
+
+// resolveKind resolves the sink kind the spec sets.
+func resolveKind(ctx context.Context, spec syncv1alpha1.SinkSpec, env Env) (Target, error) {
 	hard, secret := spec.Deletes == syncv1alpha1.DeletesHard, env.Secret
 	switch {
 	case spec.Postgres != nil:
@@ -76,9 +129,10 @@ func Resolve(ctx context.Context, spec syncv1alpha1.SinkSpec, env Env) (Target, 
 		}
 		// The id holds a hash of the DSN, never the DSN: it may carry a password.
 		sum := sha256.Sum256([]byte(dsn))
-		opts := postgres.Options{Schema: pg.Schema, Table: pg.Table, HardDeletes: hard}
+		opts := postgres.Options{Schema: pg.Schema, Table: pg.Table, HardDeletes: hard, History: spec.History}
 		return Target{
-			ID:   fmt.Sprintf("postgres/%s/%s/%s/%t", hex.EncodeToString(sum[:]), pg.Schema, pg.Table, hard),
+			ID: fmt.Sprintf("postgres/%s/%s/%s/%t/history=%t", hex.EncodeToString(sum[:]), pg.Schema, pg.Table, hard,
+				spec.History),
 			Name: DisplayName(spec),
 			open: func(ctx context.Context) (sink.Sink, error) {
 				snk, err := postgres.Open(ctx, dsn, opts)
@@ -90,9 +144,9 @@ func Resolve(ctx context.Context, spec syncv1alpha1.SinkSpec, env Env) (Target, 
 		}, nil
 	case spec.SQLite != nil:
 		lite := spec.SQLite
-		opts := sqlite.Options{Table: lite.Table, HardDeletes: hard}
+		opts := sqlite.Options{Table: lite.Table, HardDeletes: hard, History: spec.History}
 		return Target{
-			ID:   fmt.Sprintf("sqlite/%s/%s/%t", lite.Path, lite.Table, hard),
+			ID:   fmt.Sprintf("sqlite/%s/%s/%t/history=%t", lite.Path, lite.Table, hard, spec.History),
 			Name: DisplayName(spec),
 			open: func(ctx context.Context) (sink.Sink, error) {
 				snk, err := sqlite.Open(ctx, lite.Path, opts)

@@ -56,6 +56,8 @@ type Options struct {
 	Table string
 	// HardDeletes asks for a sink that removes deleted records.
 	HardDeletes bool
+	// History asks for a sink that keeps every version in a history (see RunHistory).
+	History bool
 }
 
 // Opener opens a sink on one store shared by every call within a Run. It fails t when it

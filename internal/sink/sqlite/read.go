@@ -99,7 +99,7 @@ func (s *Sink) checkOwner(ctx context.Context, tx *sql.Tx, key sink.Key, owner s
 	return sink.Claimable(key, stored, owner)
 }
 
-// DeleteRows removes every row of key, its quarantined records and its checkpoint, in one
+// DeleteRows removes every row of key, its history, its quarantined records and its checkpoint, in one
 // transaction. It deletes nothing of a data set another owns (*sink.ConflictError).
 func (s *Sink) DeleteRows(ctx context.Context, key sink.Key, owner sink.Owner) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
@@ -113,6 +113,13 @@ func (s *Sink) DeleteRows(ctx context.Context, key sink.Key, owner sink.Owner) e
 		}
 		if _, err = tx.ExecContext(ctx, fmt.Sprintf(deleteKeyQuarantined, s.quarantine), s.checkpointArgs(key)...); err != nil {
 			return err
+		}
+		if s.history != "" {
+			_, err = tx.ExecContext(ctx, fmt.Sprintf(deleteKeyHistory, s.history),
+				key.ProviderConfigKey, key.ConnectionID, key.Model, key.Variant)
+			if err != nil {
+				return err
+			}
 		}
 		_, err = tx.ExecContext(ctx, fmt.Sprintf(deleteCheckpoint, s.checkpoints), s.checkpointArgs(key)...)
 		return err

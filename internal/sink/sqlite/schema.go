@@ -122,7 +122,8 @@ func (s *Sink) migrateCheckpoints(ctx context.Context, tx *sql.Tx) error {
 	return nil
 }
 
-// createMissingTables creates those of the three tables that are missing.
+// createMissingTables creates those of the three tables (four with the history) that are
+// missing.
 func (s *Sink) createMissingTables(ctx context.Context, tx *sql.Tx) error {
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf(createRecordsTable, s.records)); err != nil {
 		return fmt.Errorf("create table %s: %w", s.tableName, err)
@@ -132,6 +133,9 @@ func (s *Sink) createMissingTables(ctx context.Context, tx *sql.Tx) error {
 	}
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf(createQuarantineTable, s.quarantine)); err != nil {
 		return fmt.Errorf("create table %s: %w", sink.QuarantineTable, err)
+	}
+	if s.history != "" {
+		return s.createHistory(ctx, tx)
 	}
 	return nil
 }

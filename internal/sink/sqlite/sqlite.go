@@ -59,6 +59,9 @@ type Options struct {
 	Table string
 	// HardDeletes removes the rows of deleted records instead of setting their deleted_at.
 	HardDeletes bool
+	// History keeps every version written in the table <Table>_history (see History),
+	// created when missing and started with the rows Table holds.
+	History bool
 	// BusyTimeout is how long a write waits while another connection (another Sink on the
 	// file, another process) writes; DefaultBusyTimeout when zero. A write that waited
 	// longer fails with an error for which sink.IsUnavailable is true.
@@ -78,6 +81,8 @@ type Sink struct {
 	records     string
 	checkpoints string
 	quarantine  string
+	// history is the quoted history table, "" when the sink keeps no history.
+	history string
 	// tableName is the records table's name as the checkpoint table's key holds it.
 	tableName string
 }
@@ -101,6 +106,9 @@ func Open(ctx context.Context, path string, opts Options) (*Sink, error) {
 		checkpoints: quoteIdentifier(CheckpointTable),
 		quarantine:  quoteIdentifier(sink.QuarantineTable),
 		tableName:   opts.Table,
+	}
+	if opts.History {
+		s.history = quoteIdentifier(opts.Table + HistorySuffix)
 	}
 	if opts.BusyTimeout <= 0 {
 		opts.BusyTimeout = DefaultBusyTimeout

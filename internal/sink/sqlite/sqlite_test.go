@@ -40,6 +40,13 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+func TestHistoryConformance(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "nango.db")
+	sinktest.RunHistory(t, func(t *testing.T, opts sinktest.Options) sinktest.HistorySink {
+		return open(t, path, sqlite.Options{Table: opts.Table, HardDeletes: opts.HardDeletes, History: opts.History})
+	})
+}
+
 // closeAtEnd closes s when the test ends, failing it if closing fails.
 func closeAtEnd(t testing.TB, s io.Closer) {
 	t.Cleanup(func() { closeNow(t, s) })

@@ -133,6 +133,9 @@ func (s *Sink) writePage(ctx context.Context, key sink.Key, page sink.Page) (sin
 		if err := s.upsertRecords(ctx, tx, key, upserts, now); err != nil {
 			return err
 		}
+		if err := s.writeHistory(ctx, tx, key, records, now); err != nil {
+			return err
+		}
 		if err := s.upsertQuarantined(ctx, tx, key, prepared.Quarantined, now); err != nil {
 			return err
 		}

@@ -76,26 +76,44 @@ FROM unnest($5::text[], $6::text[], $7::boolean[], $8::text[], $9::timestamptz[]
 // A version is added when it is newer than the record's current one (by
 // last_modified_at, or as new with another cursor), as the records table takes it; a
 // pruned version keeps the fields of the one before. Its cursor already in the history (a
-// replayed page) adds nothing. The UPDATE sees the table as it was before the INSERT, so
-// it closes exactly the versions that were current: their valid_to becomes the new
-// version's valid_from, and the history stays contiguous.
+// replayed page) adds nothing. The version it follows gets its valid_from as valid_to, so
+// the history stays contiguous.
+//
+// The history is never joined by the planner's choice: a new history table looks empty to
+// it, and a plan made then (a scan of the whole key for each row of the page) stays cached
+// with the statement. The current version is read by LATERAL ... LIMIT 1, one probe of the
+// primary key per row, and closed by ON CONFLICT on the primary key, which always probes it.
 const insertHistory = `WITH page AS (%[2]s),
+prior AS (
+	SELECT p.*, latest.cursor AS latest_cursor, latest.payload AS latest_payload, latest.pruned AS latest_pruned,
+		latest.last_action AS latest_action, latest.first_seen_at AS latest_first_seen_at,
+		latest.last_modified_at AS latest_modified_at, latest.deleted_at AS latest_deleted_at,
+		latest.valid_from AS latest_valid_from
+	FROM page p LEFT JOIN LATERAL (
+		SELECT h.cursor, h.payload, h.pruned, h.last_action, h.first_seen_at, h.last_modified_at, h.deleted_at,
+			h.valid_from
+		FROM %[1]s h
+		WHERE h.provider_config_key = $1 AND h.connection_id = $2 AND h.model = $3 AND h.variant = $4
+			AND h.id = p.id AND h.valid_to IS NULL
+		LIMIT 1) latest ON true),
 added AS (
 	INSERT INTO %[1]s (provider_config_key, connection_id, model, variant, id, cursor, payload, pruned,
 		last_action, first_seen_at, last_modified_at, deleted_at, valid_from)
-	SELECT $1, $2, $3, $4, p.id, p.cursor, COALESCE(p.payload, latest.payload), p.pruned,
-		p.last_action, p.first_seen_at, p.last_modified_at, p.deleted_at, p.last_modified_at
-	FROM page p LEFT JOIN %[1]s latest
-		ON latest.provider_config_key = $1 AND latest.connection_id = $2 AND latest.model = $3
-		AND latest.variant = $4 AND latest.id = p.id AND latest.valid_to IS NULL
-	WHERE latest.id IS NULL OR latest.last_modified_at < p.last_modified_at
-		OR (latest.last_modified_at = p.last_modified_at AND latest.cursor <> p.cursor)
+	SELECT $1, $2, $3, $4, id, cursor, COALESCE(payload, latest_payload), pruned,
+		last_action, first_seen_at, last_modified_at, deleted_at, last_modified_at
+	FROM prior
+	WHERE latest_cursor IS NULL OR latest_modified_at < last_modified_at
+		OR (latest_modified_at = last_modified_at AND latest_cursor <> cursor)
 	ON CONFLICT DO NOTHING
 	RETURNING id, valid_from)
-UPDATE %[1]s AS closed SET valid_to = added.valid_from
-FROM added
-WHERE closed.provider_config_key = $1 AND closed.connection_id = $2 AND closed.model = $3
-	AND closed.variant = $4 AND closed.id = added.id AND closed.valid_to IS NULL`
+INSERT INTO %[1]s AS closed (provider_config_key, connection_id, model, variant, id, cursor, payload, pruned,
+	last_action, first_seen_at, last_modified_at, deleted_at, valid_from, valid_to)
+SELECT $1, $2, $3, $4, prior.id, prior.latest_cursor, prior.latest_payload, prior.latest_pruned,
+	prior.latest_action, prior.latest_first_seen_at, prior.latest_modified_at, prior.latest_deleted_at,
+	prior.latest_valid_from, added.valid_from
+FROM added JOIN prior ON prior.id = added.id
+WHERE prior.latest_cursor IS NOT NULL
+ON CONFLICT (provider_config_key, connection_id, model, variant, id, cursor) DO UPDATE SET valid_to = EXCLUDED.valid_to`
 
 const deleteKeyHistory = `DELETE FROM %s
 WHERE provider_config_key = $1 AND connection_id = $2 AND model = $3 AND variant = $4`

@@ -48,7 +48,7 @@ var _ = Describe("kustomize", Ordered, func() {
 		cluster.kubectl("", "wait", "--for=condition=Established", "crd/nangosyncs.sync.nango.dev", "crd/nangosyncsets.sync.nango.dev")
 	})
 
-	It("accepts the samples, one for each sink and a NangoSyncSet", func() {
+	It("accepts the samples, one for each sink, one with history and field rules, and a NangoSyncSet", func() {
 		samples, err := cluster.run("", kustomize, "build", "config/samples")
 		Expect(err).NotTo(HaveOccurred(), samples)
 		out := cluster.kubectl(samples, "apply", "--dry-run=server", "-n", "default", "-f", "-")
@@ -56,6 +56,7 @@ var _ = Describe("kustomize", Ordered, func() {
 		Expect(out).To(ContainSubstring("nangosync.sync.nango.dev/acme-salesforce-deals created (server dry run)"))
 		Expect(out).To(ContainSubstring("nangosync.sync.nango.dev/acme-github-issues created (server dry run)"))
 		Expect(out).To(ContainSubstring("nangosync.sync.nango.dev/acme-hubspot-contacts-kafka created (server dry run)"))
+		Expect(out).To(ContainSubstring("nangosync.sync.nango.dev/globex-hubspot-contacts created (server dry run)"))
 		Expect(out).To(ContainSubstring("nangosyncset.sync.nango.dev/hubspot-pro created (server dry run)"))
 	})
 })

@@ -43,13 +43,19 @@ func openHistory(spec syncv1alpha1.SinkSpec) sinktest.HistorySink {
 	case spec.SQLite != nil:
 		snk, err = sqlite.Open(ctx, spec.SQLite.Path, sqlite.Options{Table: spec.SQLite.Table, History: true})
 	case spec.Postgres != nil:
-		secret := &corev1.Secret{}
-		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: syncNamespace, Name: spec.Postgres.URLSecretRef.Name}, secret)).To(Succeed())
-		snk, err = postgres.Open(ctx, string(secret.Data["url"]), postgres.Options{Table: spec.Postgres.Table, History: true})
+		snk, err = postgres.Open(ctx, postgresURL(spec), postgres.Options{Table: spec.Postgres.Table, History: true})
 	}
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(snk.Close)
 	return snk
+}
+
+// postgresURL reads the URL of a PostgreSQL sink spec from its Secret.
+func postgresURL(spec syncv1alpha1.SinkSpec) string {
+	GinkgoHelper()
+	secret := &corev1.Secret{}
+	Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: syncNamespace, Name: spec.Postgres.URLSecretRef.Name}, secret)).To(Succeed())
+	return string(secret.Data["url"])
 }
 
 // expectContiguous fails unless versions, all of one record, follow each other without gap

@@ -19,6 +19,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 
 	"github.com/nango-operator/nango-operator/internal/sink"
@@ -55,24 +56,20 @@ SELECT provider_config_key, connection_id, model, variant, id, cursor, payload, 
 FROM %s WHERE true
 ON CONFLICT DO NOTHING`
 
-// insertVersion is the PostgreSQL sink's insertHistory for one record: the version is
-// added when it is newer than the record's current one, or as new with another cursor; a
-// pruned version keeps the fields of the one before; a cursor already there adds nothing.
-const insertVersion = `INSERT INTO %[1]s (provider_config_key, connection_id, model, variant, id, cursor, payload, pruned,
+// currentVersion reads the current version of a record: one probe of the primary key.
+const currentVersion = `SELECT cursor, last_modified_at, payload FROM %s
+WHERE provider_config_key = ? AND connection_id = ? AND model = ? AND variant = ? AND id = ? AND valid_to IS NULL
+LIMIT 1`
+
+// insertVersion adds a version; a cursor already there (a replayed page) adds nothing.
+const insertVersion = `INSERT INTO %s (provider_config_key, connection_id, model, variant, id, cursor, payload, pruned,
 	last_action, first_seen_at, last_modified_at, deleted_at, valid_from, written_at)
-SELECT ?1, ?2, ?3, ?4, ?5, ?6, COALESCE(?7, (SELECT payload FROM %[1]s
-		WHERE provider_config_key = ?1 AND connection_id = ?2 AND model = ?3 AND variant = ?4 AND id = ?5
-			AND valid_to IS NULL)),
-	?8, ?9, ?10, ?11, ?12, ?11, ?13
-WHERE NOT EXISTS (SELECT 1 FROM %[1]s
-	WHERE provider_config_key = ?1 AND connection_id = ?2 AND model = ?3 AND variant = ?4 AND id = ?5
-		AND valid_to IS NULL AND (last_modified_at > ?11 OR (last_modified_at = ?11 AND cursor = ?6)))
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT DO NOTHING`
 
 // closeVersion closes the version that was current when a newer one was added.
-const closeVersion = `UPDATE %s SET valid_to = ?6
-WHERE provider_config_key = ?1 AND connection_id = ?2 AND model = ?3 AND variant = ?4 AND id = ?5
-	AND valid_to IS NULL AND cursor <> ?7`
+const closeVersion = `UPDATE %s SET valid_to = ?
+WHERE provider_config_key = ? AND connection_id = ? AND model = ? AND variant = ? AND id = ? AND cursor = ?`
 
 const deleteKeyHistory = `DELETE FROM %s
 WHERE provider_config_key = ? AND connection_id = ? AND model = ? AND variant = ?`
@@ -85,35 +82,54 @@ WHERE provider_config_key = ? AND connection_id = ? AND model = ? AND variant = 
 ORDER BY id, valid_from, cursor`
 
 // writeHistory adds the versions of records that the history lacks and closes the ones
-// they follow. It is the one place that writes the history.
+// they follow: the PostgreSQL sink's insertHistory, one record at a time. A version is
+// added when it is newer than the record's current one (by last_modified_at, or as new
+// with another cursor); a pruned version keeps the fields of the one before. It is the one
+// place that writes the history.
 func (s *Sink) writeHistory(ctx context.Context, tx *sql.Tx, key sink.Key, records []sink.Record, now string) error {
 	if s.history == "" || len(records) == 0 {
 		return nil
 	}
-	insert, err := tx.PrepareContext(ctx, fmt.Sprintf(insertVersion, s.history))
-	if err != nil {
-		return err
+	var stmts [3]*sql.Stmt
+	for i, query := range []string{currentVersion, insertVersion, closeVersion} {
+		stmt, err := tx.PrepareContext(ctx, fmt.Sprintf(query, s.history))
+		if err != nil {
+			return err
+		}
+		defer func() { _ = stmt.Close() }()
+		stmts[i] = stmt
 	}
-	defer func() { _ = insert.Close() }()
-	closing, err := tx.PrepareContext(ctx, fmt.Sprintf(closeVersion, s.history))
-	if err != nil {
-		return err
-	}
-	defer func() { _ = closing.Close() }()
+	current, insert, closing := stmts[0], stmts[1], stmts[2]
 	return forEachRecord(ctx, records, func(ctx context.Context, r sink.Record) error {
-		lastModified := formatTime(r.LastModifiedAt)
+		var (
+			cursor, lastModified string
+			payload              sql.NullString
+		)
+		err := current.QueryRowContext(ctx, key.ProviderConfigKey, key.ConnectionID, key.Model, key.Variant, r.ID).
+			Scan(&cursor, &lastModified, &payload)
+		found := err == nil
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("history: %w", err)
+		}
+		modified := formatTime(r.LastModifiedAt)
+		if found && (lastModified > modified || (lastModified == modified && cursor == r.Cursor)) {
+			return nil // not newer than the current version
+		}
+		stored := payloadText(r.Payload)
+		if stored == nil && payload.Valid {
+			stored = payload.String // pruned: the fields of the version before
+		}
 		added, err := insert.ExecContext(ctx, key.ProviderConfigKey, key.ConnectionID, key.Model, key.Variant,
-			r.ID, r.Cursor, payloadText(r.Payload), r.Pruned, string(r.Action), formatTime(r.FirstSeenAt),
-			lastModified, formatOptionalTime(r.DeletedAt), now)
+			r.ID, r.Cursor, stored, r.Pruned, string(r.Action), formatTime(r.FirstSeenAt),
+			modified, formatOptionalTime(r.DeletedAt), modified, now)
 		if err != nil {
 			return fmt.Errorf("history: %w", err)
 		}
-		if n, err := added.RowsAffected(); err != nil || n == 0 {
+		if n, err := added.RowsAffected(); err != nil || n == 0 || !found {
 			return err
 		}
-		_, err = closing.ExecContext(ctx, key.ProviderConfigKey, key.ConnectionID, key.Model, key.Variant,
-			r.ID, lastModified, r.Cursor)
-		if err != nil {
+		if _, err := closing.ExecContext(ctx, modified, key.ProviderConfigKey, key.ConnectionID, key.Model, key.Variant,
+			r.ID, cursor); err != nil {
 			return fmt.Errorf("history: %w", err)
 		}
 		return nil

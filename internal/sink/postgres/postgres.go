@@ -20,11 +20,14 @@ limitations under the License.
 // Several NangoSyncs may share one records table; the key columns keep their rows apart.
 // A DBA who creates the tables for a role without the CREATE privilege creates all three.
 //
-// A page is written in one transaction of three round trips: BEGIN, one batch holding
-// every statement (at most a DELETE for hard deletes, one INSERT ... SELECT FROM unnest(...)
-// ... ON CONFLICT DO UPDATE for all the page's records, the checkpoint upsert, and one
-// upsert into the quarantine per record that cannot be stored), COMMIT. Save for those
-// rare records, the number of statements does not grow with the page.
+// A page is written in one transaction: BEGIN; one batch holding the checkpoint upsert (which
+// claims the data set or refuses the page), at most a DELETE for hard deletes and one
+// upsert into the quarantine per record that cannot be stored; the page's records in
+// PostgreSQL's binary COPY format, either straight into the table (the direct path, while
+// none of them is stored yet: an initial sync) or into a temporary staging table merged
+// into the table by one INSERT ... SELECT ... ON CONFLICT DO UPDATE; COMMIT. Save for the
+// rare quarantined records, the number of statements does not grow with the page. See
+// writeUpserts for why the direct path is the merge whenever it succeeds.
 //
 // Every call is bounded (Timeouts): connecting, and each call as a whole, so that a server
 // that stops answering is reported unavailable (sink.ErrUnavailable) within a minute
@@ -53,8 +56,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/nango-operator/nango-operator/internal/sink"
@@ -106,6 +111,17 @@ type Sink struct {
 	history string
 	// tableName is the records table's name as the checkpoint table's key holds it.
 	tableName string
+	// stage is true when the role may create temporary tables: the merge path then goes
+	// through the staging table (see writeUpserts).
+	stage bool
+	// direct is true when the records table has the primary key the merge's ON CONFLICT
+	// names, which the direct path needs (see writeUpserts).
+	direct bool
+
+	mu sync.Mutex
+	// recordsStored holds the data sets whose pages met a stored record on the direct
+	// path, and so take the merge path (see writeUpserts).
+	recordsStored map[sink.Key]struct{}
 }
 
 var _ sink.Sink = (*Sink)(nil)
@@ -133,6 +149,8 @@ func Open(ctx context.Context, dsn string, opts Options) (*Sink, error) {
 		checkpoints: pgx.Identifier{opts.Schema, CheckpointTable}.Sanitize(),
 		quarantine:  pgx.Identifier{opts.Schema, sink.QuarantineTable}.Sanitize(),
 		tableName:   opts.Table,
+
+		recordsStored: map[sink.Key]struct{}{},
 	}
 	if opts.History {
 		s.history = pgx.Identifier{opts.Schema, opts.Table + HistorySuffix}.Sanitize()
@@ -149,7 +167,40 @@ func Open(ctx context.Context, dsn string, opts Options) (*Sink, error) {
 		s.pool.Close()
 		return nil, fmt.Errorf("open PostgreSQL sink %s: %w", s.name, err)
 	}
+	if err := s.call(ctx, s.choosePaths); err != nil {
+		s.pool.Close()
+		return nil, fmt.Errorf("open PostgreSQL sink %s: %w", s.name, err)
+	}
 	return s, nil
+}
+
+// probeConflictKey plans, without running it, an insert whose ON CONFLICT names the
+// records table's key: PostgreSQL refuses to plan it unless a unique index on exactly
+// those columns exists.
+const probeConflictKey = `EXPLAIN INSERT INTO %s (provider_config_key, connection_id, model, variant, id, last_action,
+	first_seen_at, last_modified_at, cursor) VALUES ('', '', '', '', '', '', now(), now(), '')
+ON CONFLICT (provider_config_key, connection_id, model, variant, id) DO NOTHING`
+
+// choosePaths finds out which write paths the database allows: the staging table needs the
+// TEMPORARY privilege, the direct path a records table whose key is the one the merge
+// names (a table of another shape is refused by the merge, as it should be, rather than
+// filled by the direct path).
+func (s *Sink) choosePaths(ctx context.Context) error {
+	err := s.pool.QueryRow(ctx, "SELECT has_database_privilege(current_database(), 'TEMPORARY')").Scan(&s.stage)
+	if err != nil {
+		return fmt.Errorf("look for the TEMPORARY privilege: %w", err)
+	}
+	_, err = s.pool.Exec(ctx, fmt.Sprintf(probeConflictKey, s.records))
+	var pgErr *pgconn.PgError
+	switch {
+	case err == nil:
+		s.direct = true
+	case errors.As(err, &pgErr):
+		s.direct = false // the table is not as this sink makes it: the merge says why
+	default:
+		return fmt.Errorf("look for the key of %s: %w", s.name, err)
+	}
+	return nil
 }
 
 // Close closes every connection, waiting for those in use to be released.

@@ -484,3 +484,62 @@ func TestConformanceThroughPgBouncerSettings(t *testing.T) {
 		return open(t, dsn, postgres.Options{Table: opts.Table, HardDeletes: opts.HardDeletes, History: opts.History})
 	})
 }
+
+// TestDirectCopyMeetingStoredRowsMerges writes, through a sink that has never met the data
+// set (so it tries the direct COPY), a page that holds an older version of a stored record
+// beside a new record: the COPY is refused by the primary key and the page is merged in the
+// same transaction, the stored newer version kept, the new record stored, the counts added
+// once.
+func TestDirectCopyMeetingStoredRowsMerges(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.NewDatabase(t)
+	first := open(t, dsn, postgres.Options{Table: "contacts"})
+	closeAtEnd(t, first)
+	if _, err := first.WritePage(ctx, testKey, sink.Page{Records: []sink.Record{testRecord("a", 2)}, Checkpoint: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+
+	second := open(t, dsn, postgres.Options{Table: "contacts"})
+	closeAtEnd(t, second)
+	page := sink.Page{Records: []sink.Record{testRecord("b", 1), testRecord("a", 1)}, Checkpoint: "c2"}
+	if _, err := second.WritePage(ctx, testKey, page); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := second.ReadRows(ctx, testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 || rows[0].Cursor != "a2" || rows[1].Cursor != "b1" {
+		t.Fatalf("rows = %+v; want a at version 2 (the newer stored one) and b at version 1", rows)
+	}
+	c, err := second.Checkpoint(ctx, testKey)
+	if err != nil || c.Cursor != "c2" || c.Written.Added != 3 {
+		t.Fatalf("checkpoint = %+v, %v; want cursor c2 and 3 added (1 + 2)", c, err)
+	}
+	// The next page of the data set goes straight to the merge: b's older version changes nothing.
+	if _, err := second.WritePage(ctx, testKey, sink.Page{Records: []sink.Record{testRecord("b", 0)}, Checkpoint: "c3"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := querySQL(t, dsn, "SELECT string_agg(id || '=' || cursor, ',' ORDER BY id) FROM contacts"); got != "a=a2,b=b1" {
+		t.Fatalf("rows after an older version = %s, want a=a2,b=b1", got)
+	}
+}
+
+// TestConformanceWithoutTemporaryTables runs the suite as a role that may not create
+// temporary tables, so has no staging table: the merge path sends the records as arrays.
+func TestConformanceWithoutTemporaryTables(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	database := querySQL(t, dsn, "SELECT current_database()")
+	writer := "notemp_" + database
+	execSQL(t, dsn,
+		"CREATE ROLE "+writer+" LOGIN",
+		"REVOKE TEMPORARY ON DATABASE "+database+" FROM PUBLIC",
+		"GRANT CREATE ON SCHEMA public TO "+writer)
+	writerDSN := strings.Replace(dsn, "postgres://postgres@", "postgres://"+writer+"@", 1)
+	if got := querySQL(t, writerDSN, "SELECT has_database_privilege(current_database(), 'TEMPORARY')::text"); got != "false" {
+		t.Fatalf("the role may still create temporary tables (%s)", got)
+	}
+	sinktest.Run(t, func(t *testing.T, opts sinktest.Options) sinktest.Sink {
+		return open(t, writerDSN, postgres.Options{Table: opts.Table, HardDeletes: opts.HardDeletes})
+	})
+}

@@ -125,6 +125,7 @@ func (s *Sink) DeleteRows(ctx context.Context, key sink.Key, owner sink.Owner) e
 	if err := s.call(ctx, func(ctx context.Context) error { return s.sendOwnedInTx(ctx, key, owner, batch) }); err != nil {
 		return fmt.Errorf("delete rows of %s from %s: %w", key, s.name, err)
 	}
+	s.rowsDeleted(key)
 	return nil
 }
 

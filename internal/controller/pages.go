@@ -170,6 +170,8 @@ func fetchPage(ctx context.Context, nangoClient *nango.Client, req nango.ListRec
 	if err != nil {
 		return fetched{err: fmt.Errorf("records of %s/%s/%s: %w", req.ProviderConfigKey, req.ConnectionID, req.Model, err)}
 	}
+	// The sink's per-record work, done here while the writer writes the previous batch.
+	sink.Prepare(records)
 	return fetched{records: records, nextCursor: page.NextCursor}
 }
 

@@ -19,10 +19,12 @@ package sink
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
@@ -131,4 +133,50 @@ func anyNumber(v any, f func(json.Number) bool) bool {
 		}
 	}
 	return false
+}
+
+// TestPrepareAheadChangesNothing checks that records prepared ahead (sink.Prepare) make
+// the same page as records that are not, quarantine included, and that a pruned version
+// that takes an earlier version's payload is judged on that payload.
+func TestPrepareAheadChangesNothing(t *testing.T) {
+	key := Key{ProviderConfigKey: "p", ConnectionID: "c", Model: "m", Variant: "base"}
+	at := time.Date(2026, 4, 14, 18, 46, 3, 123456789, time.FixedZone("x", 3600))
+	records := []Record{
+		{ID: "a", Payload: []byte(`{"n":1,"s":"\u0000"}`), Action: ActionAdded, FirstSeenAt: at, LastModifiedAt: at, Cursor: "1"},
+		{ID: "nul\x00", Payload: []byte(`{"n":2}`), Action: ActionAdded, FirstSeenAt: at, LastModifiedAt: at, Cursor: "2"},
+		{ID: "big", Payload: []byte(`{"n":1e999999999999}`), Action: ActionAdded, FirstSeenAt: at, LastModifiedAt: at, Cursor: "3"},
+		{ID: "big", Pruned: true, Action: ActionUpdated, FirstSeenAt: at, LastModifiedAt: at.Add(time.Second), Cursor: "4"},
+		{ID: "d", Action: ActionDeleted, FirstSeenAt: at, LastModifiedAt: at, Cursor: "5"},
+	}
+	want, err := PreparePage(key, slices.Clone(records))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ahead := slices.Clone(records)
+	Prepare(ahead)
+	got, err := PreparePage(key, ahead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	strip := func(p PreparedPage) PreparedPage { // the bookkeeping fields aside
+		for i := range p.Records {
+			p.Records[i].prepared, p.Records[i].unstorable = false, ""
+		}
+		for i := range p.Quarantined {
+			p.Quarantined[i].prepared, p.Quarantined[i].unstorable = false, ""
+		}
+		return p
+	}
+	if g, w := strip(got), strip(want); !reflect.DeepEqual(g, w) {
+		t.Fatalf("prepared ahead:\n%+v\nwant\n%+v", g, w)
+	}
+	if len(want.Quarantined) != 2 || want.Quarantined[1].ID != "big" {
+		t.Fatalf("quarantined = %+v, want nul\\x00 and big (its pruned version keeps the payload)", want.Quarantined)
+	}
+
+	bad := []Record{{ID: "x", Payload: []byte(`{`), Action: ActionAdded, FirstSeenAt: at, LastModifiedAt: at}}
+	Prepare(bad)
+	if _, err := PreparePage(key, bad); err == nil {
+		t.Fatal("a payload that is not JSON was accepted after Prepare")
+	}
 }

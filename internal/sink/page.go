@@ -50,10 +50,12 @@ func PreparePage(key Key, records []Record) (PreparedPage, error) {
 	kept := make([]Record, 0, len(records))
 	index := make(map[string]int, len(records))
 	for _, r := range records {
-		if err := validateRecord(r); err != nil {
-			return PreparedPage{}, err
+		if !r.prepared {
+			if err := validateRecord(r); err != nil {
+				return PreparedPage{}, err
+			}
+			r = normalizeRecord(r)
 		}
-		r = normalizeRecord(r)
 		i, seen := index[r.ID]
 		if !seen {
 			index[r.ID] = len(kept)
@@ -63,14 +65,19 @@ func PreparePage(key Key, records []Record) (PreparedPage, error) {
 		if r.LastModifiedAt.Before(kept[i].LastModifiedAt) {
 			continue // an older version seen later in the page changes nothing
 		}
-		if r.Payload == nil {
+		if r.Payload == nil && kept[i].Payload != nil {
 			r.Payload = kept[i].Payload // as the store would: a version without fields keeps them
+			r.prepared = false          // whether it can be stored depends on the payload: look again below
 		}
 		kept[i] = r
 	}
 	page := PreparedPage{Records: kept}
 	for i, r := range kept {
-		if reason := unstorable(r); reason != "" {
+		reason := r.unstorable
+		if !r.prepared {
+			reason = unstorable(r)
+		}
+		if reason != "" {
 			if page.Quarantined == nil { // rare: copy only then
 				page.Records = slices.Clone(kept[:i])
 			}
@@ -82,6 +89,26 @@ func PreparePage(key Key, records []Record) (PreparedPage, error) {
 	page.Result = countByAction(page.Records)
 	page.Result.Quarantined = int64(len(page.Quarantined))
 	return page, nil
+}
+
+// Prepare does ahead of time, in place, the work of PreparePage that concerns each record
+// alone (validation, normalisation, whether it can be stored), so that PreparePage of
+// these records later only merges their versions: a caller that reads pages ahead of
+// writing them (the reconciler) does it while the previous page is written, off the
+// writer's path. It stops at the first record PreparePage would refuse, leaving it and
+// those after it as they were, for PreparePage to refuse with its own error.
+func Prepare(records []Record) {
+	for i := range records {
+		if records[i].prepared {
+			continue
+		}
+		if validateRecord(records[i]) != nil {
+			return
+		}
+		r := normalizeRecord(records[i])
+		r.unstorable, r.prepared = unstorable(r), true
+		records[i] = r
+	}
 }
 
 func validateRecord(r Record) error {

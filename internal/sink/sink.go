@@ -112,6 +112,11 @@ type Record struct {
 	Pruned bool
 	// Cursor is the record's own Nango cursor.
 	Cursor string
+
+	// prepared is set by Prepare: the record is validated and normalised as PreparePage
+	// would, and unstorable says why it cannot be stored ("" when it can).
+	prepared   bool
+	unstorable string
 }
 
 // Page is a batch of records written in one transaction, with the checkpoint that follows it.

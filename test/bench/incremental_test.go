@@ -119,8 +119,9 @@ func mustCheckpoint(t *testing.T, s sink.Sink) string {
 }
 
 // writeFrom reads the emulator's records after cursor in pages of pageSize and writes each
-// with WritePage and the page's checkpoint, as a sync does with no owner; it answers the
-// time spent inside WritePage and the records written.
+// with WritePage and the page's checkpoint, as a sync does with no owner (converted and
+// prepared with sink.Prepare as the reconciler's page reader does, which is not counted);
+// it answers the time spent inside WritePage and the records written.
 func writeFrom(t *testing.T, s sink.Sink, url, cursor string, pageSize int) (time.Duration, int) {
 	t.Helper()
 	c := newNangoClient(t, url)
@@ -134,6 +135,7 @@ func writeFrom(t *testing.T, s sink.Sink, url, cursor string, pageSize int) (tim
 		must(t, err)
 		converted, err := sink.FromNango(page.Records)
 		must(t, err)
+		sink.Prepare(converted) // as the reconciler's page reader does, ahead of the writer
 		checkpoint := page.NextCursor
 		if checkpoint == "" && len(converted) > 0 {
 			checkpoint = converted[len(converted)-1].Cursor

@@ -62,8 +62,8 @@ func TestIncrementalSync(t *testing.T) {
 		updates, n, recordSize, pageSize, updates, updates)
 	version := 0
 	for _, kind := range kinds {
-		spec, pgURL, drop := b.newSink(kind)
-		s := b.openSink(spec, pgURL)
+		target := b.newSink(kind)
+		s := target.open()
 		load, _ := writeFrom(t, s, url, "", 10_000)
 		version++
 		updateSpread(t, sim, n, updates, version, recordSize)
@@ -73,7 +73,7 @@ func TestIncrementalSync(t *testing.T) {
 		}
 		version++
 		updateSpread(t, sim, n, updates, version, recordSize)
-		op := operatorRun(t, b.e, url, spec, pgURL, pageSize, n+2*updates)
+		op := operatorRun(t, b.e, url, target, pageSize, n+2*updates)
 		fmt.Fprintf(report, "| %s | %s | %s | %s |\n", kind, load.Round(time.Millisecond),
 			incremental.Round(time.Millisecond), op.elapsed.Round(time.Millisecond))
 		if !fullBench() {
@@ -83,7 +83,7 @@ func TestIncrementalSync(t *testing.T) {
 			}
 		}
 		must(t, s.Close())
-		drop()
+		target.drop()
 	}
 	t.Log("\n" + report.String())
 	if out := os.Getenv("NANGO_BENCH_OUT"); out != "" {

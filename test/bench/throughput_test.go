@@ -70,7 +70,8 @@ const mib = 1 << 20
 // at one case: NANGO_BENCH_PAGE_SIZE (one page size), NANGO_BENCH_BATCH_SIZES (sink-only
 // batch sizes, comma-separated; the page sizes by default), NANGO_BENCH_SINKS
 // (postgres,sqlite), NANGO_BENCH_RECORD_SIZES (the records' target sizes in bytes,
-// comma-separated: 1024,300).
+// comma-separated: 1024,300), NANGO_BENCH_LIMITS_ONLY=1 (the limits alone, without the API
+// server and the manager: the operator's rows then read 0 s).
 func TestThroughput(t *testing.T) {
 	n, pageSizes, rounds, recordSizes := 20_000, []int{1000}, 1, []int{1024}
 	if fullBench() {
@@ -82,7 +83,13 @@ func TestThroughput(t *testing.T) {
 	rounds = envInt(t, "NANGO_BENCH_RUNS", rounds)
 	batchSizes := envInts(t, "NANGO_BENCH_BATCH_SIZES", pageSizes)
 	recordSizes = envInts(t, "NANGO_BENCH_RECORD_SIZES", recordSizes)
-	e, pg := cluster(t), pgtest.StartServer(t)
+	// NANGO_BENCH_LIMITS_ONLY=1 measures the limits alone: no API server, no manager.
+	limitsOnly := os.Getenv("NANGO_BENCH_LIMITS_ONLY") == "1"
+	var e *env
+	if !limitsOnly {
+		e = cluster(t)
+	}
+	pg := pgtest.StartServer(t)
 
 	report := &strings.Builder{}
 	var failures []string
@@ -277,10 +284,10 @@ func (b *throughputBench) round(pageSizes, batchSizes []int) throughputRound {
 		r.fetch[ps] = fetchOnly(t, b.url, ps, b.n)
 	}
 	if b.measuresCopy() {
-		spec, pgURL, drop := b.newSink("postgres")
-		must(t, b.openSink(spec, pgURL).Close()) // creates the tables
-		r.copy = copyLimit(t, pgURL, spec.Postgres.Table, b.url, b.n)
-		drop()
+		target := b.newSink("postgres")
+		must(t, target.open().Close()) // creates the tables
+		r.copy = copyLimit(t, target.pgURL, target.spec.Postgres.Table, b.url, b.n)
+		target.drop()
 	}
 	for _, kind := range b.sinks {
 		r.sink[kind] = map[int]time.Duration{}
@@ -295,6 +302,10 @@ func (b *throughputBench) round(pageSizes, batchSizes []int) throughputRound {
 	for _, kind := range b.sinks {
 		r.operator[kind] = map[int]operatorResult{}
 		for _, ps := range pageSizes {
+			if b.e == nil {
+				r.operator[kind][ps] = operatorResult{elapsed: time.Nanosecond} // limits only
+				continue
+			}
 			target := b.newSink(kind)
 			r.operator[kind][ps] = operatorRun(t, b.e, b.url, target, ps, b.n)
 			// The sink holds exactly the emulator's records (smoke sizes: full sizes would

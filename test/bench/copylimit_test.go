@@ -23,7 +23,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/nango-operator/nango-operator/internal/nango"
 	"github.com/nango-operator/nango-operator/internal/sink"
 )
 
@@ -50,17 +49,11 @@ func copyLimit(t *testing.T, pgURL, table, url string, n int) time.Duration {
 	must(t, err)
 	defer func() { _ = tx.Rollback(ctx) }()
 
-	c := newNangoClient(t, url)
 	var spent time.Duration
-	cursor, written := "", 0
+	written := 0
 	rows := make([][]any, 0, copyBatch)
-	for {
-		page, err := c.ListRecords(ctx, nango.ListRecordsRequest{
-			ConnectionID: benchConn, ProviderConfigKey: benchPCK, Model: benchModel, Cursor: cursor, Limit: copyBatch})
-		must(t, err)
-		converted, err := sink.FromNango(page.Records)
-		must(t, err)
-		prepared, err := sink.PreparePage(benchKey, converted)
+	eachPage(t, url, "", copyBatch, func(records []sink.Record, _ string) {
+		prepared, err := sink.PreparePage(benchKey, records)
 		must(t, err)
 		rows = rows[:0]
 		for _, r := range prepared.Records {
@@ -72,11 +65,7 @@ func copyLimit(t *testing.T, pgURL, table, url string, n int) time.Duration {
 		must(t, err)
 		spent += time.Since(began)
 		written += int(copied)
-		if page.NextCursor == "" {
-			break
-		}
-		cursor = page.NextCursor
-	}
+	})
 	began := time.Now()
 	must(t, tx.Commit(ctx))
 	spent += time.Since(began)

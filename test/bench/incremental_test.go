@@ -124,30 +124,40 @@ func mustCheckpoint(t *testing.T, s sink.Sink) string {
 // it answers the time spent inside WritePage and the records written.
 func writeFrom(t *testing.T, s sink.Sink, url, cursor string, pageSize int) (time.Duration, int) {
 	t.Helper()
-	c := newNangoClient(t, url)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(context.Background()) // cancellable, as a reconcile's is
 	defer cancel()
 	var spent time.Duration
 	written := 0
+	eachPage(t, url, cursor, pageSize, func(records []sink.Record, checkpoint string) {
+		sink.Prepare(records) // as the reconciler's page reader does, ahead of the writer
+		began := time.Now()
+		if _, err := s.WritePage(ctx, benchKey, sink.Page{Records: records, Checkpoint: checkpoint}); err != nil {
+			t.Fatal(err)
+		}
+		spent += time.Since(began)
+		written += len(records)
+	})
+	return spent, written
+}
+
+// eachPage reads the emulator's records after cursor in pages of pageSize, converts them
+// as a sync does, and hands each page to f with the checkpoint a sync stores after it.
+func eachPage(t *testing.T, url, cursor string, pageSize int, f func(records []sink.Record, checkpoint string)) {
+	t.Helper()
+	c := newNangoClient(t, url)
 	for {
-		page, err := c.ListRecords(ctx, nango.ListRecordsRequest{
+		page, err := c.ListRecords(context.Background(), nango.ListRecordsRequest{
 			ConnectionID: benchConn, ProviderConfigKey: benchPCK, Model: benchModel, Cursor: cursor, Limit: pageSize})
 		must(t, err)
 		converted, err := sink.FromNango(page.Records)
 		must(t, err)
-		sink.Prepare(converted) // as the reconciler's page reader does, ahead of the writer
 		checkpoint := page.NextCursor
 		if checkpoint == "" && len(converted) > 0 {
 			checkpoint = converted[len(converted)-1].Cursor
 		}
-		began := time.Now()
-		if _, err := s.WritePage(ctx, benchKey, sink.Page{Records: converted, Checkpoint: checkpoint}); err != nil {
-			t.Fatal(err)
-		}
-		spent += time.Since(began)
-		written += len(converted)
+		f(converted, checkpoint)
 		if page.NextCursor == "" {
-			return spent, written
+			return
 		}
 		cursor = page.NextCursor
 	}

@@ -171,7 +171,10 @@ func (s *Sink) writePage(ctx context.Context, key sink.Key, page sink.Page) (sin
 			if err := tx.SendBatch(ctx, w.batch).Close(); err != nil {
 				return err
 			}
-			return s.writeUpserts(ctx, tx, w)
+			if err := s.writeUpserts(ctx, tx, w); err != nil || w.after == nil {
+				return err
+			}
+			return tx.SendBatch(ctx, w.after).Close()
 		})
 	})
 	if errors.Is(err, errOwnedByAnother) {
@@ -213,6 +216,8 @@ type write struct {
 	upserts []sink.Record
 	// direct tries the direct path first (see writeUpserts).
 	direct bool
+	// after is sent after the upserts, nil when there is nothing to send (the history).
+	after *pgx.Batch
 }
 
 // pageWrite plans the page's transaction: one batch of the server-side timeouts, the
@@ -246,8 +251,9 @@ func (s *Sink) pageWrite(key sink.Key, page sink.PreparedPage, checkpoint string
 	if len(deletes) > 0 {
 		w.batch.Queue(fmt.Sprintf(deleteRecords, s.records), deleteArgs(key, deletes)...)
 	}
-	if s.history != "" && len(records) > 0 {
-		s.queueHistory(batch, pageRows, upsertArgs(key, records)...) // deletions too: they are versions
+	if s.history != "" && len(records) > 0 { // after the upserts, as before the COPY paths
+		w.after = &pgx.Batch{}
+		s.queueHistory(w.after, pageRows, upsertArgs(key, records)...) // deletions too: they are versions
 	}
 	for _, q := range page.Quarantined {
 		w.batch.Queue(fmt.Sprintf(upsertQuarantined, s.quarantine), quarantineArgs(s.tableName, key, q)...)

@@ -67,29 +67,29 @@ type faultHook struct {
 	remaining int
 	// onFire runs when the hook crashes a reconcile, before it returns.
 	onFire func()
-	// deleteFailures is how many more DeleteCheckpoint calls fail, by data set.
-	deleteFailures map[sink.Key]int
+	// resetFailures is how many more ResetCheckpoint calls fail, by data set.
+	resetFailures map[sink.Key]int
 	// checkpointDeletes counts the DeleteCheckpoint calls of the sinks the reconciler uses.
 	checkpointDeletes atomic.Int64
 }
 
-// failDeleteCheckpoint makes the next times DeleteCheckpoint calls of key fail.
-func (f *faultHook) failDeleteCheckpoint(key sink.Key, times int) {
+// failResetCheckpoint makes the next times ResetCheckpoint calls of key fail.
+func (f *faultHook) failResetCheckpoint(key sink.Key, times int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.deleteFailures == nil {
-		f.deleteFailures = map[sink.Key]int{}
+	if f.resetFailures == nil {
+		f.resetFailures = map[sink.Key]int{}
 	}
-	f.deleteFailures[key] = times
+	f.resetFailures[key] = times
 }
 
-func (f *faultHook) deleteFails(key sink.Key) bool {
+func (f *faultHook) resetFails(key sink.Key) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.deleteFailures[key] == 0 {
+	if f.resetFailures[key] == 0 {
 		return false
 	}
-	f.deleteFailures[key]--
+	f.resetFailures[key]--
 	return true
 }
 
@@ -139,10 +139,14 @@ func (c *crashAfterCommit) WritePage(ctx context.Context, key sink.Key, page sin
 
 func (c *crashAfterCommit) DeleteCheckpoint(ctx context.Context, key sink.Key, owner sink.Owner) error {
 	c.hook.checkpointDeletes.Add(1)
-	if c.hook.deleteFails(key) {
-		return fmt.Errorf("delete checkpoint of %s: %w", key, sink.ErrUnavailable)
-	}
 	return c.Sink.DeleteCheckpoint(ctx, key, owner)
+}
+
+func (c *crashAfterCommit) ResetCheckpoint(ctx context.Context, key sink.Key, owner sink.Owner) error {
+	if c.hook.resetFails(key) {
+		return fmt.Errorf("reset checkpoint of %s: %w", key, sink.ErrUnavailable)
+	}
+	return c.Sink.ResetCheckpoint(ctx, key, owner)
 }
 
 // nangoRequest is one GET /records the emulator answered.

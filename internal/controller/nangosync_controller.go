@@ -259,8 +259,9 @@ func (r *NangoSyncReconciler) handleResync(ctx context.Context, nsync *syncv1alp
 	// The checkpoint goes first: forgetting it twice is harmless, while a failure after
 	// Nango's reset would ask Nango for another reset on every retry.
 	// A data set of another NangoSync is refused here (Conflict), before Nango is asked
-	// to reset a sync that the owner reads too.
-	if err := snk.DeleteCheckpoint(ctx, key, owner(nsync)); err != nil {
+	// to reset a sync that the owner reads too. The reset keeps the data set this
+	// NangoSync's: until its next page, no other NangoSync may claim it.
+	if err := snk.ResetCheckpoint(ctx, key, owner(nsync)); err != nil {
 		return &sinkError{fmt.Errorf("forget the checkpoint of %s: %w", key, err)}
 	}
 	if nsync.Spec.SyncName != "" {

@@ -380,7 +380,7 @@ var _ = Describe("NangoSync reconciler", func() {
 		})
 	})
 
-	It("asks Nango for one reset per resync, however often forgetting the checkpoint fails", func() {
+	It("asks Nango for one reset per resync, however often resetting the checkpoint fails", func() {
 		syncName := uniqueName("contacts")
 		d, nsync := syncedNangoSyncWith(sqliteSinkSpec("contacts"), func(n *syncv1alpha1.NangoSync) { n.Spec.SyncName = syncName })
 		Expect(sim.CreateSync(nangosim.SyncSpec{ProviderConfigKey: d.ref.ProviderConfigKey, Name: syncName, Models: []string{"Contact"}})).To(Succeed())
@@ -392,7 +392,7 @@ var _ = Describe("NangoSync reconciler", func() {
 			}
 			return n
 		}
-		faults.failDeleteCheckpoint(d.key(), 3)
+		faults.failResetCheckpoint(d.key(), 3)
 		requested := annotate(nsync, syncv1alpha1.ResyncAnnotation)
 		Eventually(func(g Gomega) {
 			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(nsync), nsync)).To(Succeed())
@@ -400,6 +400,34 @@ var _ = Describe("NangoSync reconciler", func() {
 		}).WithTimeout(10 * time.Second).Should(Succeed())
 		expectReason(nsync, metav1.ConditionTrue, syncv1alpha1.SyncedReason)
 		Expect(triggersOf()).To(Equal(1), "resets Nango was asked for")
+	})
+
+	It("keeps its data set through a resync: while the reset sync cannot read Nango, a second NangoSync of it stalls with Conflict", func() {
+		spec := sqliteSinkSpec("contacts")
+		d, first := syncedNangoSync(spec)
+		sim.SetFaults(nangosimFaults429())
+		DeferCleanup(sim.SetFaults, noFaults())
+		requested := annotate(first, syncv1alpha1.ResyncAnnotation)
+		snk := openSink(spec)
+		Eventually(func(g Gomega) {
+			checkpoint, err := snk.Checkpoint(ctx, d.key())
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(checkpoint.Cursor).To(BeEmpty(), "the resync has not forgotten the cursor yet")
+			g.Expect(checkpoint.Owner.UID).To(Equal(string(first.UID)), "the resync gave the data set away")
+		}).Should(Succeed())
+
+		second := newNangoSyncFor(d, spec)
+		create(second)
+		expectReason(second, metav1.ConditionFalse, syncv1alpha1.ConflictReason)
+		Expect(readyMessage(second)).To(ContainSubstring(string(first.UID)))
+
+		sim.SetFaults(noFaults())
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(first), first)).To(Succeed())
+			g.Expect(first.Status.LastHandledResyncAt).To(Equal(requested))
+		}).WithTimeout(30 * time.Second).Should(Succeed())
+		expectReason(first, metav1.ConditionTrue, syncv1alpha1.SyncedReason)
+		Eventually(func(g Gomega) { d.matches(g, snk) }).Should(Succeed())
 	})
 
 	It("writes the rest of a page when a sink quarantines a record, and says so in a Warning event", func() {

@@ -54,9 +54,11 @@ limitations under the License.
 //
 // A data set in a table has one owner: the NangoSync that first wrote it, recorded in its
 // checkpoint (Owner). A page of another owner is refused with a *ConflictError, writing
-// nothing; DeleteCheckpoint and DeleteRows refuse the same way, touching nothing. Until a
-// data set has an owner (a checkpoint from before owners were recorded, or none), the
-// first page written with an owner claims it; DeleteRows and DeleteCheckpoint release it.
+// nothing; ResetCheckpoint, DeleteCheckpoint and DeleteRows refuse the same way, touching
+// nothing. Until a data set has an owner (a checkpoint from before owners were recorded,
+// or none), the first page written with an owner claims it; DeleteRows and
+// DeleteCheckpoint release it, and ResetCheckpoint (a resync) keeps it. Rows without a
+// checkpoint are no one's, and DeleteRows leaves them.
 package sink
 
 import (
@@ -261,9 +263,18 @@ type Sink interface {
 	// nothing.
 	DeleteCheckpoint(ctx context.Context, key Key, owner Owner) error
 
+	// ResetCheckpoint forgets the cursor and counts of key but keeps its owner, so that
+	// the next read starts over while the data set stays owner's: a resync. When no one
+	// owns the data set, owner claims it (the zero Owner claims nothing). The rows stay.
+	// When another than owner owns the data set, it fails with a *ConflictError and
+	// changes nothing.
+	ResetCheckpoint(ctx context.Context, key Key, owner Owner) error
+
 	// DeleteRows removes every row of key, its quarantined records and its checkpoint.
 	// When another than owner owns the data set, it fails with a *ConflictError and
-	// deletes nothing.
+	// deletes nothing. A data set without a checkpoint is no one's (its owner left it with
+	// DeleteCheckpoint, or it was never written): DeleteRows deletes nothing of it and
+	// answers nil, since no owner can be told from its rows.
 	DeleteRows(ctx context.Context, key Key, owner Owner) error
 
 	// Close releases the sink's connections.

@@ -177,33 +177,44 @@ func (s *Sink) Checkpoint(ctx context.Context, key sink.Key) (sink.Checkpoint, e
 // over and delivers every record again. It deletes nothing of a data set another owns
 // (*sink.ConflictError).
 func (s *Sink) DeleteCheckpoint(ctx context.Context, key sink.Key, owner sink.Owner) error {
-	if err := s.checkOwner(ctx, key, owner); err != nil {
+	if _, err := s.checkOwner(ctx, key, owner); err != nil {
 		return err
 	}
 	return s.opts.Checkpoints.Delete(ctx, key)
 }
 
-// checkOwner fails with a *sink.ConflictError when another than owner owns the data set
-// key. The checkpoint store is not transactional: two owners that claim one data set at
-// the same moment can both deliver a page before the second is refused.
-func (s *Sink) checkOwner(ctx context.Context, key sink.Key, owner sink.Owner) error {
-	stored, err := s.opts.Checkpoints.Load(ctx, key)
-	if err != nil {
+// ResetCheckpoint forgets the cursor and counts of key and keeps its owner, claiming the
+// data set for owner if no one owns it: the next read starts over and delivers every
+// record again. It changes nothing of a data set another owns (*sink.ConflictError).
+func (s *Sink) ResetCheckpoint(ctx context.Context, key sink.Key, owner sink.Owner) error {
+	if _, err := s.checkOwner(ctx, key, owner); err != nil {
 		return err
 	}
-	return sink.Claimable(key, stored.Owner, owner)
+	return s.opts.Checkpoints.Save(ctx, key, sink.Checkpoint{Owner: owner})
+}
+
+// checkOwner fails with a *sink.ConflictError when another than owner owns the data set
+// key, and answers whether the data set has a checkpoint. The checkpoint store is not
+// transactional: two owners that claim one data set at the same moment can both deliver a
+// page before the second is refused.
+func (s *Sink) checkOwner(ctx context.Context, key sink.Key, owner sink.Owner) (bool, error) {
+	stored, err := s.opts.Checkpoints.Load(ctx, key)
+	if err != nil {
+		return false, err
+	}
+	return stored != (sink.Checkpoint{}), sink.Claimable(key, stored.Owner, owner)
 }
 
 // DeleteRows cannot remove what the endpoint holds: it posts one event of type
 // TypeDataSetDeleted, for the endpoint to remove the data set's records, and forgets the
 // checkpoint once the endpoint accepted it. It posts nothing for a data set another owns
-// (*sink.ConflictError).
+// (*sink.ConflictError), nor for one without a checkpoint (sink.Sink.DeleteRows).
 func (s *Sink) DeleteRows(ctx context.Context, key sink.Key, owner sink.Owner) error {
 	if err := key.Validate(); err != nil {
 		return err
 	}
-	if err := s.checkOwner(ctx, key, owner); err != nil {
-		return err
+	if found, err := s.checkOwner(ctx, key, owner); err != nil || !found {
+		return err // a data set without a checkpoint is no one's: nothing to delete
 	}
 	body, err := encodeBatch([]event{dataSetDeleted(key, s.opts.now())})
 	if err != nil {

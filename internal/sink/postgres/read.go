@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/nango-operator/nango-operator/internal/sink"
 )
@@ -82,18 +83,61 @@ func (s *Sink) Checkpoint(ctx context.Context, key sink.Key) (sink.Checkpoint, e
 func (s *Sink) DeleteCheckpoint(ctx context.Context, key sink.Key, owner sink.Owner) error {
 	batch := &pgx.Batch{}
 	batch.Queue(fmt.Sprintf(deleteCheckpoint, s.checkpoints), s.checkpointArgs(key)...)
-	if err := s.call(ctx, func(ctx context.Context) error { return s.sendOwnedInTx(ctx, key, owner, batch) }); err != nil {
+	if err := s.call(ctx, func(ctx context.Context) error { return s.sendOwnedInTx(ctx, key, owner, batch, true) }); err != nil {
 		return fmt.Errorf("delete checkpoint of %s in %s: %w", key, s.name, err)
+	}
+	return nil
+}
+
+// resetCheckpoint forgets the cursor and counts of a data set and keeps it claimed: for
+// owner when no one owned it, for no one when owner is the zero Owner. It changes no row
+// when another owner claimed the data set meanwhile.
+const resetCheckpoint = `INSERT INTO %s AS stored (table_name, provider_config_key, connection_id, model, variant,
+	cursor, owner_uid, owner_name)
+VALUES ($1, $2, $3, $4, $5, '', $6, $7)
+ON CONFLICT (table_name, provider_config_key, connection_id, model, variant) DO UPDATE SET
+	cursor = '', added = 0, updated = 0, deleted = 0,
+	owner_uid = EXCLUDED.owner_uid,
+	owner_name = EXCLUDED.owner_name,
+	updated_at = now()
+WHERE stored.owner_uid IN ('', EXCLUDED.owner_uid)`
+
+// ResetCheckpoint forgets the cursor and counts of key and keeps its owner, claiming the
+// data set for owner if no one owns it; its rows stay. It changes nothing of a data set
+// another owns (*sink.ConflictError).
+func (s *Sink) ResetCheckpoint(ctx context.Context, key sink.Key, owner sink.Owner) error {
+	batch := &pgx.Batch{}
+	batch.Queue(fmt.Sprintf(resetCheckpoint, s.checkpoints), append(s.checkpointArgs(key), owner.UID, owner.Name)...).
+		Exec(func(tag pgconn.CommandTag) error {
+			if tag.RowsAffected() == 0 {
+				return errOwnedByAnother
+			}
+			return nil
+		})
+	err := s.call(ctx, func(ctx context.Context) error { return s.sendOwnedInTx(ctx, key, owner, batch, true) })
+	if errors.Is(err, errOwnedByAnother) {
+		// Claimed by another between the check and the upsert: read who, for the error.
+		c, readErr := s.Checkpoint(ctx, key)
+		if readErr != nil {
+			err = fmt.Errorf("%w, and reading its owner failed: %w", err, readErr)
+		} else {
+			err = &sink.ConflictError{Key: key, Owner: c.Owner}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("reset checkpoint of %s in %s: %w", key, s.name, err)
 	}
 	return nil
 }
 
 // sendOwnedInTx sends batch in one transaction once it has locked the checkpoint of key,
 // and fails with a *sink.ConflictError, sending nothing, when another than owner owns it.
-// The check takes a round trip of its own: sent with the batch, the statements would run
-// before the answer is read, deleting another's data set only to roll it back.
-func (s *Sink) sendOwnedInTx(ctx context.Context, key sink.Key, owner sink.Owner, batch *pgx.Batch) error {
+// A data set without a checkpoint has no owner: batch is sent only when withoutCheckpoint
+// says so. The check takes a round trip of its own: sent with the batch, the statements
+// would run before the answer is read, deleting another's data set only to roll it back.
+func (s *Sink) sendOwnedInTx(ctx context.Context, key sink.Key, owner sink.Owner, batch *pgx.Batch, withoutCheckpoint bool) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		found := false
 		check := s.newBatch()
 		check.Queue(fmt.Sprintf(lockOwner, s.checkpoints), s.checkpointArgs(key)...).QueryRow(func(row pgx.Row) error {
 			var stored sink.Owner
@@ -103,17 +147,22 @@ func (s *Sink) sendOwnedInTx(ctx context.Context, key sink.Key, owner sink.Owner
 				}
 				return err
 			}
+			found = true
 			return sink.Claimable(key, stored, owner)
 		})
 		if err := tx.SendBatch(ctx, check).Close(); err != nil {
 			return err
+		}
+		if !found && !withoutCheckpoint {
+			return nil
 		}
 		return tx.SendBatch(ctx, batch).Close()
 	})
 }
 
 // DeleteRows removes every row of key, its history, its quarantined records and its checkpoint, in one
-// transaction. It deletes nothing of a data set another owns (*sink.ConflictError).
+// transaction. It deletes nothing of a data set another owns (*sink.ConflictError), nor of
+// one without a checkpoint: such rows are no one's (sink.Sink.DeleteRows).
 func (s *Sink) DeleteRows(ctx context.Context, key sink.Key, owner sink.Owner) error {
 	batch := &pgx.Batch{}
 	batch.Queue(fmt.Sprintf(deleteKeyRecords, s.records), key.ProviderConfigKey, key.ConnectionID, key.Model, key.Variant)
@@ -122,7 +171,7 @@ func (s *Sink) DeleteRows(ctx context.Context, key sink.Key, owner sink.Owner) e
 		batch.Queue(fmt.Sprintf(deleteKeyHistory, s.history), key.ProviderConfigKey, key.ConnectionID, key.Model, key.Variant)
 	}
 	batch.Queue(fmt.Sprintf(deleteCheckpoint, s.checkpoints), s.checkpointArgs(key)...)
-	if err := s.call(ctx, func(ctx context.Context) error { return s.sendOwnedInTx(ctx, key, owner, batch) }); err != nil {
+	if err := s.call(ctx, func(ctx context.Context) error { return s.sendOwnedInTx(ctx, key, owner, batch, false) }); err != nil {
 		return fmt.Errorf("delete rows of %s from %s: %w", key, s.name, err)
 	}
 	s.rowsDeleted(key)

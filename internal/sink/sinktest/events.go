@@ -62,6 +62,8 @@ func RunEvents(t *testing.T, open EventOpener) {
 		{"InterruptedWriteLosesNothing", testInterruptedWriteLosesNothing},
 		{"PrunedAndDeletedVersions", testPrunedAndDeletedVersions},
 		{"OneOwnerPerDataSet", testEventsOneOwnerPerDataSet},
+		{"ResetKeepsTheOwner", testEventsResetKeepsTheOwner},
+		{"RowsWithoutCheckpointAreNoOnes", testEventsWithoutCheckpointAreNoOnes},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -244,4 +246,41 @@ func testEventsOneOwnerPerDataSet(t *testing.T, open func(*testing.T) EventSink)
 		t.Fatalf("B after A left: %v", err)
 	}
 	expectOwner(t, s, k, ownerB)
+}
+
+// testEventsResetKeepsTheOwner holds an event sink to ResetCheckpoint's rules: nothing is
+// delivered by a reset, and the owner's next page is delivered from the start.
+func testEventsResetKeepsTheOwner(t *testing.T, open func(*testing.T) EventSink) {
+	s, k := open(t), eventKey(t, "acme")
+	if err := writeAs(s, k, ownerA, "a1", record("x", added, 1)); err != nil {
+		t.Fatalf("page of A: %v", err)
+	}
+	checkResetKeepsTheOwner(t, s, k, eventKey(t, "globex"))
+	expectVersions(t, delivered(t, s, k), record("x", added, 1))
+	if err := writeAs(s, k, ownerA, "a2", record("x", added, 1)); err != nil {
+		t.Fatalf("page of A after its reset: %v", err)
+	}
+	expectVersions(t, delivered(t, s, k), record("x", added, 1), record("x", added, 1))
+	expectCheckpoint(t, s, k, "a2")
+}
+
+// testEventsWithoutCheckpointAreNoOnes checks that DeleteRows of a data set without a
+// checkpoint delivers nothing, whoever asks.
+func testEventsWithoutCheckpointAreNoOnes(t *testing.T, open func(*testing.T) EventSink) {
+	ctx := context.Background()
+	s, k := open(t), eventKey(t, "acme")
+	if err := writeAs(s, k, ownerA, "a1", record("x", added, 1)); err != nil {
+		t.Fatalf("page of A: %v", err)
+	}
+	if err := s.DeleteCheckpoint(ctx, k, ownerA); err != nil {
+		t.Fatalf("DeleteCheckpoint of the owner: %v", err)
+	}
+	for _, o := range []sink.Owner{ownerB, ownerA, {}} {
+		if err := s.DeleteRows(ctx, k, o); err != nil {
+			t.Fatalf("DeleteRows by %s of a data set without a checkpoint: %v", o, err)
+		}
+	}
+	if events := delivered(t, s, k); len(events) != 1 {
+		t.Fatalf("%d events delivered, want the one record: DeleteRows of a data set without a checkpoint delivered", len(events))
+	}
 }

@@ -176,3 +176,88 @@ func testConcurrentClaimsHaveOneWinner(t *testing.T, s *suite) {
 		expectRows(t, sinks[0], k, record(owners[winner].Name, added, 1))
 	}
 }
+
+// expectReset fails the test unless the checkpoint of k has no cursor and no counts, and
+// owner owns it.
+func expectReset(t *testing.T, s sink.Sink, k sink.Key, owner sink.Owner) {
+	t.Helper()
+	if c := checkpoint(t, s, k); c != (sink.Checkpoint{Owner: owner}) {
+		t.Fatalf("checkpoint of %s after ResetCheckpoint = %+v, want no cursor, no counts, owner %s", k, c, owner)
+	}
+}
+
+// checkResetKeepsTheOwner holds any sink to ResetCheckpoint's rules on a data set that
+// ownerA wrote with checkpoint "a1": another owner's reset is refused and changes
+// nothing; the owner's forgets cursor and counts but keeps the data set, so that
+// another owner can neither write it nor delete it in the meantime; and a reset of a data
+// set never written claims it.
+func checkResetKeepsTheOwner(t *testing.T, s sink.Sink, k, fresh sink.Key) {
+	t.Helper()
+	ctx := context.Background()
+	expectConflict(t, s.ResetCheckpoint(ctx, k, ownerB), k, ownerA)
+	expectConflict(t, s.ResetCheckpoint(ctx, k, sink.Owner{}), k, ownerA)
+	expectCheckpoint(t, s, k, "a1")
+	expectOwner(t, s, k, ownerA)
+
+	if err := s.ResetCheckpoint(ctx, k, ownerA); err != nil {
+		t.Fatalf("ResetCheckpoint of the owner: %v", err)
+	}
+	expectReset(t, s, k, ownerA)
+	expectConflict(t, writeAs(s, k, ownerB, "b1", record("y", added, 2)), k, ownerA)
+	expectConflict(t, s.DeleteRows(ctx, k, ownerB), k, ownerA)
+	expectConflict(t, s.DeleteCheckpoint(ctx, k, ownerB), k, ownerA)
+	expectReset(t, s, k, ownerA)
+	// Resetting again (a retry) changes nothing.
+	if err := s.ResetCheckpoint(ctx, k, ownerA); err != nil {
+		t.Fatalf("second ResetCheckpoint of the owner: %v", err)
+	}
+	expectReset(t, s, k, ownerA)
+
+	if err := s.ResetCheckpoint(ctx, fresh, ownerB); err != nil {
+		t.Fatalf("ResetCheckpoint of a data set never written: %v", err)
+	}
+	expectReset(t, s, fresh, ownerB)
+	expectConflict(t, writeAs(s, fresh, ownerA, "a1", record("x", added, 1)), fresh, ownerB)
+}
+
+// testResetKeepsTheOwner checks ResetCheckpoint on a table: the rows stay, and the
+// owner's next pages count from zero.
+func testResetKeepsTheOwner(t *testing.T, s *suite) {
+	sk, k := s.sink(t), key("acme")
+	if err := writeAs(sk, k, ownerA, "a1", record("x", added, 1)); err != nil {
+		t.Fatalf("page of A: %v", err)
+	}
+	checkResetKeepsTheOwner(t, sk, k, key("globex"))
+	expectRows(t, sk, k, record("x", added, 1))
+
+	if err := writeAs(sk, k, ownerA, "a2", record("x", updated, 3)); err != nil {
+		t.Fatalf("page of A after its reset: %v", err)
+	}
+	expectCheckpoint(t, sk, k, "a2")
+	expectWritten(t, sk, k, sink.WriteResult{Updated: 1})
+	expectOwner(t, sk, k, ownerA)
+}
+
+// testRowsWithoutCheckpointAreNoOnes checks that DeleteRows of a data set without a
+// checkpoint (its owner left with deletionPolicy Retain) deletes nothing, whoever asks:
+// no owner can be told from the rows.
+func testRowsWithoutCheckpointAreNoOnes(t *testing.T, s *suite) {
+	ctx := context.Background()
+	sk, k := s.sink(t), key("acme")
+	if err := writeAs(sk, k, ownerA, "a1", record("x", added, 1), unstorableRecord("bad\x00", added, 1)); err != nil {
+		t.Fatalf("page of A: %v", err)
+	}
+	if err := sk.DeleteCheckpoint(ctx, k, ownerA); err != nil {
+		t.Fatalf("DeleteCheckpoint of the owner: %v", err)
+	}
+	for _, o := range []sink.Owner{ownerB, ownerA, {}} {
+		if err := sk.DeleteRows(ctx, k, o); err != nil {
+			t.Fatalf("DeleteRows by %s of a data set without a checkpoint: %v", o, err)
+		}
+		expectRows(t, sk, k, record("x", added, 1))
+		expectQuarantined(t, sk, k, unstorableRecord("bad\x00", added, 1))
+		if c := checkpoint(t, sk, k); c != (sink.Checkpoint{}) {
+			t.Fatalf("checkpoint after DeleteRows by %s = %+v, want none", o, c)
+		}
+	}
+}

@@ -101,6 +101,8 @@ func Run(t *testing.T, open Opener) {
 		{"DeletionTouchesOnlyOwnData", testDeletionTouchesOnlyOwnData},
 		{"UnownedCheckpointIsClaimedByFirstOwner", testUnownedCheckpointIsClaimedByFirstOwner},
 		{"ConcurrentClaimsHaveOneWinner", testConcurrentClaimsHaveOneWinner},
+		{"ResetKeepsTheOwner", testResetKeepsTheOwner},
+		{"RowsWithoutCheckpointAreNoOnes", testRowsWithoutCheckpointAreNoOnes},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

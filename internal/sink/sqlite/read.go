@@ -72,7 +72,7 @@ func (s *Sink) Checkpoint(ctx context.Context, key sink.Key) (sink.Checkpoint, e
 // deletes nothing of a data set another owns (*sink.ConflictError).
 func (s *Sink) DeleteCheckpoint(ctx context.Context, key sink.Key, owner sink.Owner) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := s.checkOwner(ctx, tx, key, owner); err != nil {
+		if _, err := s.checkOwner(ctx, tx, key, owner); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, fmt.Sprintf(deleteCheckpoint, s.checkpoints), s.checkpointArgs(key)...)
@@ -84,29 +84,61 @@ func (s *Sink) DeleteCheckpoint(ctx context.Context, key sink.Key, owner sink.Ow
 	return nil
 }
 
+// resetCheckpoint is the PostgreSQL sink's: it forgets the cursor and counts of a data set
+// and keeps it claimed. The transaction has checked the owner before (checkOwner).
+const resetCheckpoint = `INSERT INTO %s AS stored (table_name, provider_config_key, connection_id, model, variant,
+	cursor, added, updated, deleted, updated_at, owner_uid, owner_name)
+VALUES (?, ?, ?, ?, ?, '', 0, 0, 0, ?, ?, ?)
+ON CONFLICT (table_name, provider_config_key, connection_id, model, variant) DO UPDATE SET
+	cursor = '', added = 0, updated = 0, deleted = 0,
+	owner_uid = excluded.owner_uid,
+	owner_name = excluded.owner_name,
+	updated_at = excluded.updated_at`
+
+// ResetCheckpoint forgets the cursor and counts of key and keeps its owner, claiming the
+// data set for owner if no one owns it; its rows stay. It changes nothing of a data set
+// another owns (*sink.ConflictError).
+func (s *Sink) ResetCheckpoint(ctx context.Context, key sink.Key, owner sink.Owner) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := s.checkOwner(ctx, tx, key, owner); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, fmt.Sprintf(resetCheckpoint, s.checkpoints),
+			append(s.checkpointArgs(key), formatTime(time.Now()), owner.UID, owner.Name)...)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("reset checkpoint of %s in %s: %w", key, s.name, classify(err))
+	}
+	return nil
+}
+
 // checkOwner fails with a *sink.ConflictError when another than owner owns the data set
-// key. The transaction holds the write lock: no one claims the data set before it ends.
-func (s *Sink) checkOwner(ctx context.Context, tx *sql.Tx, key sink.Key, owner sink.Owner) error {
+// key, and answers whether the data set has a checkpoint. The transaction holds the write
+// lock: no one claims the data set before it ends.
+func (s *Sink) checkOwner(ctx context.Context, tx *sql.Tx, key sink.Key, owner sink.Owner) (bool, error) {
 	var stored sink.Owner
 	err := tx.QueryRowContext(ctx, fmt.Sprintf(selectOwner, s.checkpoints), s.checkpointArgs(key)...).
 		Scan(&stored.UID, &stored.Name)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil // no checkpoint, no owner
+		return false, nil // no checkpoint, no owner
 	}
 	if err != nil {
-		return fmt.Errorf("read the owner: %w", err)
+		return false, fmt.Errorf("read the owner: %w", err)
 	}
-	return sink.Claimable(key, stored, owner)
+	return true, sink.Claimable(key, stored, owner)
 }
 
 // DeleteRows removes every row of key, its history, its quarantined records and its checkpoint, in one
-// transaction. It deletes nothing of a data set another owns (*sink.ConflictError).
+// transaction. It deletes nothing of a data set another owns (*sink.ConflictError), nor of
+// one without a checkpoint: such rows are no one's (sink.Sink.DeleteRows).
 func (s *Sink) DeleteRows(ctx context.Context, key sink.Key, owner sink.Owner) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := s.checkOwner(ctx, tx, key, owner); err != nil {
+		found, err := s.checkOwner(ctx, tx, key, owner)
+		if err != nil || !found {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, fmt.Sprintf(deleteKeyRecords, s.records),
+		_, err = tx.ExecContext(ctx, fmt.Sprintf(deleteKeyRecords, s.records),
 			key.ProviderConfigKey, key.ConnectionID, key.Model, key.Variant)
 		if err != nil {
 			return err

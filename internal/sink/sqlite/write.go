@@ -124,7 +124,7 @@ func (s *Sink) writePage(ctx context.Context, key sink.Key, page sink.Page) (sin
 	}
 	now := formatTime(time.Now())
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := s.checkOwner(ctx, tx, key, page.Owner); err != nil {
+		if _, err := s.checkOwner(ctx, tx, key, page.Owner); err != nil {
 			return err
 		}
 		if err := s.deleteRecords(ctx, tx, key, deletes); err != nil {

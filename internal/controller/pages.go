@@ -34,17 +34,24 @@ import (
 // Nango is read with. A bigger page is written as it is.
 const writeBatchRecords = 1000
 
+// writeBatchBytes bounds a batch by the bytes of its payloads too: a thousand records of
+// 60 KiB would hold 60 MiB while they wait for the write, besides the pages read ahead,
+// whatever the answer cap. A batch is written once it reaches either bound.
+const writeBatchBytes = 16 << 20
+
 // fetched is one page read from Nango, its records converted for the sink, or why it
 // could not be. The page's answer itself is not kept: converted records own their bytes,
 // so a page costs its memory once.
 type fetched struct {
 	records    []sink.Record
 	nextCursor string
-	err        error
+	// bytes adds up the records' payloads.
+	bytes int
+	err   error
 }
 
 // copyPages reads pages after cursor and writes them to the sink in batches of at least
-// writeBatchRecords records, each batch in one transaction with the cursor after its last
+// writeBatchRecords records or writeBatchBytes of payloads, each batch in one transaction with the cursor after its last
 // page. A reader runs ahead by up to two batches while the sink writes. Reading stops at
 // the end of Nango's records, or when the reconcile's record or time budget is spent. When
 // another NangoSync waits to sync now (a webhook or a person asked), the worker is handed
@@ -57,10 +64,10 @@ func (r *NangoSyncReconciler) copyPages(ctx context.Context, nsync *syncv1alpha1
 
 	var p progress
 	var batch []fetched
-	records, writes := 0, 0
+	records, bytes, writes := 0, 0, 0
 	flush := func() error {
 		written, err := r.writeBatch(ctx, nsync, snk, key, batch)
-		batch, records = batch[:0], 0
+		batch, records, bytes = batch[:0], 0, 0
 		p.written = p.written.Add(written)
 		writes++
 		return err
@@ -71,12 +78,13 @@ func (r *NangoSyncReconciler) copyPages(ctx context.Context, nsync *syncv1alpha1
 		}
 		batch = append(batch, f)
 		records += len(f.records)
+		bytes += f.bytes
 		last := f.nextCursor == ""
 		// Another NangoSync waits to sync now: let it have the worker, and the sink, at
 		// once. Pages not written yet are read again next time, unless this reconcile has
 		// written nothing so far: every reconcile moves the cursor, however many wakes come.
 		yield := !last && r.wakes.claimYield()
-		if records >= writeBatchRecords || last || (yield && writes == 0) {
+		if records >= writeBatchRecords || bytes >= writeBatchBytes || last || (yield && writes == 0) {
 			if err := flush(); err != nil {
 				return p, err
 			}
@@ -172,7 +180,11 @@ func fetchPage(ctx context.Context, nangoClient *nango.Client, req nango.ListRec
 	}
 	// The sink's per-record work, done here while the writer writes the previous batch.
 	sink.Prepare(records)
-	return fetched{records: records, nextCursor: page.NextCursor}
+	f := fetched{records: records, nextCursor: page.NextCursor}
+	for _, r := range records {
+		f.bytes += len(r.Payload)
+	}
+	return f
 }
 
 // writeBatch writes the records of pages and the cursor after the last one to the sink in

@@ -39,6 +39,13 @@ const (
 // event.
 const NangoRunFailureAnnotation = "sync.nango.dev/nango-run-failure"
 
+// NangoRunAtAnnotation is written by the webhook receiver with each run state it writes
+// (a failure, or a success that clears one): the time, RFC 3339, of that run
+// (queryTimeStamp of a success, failedAt of a failure). A webhook of a run that is not
+// newer changes no run state, also when it reaches a receiver restarted since, or another
+// replica.
+const NangoRunAtAnnotation = "sync.nango.dev/nango-run-at"
+
 // NangoRunFailure is the value of the NangoRunFailureAnnotation: why Nango's own sync run
 // failed, as its webhook said.
 // +kubebuilder:object:generate=false

@@ -17,6 +17,7 @@ limitations under the License.
 package receiver
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -27,6 +28,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
 )
@@ -115,6 +117,44 @@ func TestStaleRunFailureIsIgnored(t *testing.T) {
 	g.Consistently(func() map[string]string { return h.annotations(deals) }).WithTimeout(300*time.Millisecond).
 		ShouldNot(HaveKey(syncv1alpha1.NangoRunFailureAnnotation), "a replayed old failure was written again")
 	g.Expect(h.calls.patchesOf(deals)).To(HaveLen(patches))
+}
+
+// TestStaleRunFailureIsIgnoredAfterARestart: the receiver that wrote a success is gone (a
+// restart, or the webhook reaches another replica); an old failure replayed to the next
+// one changes nothing either, since the time of the last run written is kept on the
+// NangoSync itself.
+func TestStaleRunFailureIsIgnoredAfterARestart(t *testing.T) {
+	g := NewWithT(t)
+	fast := func(o *Options) { o.MinWakeInterval = time.Millisecond }
+	first := newHarness(t, true, fast, fixtures()...)
+	failed := encode(t, syncPayload("Deal", "", false)) // failedAt 10:00:05
+	success := syncPayload("Deal", "base", true)
+	success["queryTimeStamp"] = "2026-05-01T10:05:00.000Z"
+	g.Expect(first.webhook(operatorKey, failed)).To(Equal(http.StatusAccepted))
+	g.Eventually(func() map[string]string { return first.annotations(deals) }).Should(HaveKey(syncv1alpha1.NangoRunFailureAnnotation))
+	g.Expect(first.webhook(operatorKey, encode(t, success))).To(Equal(http.StatusAccepted))
+	g.Eventually(func() map[string]string { return first.annotations(deals) }).ShouldNot(HaveKey(syncv1alpha1.NangoRunFailureAnnotation))
+
+	var written syncv1alpha1.NangoSync
+	g.Expect(first.client.Get(context.Background(), deals, &written)).To(Succeed())
+	written.ResourceVersion = ""
+	objs := []client.Object{&written}
+	for _, o := range fixtures() {
+		if o.GetName() != deals.Name || o.GetNamespace() != deals.Namespace {
+			objs = append(objs, o)
+		}
+	}
+	restarted := newHarness(t, true, fast, objs...)
+	g.Expect(restarted.webhook(operatorKey, failed)).To(Equal(http.StatusAccepted)) // replayed
+	g.Consistently(func() map[string]string { return restarted.annotations(deals) }).WithTimeout(300*time.Millisecond).
+		ShouldNot(HaveKey(syncv1alpha1.NangoRunFailureAnnotation), "a replayed old failure was written after a restart")
+
+	// A newer failure is still written.
+	newer := syncPayload("Deal", "", false)
+	newer["failedAt"] = "2026-05-01T10:06:00.000Z"
+	g.Expect(restarted.webhook(operatorKey, encode(t, newer))).To(Equal(http.StatusAccepted))
+	g.Eventually(func() map[string]string { return restarted.annotations(deals) }).
+		Should(HaveKey(syncv1alpha1.NangoRunFailureAnnotation))
 }
 
 // TestOperatorKeyWritesNoRunStateOnNangoSyncsWithTheirOwnKey: a NangoSync that names its

@@ -277,7 +277,11 @@ func (r *Receiver) verify(ctx context.Context, req *http.Request, sigs nango.Web
 		refused := r.refuse(req, errors.Join(operatorErr, keyErr, setErr))
 		return nango.Webhook{}, wakeTargets{}, &refused
 	}
-	return wh, wakeTargets{syncs: targets, sets: sets, sameEnvironment: sameEnvironment}, nil
+	stored := make(map[types.NamespacedName]time.Time, len(found))
+	for i := range found {
+		stored[client.ObjectKeyFromObject(&found[i])] = storedRun(&found[i])
+	}
+	return wh, wakeTargets{syncs: targets, sets: sets, sameEnvironment: sameEnvironment, storedRun: stored}, nil
 }
 
 func unauthorized() answer {
@@ -371,8 +375,8 @@ func (r *Receiver) act(wh nango.Webhook, all wakeTargets, arrived time.Time) ans
 	case run.Succeeded():
 		at := runTime(run.QueryTimeStamp, arrived)
 		for _, key := range targets {
-			clear := all.sameEnvironment[key] && r.waker.newerRun(key, at)
-			r.waker.add(key, func(work *wakeWork) { work.mergeSuccess(arrived, clear) })
+			clear := all.sameEnvironment[key] && r.waker.newerRun(key, at, all.storedRun[key])
+			r.waker.add(key, func(work *wakeWork) { work.mergeSuccess(arrived, clear, at) })
 			if r.wakeInProcess != nil && r.waker.inProcessDue(key) {
 				r.wakeInProcess(key, requestedAtValue(arrived))
 				r.waker.handedOver(key, requestedAtValue(arrived))
@@ -385,8 +389,8 @@ func (r *Receiver) act(wh nango.Webhook, all wakeTargets, arrived time.Time) ans
 		at := runTime(failure.FailedAt, arrived)
 		written := make([]types.NamespacedName, 0, len(targets))
 		for _, key := range targets {
-			if all.sameEnvironment[key] && r.waker.newerRun(key, at) {
-				r.waker.add(key, func(work *wakeWork) { work.mergeFailure(arrived, failure) })
+			if all.sameEnvironment[key] && r.waker.newerRun(key, at, all.storedRun[key]) {
+				r.waker.add(key, func(work *wakeWork) { work.mergeFailure(arrived, failure, at) })
 				written = append(written, key)
 			}
 		}

@@ -62,6 +62,8 @@ type wakeTargets struct {
 	// NangoSync's own signing key verified it, or the operator's key for a NangoSync that
 	// names none. Only they take run state (failures, and their clearing) from it.
 	sameEnvironment map[types.NamespacedName]bool
+	// storedRun holds, for each sync, the last run written onto it (storedRun).
+	storedRun map[types.NamespacedName]time.Time
 }
 
 // newSetWaker writes the wakes of NangoSyncSets: a new requested-at value, which the set
@@ -150,7 +152,7 @@ func (r *Receiver) actOnAuth(wh nango.Webhook, targets wakeTargets, arrived time
 			return accepted(resultIgnored)
 		}
 		for _, key := range targets.sets {
-			r.setWaker.add(key, func(work *wakeWork) { work.mergeSuccess(arrived, true) })
+			r.setWaker.add(key, func(work *wakeWork) { work.mergeSuccess(arrived, true, time.Time{}) })
 		}
 		r.log.V(1).Info("waking NangoSyncSets for a new connection", "nangosyncsets", targets.sets,
 			"providerConfigKey", wh.ProviderConfigKey, "connectionId", wh.ConnectionID, "operation", auth.Operation)

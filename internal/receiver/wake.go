@@ -65,6 +65,9 @@ type wakeWork struct {
 	clearAuthFailure bool
 	// inProcess is the requested-at value last handed over in-process for this work.
 	inProcess string
+	// runAt is the time of the newest run whose state (failure, or clearing) is merged in,
+	// zero when none: the value of NangoRunAtAnnotation.
+	runAt time.Time
 }
 
 func (w *wakeWork) empty() bool {
@@ -74,7 +77,7 @@ func (w *wakeWork) empty() bool {
 // mergeSuccess adds a successful run that arrived at arrived.
 // clear says whether it also clears a failed run: it is newer and of the NangoSync's own
 // environment.
-func (w *wakeWork) mergeSuccess(arrived time.Time, clear bool) {
+func (w *wakeWork) mergeSuccess(arrived time.Time, clear bool, at time.Time) {
 	w.noteArrival(arrived)
 	if arrived.After(w.requestedAt) {
 		w.requestedAt = arrived
@@ -82,13 +85,21 @@ func (w *wakeWork) mergeSuccess(arrived time.Time, clear bool) {
 	w.wake = true
 	if clear {
 		w.failure, w.clearFailure = nil, true
+		w.noteRun(at)
 	}
 }
 
-// mergeFailure adds a failed run.
-func (w *wakeWork) mergeFailure(arrived time.Time, f syncv1alpha1.NangoRunFailure) {
+// mergeFailure adds a failed run that failed at at.
+func (w *wakeWork) mergeFailure(arrived time.Time, f syncv1alpha1.NangoRunFailure, at time.Time) {
 	w.noteArrival(arrived)
 	w.failure = &f
+	w.noteRun(at)
+}
+
+func (w *wakeWork) noteRun(at time.Time) {
+	if at.After(w.runAt) {
+		w.runAt = at
+	}
 }
 
 func (w *wakeWork) noteArrival(arrived time.Time) {
@@ -171,11 +182,15 @@ func (w *waker) historyLocked(key types.NamespacedName) *wakeHistory {
 }
 
 // newerRun reports whether a run at at is newer than the last one written for key, and
-// if so remembers it.
-func (w *waker) newerRun(key types.NamespacedName, at time.Time) bool {
+// if so remembers it. stored is the last run the NangoSync itself says was written
+// (storedRun): what a receiver restarted since, or another replica, wrote.
+func (w *waker) newerRun(key types.NamespacedName, at, stored time.Time) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	h := w.historyLocked(key)
+	if stored.After(h.lastRun) {
+		h.lastRun = stored
+	}
 	if !at.After(h.lastRun) {
 		return false
 	}
@@ -234,6 +249,23 @@ func (w *waker) requeue(key types.NamespacedName) {
 		w.mu.Unlock()
 		w.metrics.wakesDropped.Inc()
 	}
+}
+
+// storedRun is the time of the last run whose state was written onto nsync: its
+// NangoRunAtAnnotation, or the failedAt of the failure it holds (written before that
+// annotation existed, or by the health check), whichever is later; zero when neither.
+func storedRun(nsync *syncv1alpha1.NangoSync) time.Time {
+	var at time.Time
+	if t, err := time.Parse(time.RFC3339Nano, nsync.Annotations[syncv1alpha1.NangoRunAtAnnotation]); err == nil {
+		at = t
+	}
+	var failure syncv1alpha1.NangoRunFailure
+	if value, ok := nsync.Annotations[syncv1alpha1.NangoRunFailureAnnotation]; ok && json.Unmarshal([]byte(value), &failure) == nil {
+		if t, err := time.Parse(time.RFC3339Nano, failure.FailedAt); err == nil && t.After(at) {
+			at = t
+		}
+	}
+	return at
 }
 
 // runTime reads an RFC 3339 time a webhook gives for its run, else arrived.
@@ -374,6 +406,9 @@ func annotationPatch(work wakeWork) ([]byte, error) {
 	annotations := map[string]any{}
 	if work.wake {
 		annotations[syncv1alpha1.RequestedAtAnnotation] = requestedAtValue(work.requestedAt)
+	}
+	if !work.runAt.IsZero() {
+		annotations[syncv1alpha1.NangoRunAtAnnotation] = work.runAt.UTC().Format(time.RFC3339Nano)
 	}
 	switch {
 	case work.failure != nil:

@@ -91,7 +91,11 @@ const (
 	// model failed (from its webhook, or from GET /sync/status for a NangoSync with
 	// spec.syncName): the records stop changing at the source, though the copy is consistent
 	// with what Nango has. Its reason is Nango's error type, or its run state (ERROR,
-	// PAUSED, STOPPED) when only GET /sync/status told.
+	// PAUSED, STOPPED) when only GET /sync/status told. It is True (NoFailureReported)
+	// while no failure is reported, for a NangoSync with spec.syncName (whose runs the
+	// operator asks Nango about) and for one whose reported failure was followed by a
+	// successful run; a NangoSync without spec.syncName has none until a webhook reports
+	// a failure.
 	NangoRunSucceededCondition = "NangoRunSucceeded"
 
 	// RetentionRiskCondition is True while the NangoSync has not synced (suspended, or
@@ -111,6 +115,9 @@ const (
 	ProgressingReason = "Progressing"
 	// SuspendedReason: spec.suspend is true; nothing is read or written (Ready is False).
 	SuspendedReason = "Suspended"
+	// NoFailureReportedReason: NangoRunSucceeded while Nango reports no failed, paused or
+	// stopped run of the sync.
+	NoFailureReportedReason = "NoFailureReported"
 	// SuspendedTooLongReason: RetentionRisk of a NangoSync suspended for too long.
 	SuspendedTooLongReason = "SuspendedTooLong"
 	// FailingTooLongReason: RetentionRisk of a NangoSync failing for too long.
@@ -602,7 +609,9 @@ type NangoSyncStatus struct {
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
 	// conditions: Ready, Reconciling and Stalled, as kstatus reads them, and
-	// NangoRunSucceeded while Nango reports that its own sync run failed.
+	// NangoRunSucceeded: False while Nango reports that its own sync run failed, True
+	// (NoFailureReported) for a NangoSync with spec.syncName or after a reported failure
+	// was followed by a successful run.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

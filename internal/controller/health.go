@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -153,10 +154,32 @@ func findStatus(statuses []nango.SyncStatus, nsync *syncv1alpha1.NangoSync) *nan
 // the run is failing, paused or stopped; removed once a run succeeded after the failure the
 // annotation holds. A failure a webhook reported keeps its richer words until then. A sync
 // Nango does not list is left alone.
+//
+// nsync comes from the cache, and the webhook receiver writes the same annotation: the
+// patch carries nsync's resourceVersion, so one written meanwhile (a newer failure) is not
+// overwritten. On a conflict the NangoSync is read again from the API server and the
+// verdict made anew.
 func (h *nangoHealth) record(ctx context.Context, logger logr.Logger, nsync *syncv1alpha1.NangoSync, st *nango.SyncStatus) error {
 	if st == nil {
 		return nil
 	}
+	nsync = nsync.DeepCopy()
+	first := true
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if !first {
+			if err := h.r.apiReader().Get(ctx, client.ObjectKeyFromObject(nsync), nsync); err != nil {
+				return fmt.Errorf("read the NangoSync again: %w", err)
+			}
+		}
+		first = false
+		return h.patchRunFailure(ctx, logger, nsync, st)
+	})
+	return client.IgnoreNotFound(err)
+}
+
+// patchRunFailure patches nsync's failure annotation as Nango's status st says, unless
+// nsync changed since it was read.
+func (h *nangoHealth) patchRunFailure(ctx context.Context, logger logr.Logger, nsync *syncv1alpha1.NangoSync, st *nango.SyncStatus) error {
 	value, annotated := nsync.Annotations[syncv1alpha1.NangoRunFailureAnnotation]
 	var current syncv1alpha1.NangoRunFailure
 	if annotated {
@@ -185,7 +208,7 @@ func (h *nangoHealth) record(ctx context.Context, logger logr.Logger, nsync *syn
 		return nil
 	}
 
-	patch := client.MergeFrom(nsync.DeepCopy())
+	patch := client.MergeFromWithOptions(nsync.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	if want == nil {
 		delete(nsync.Annotations, syncv1alpha1.NangoRunFailureAnnotation)
 	} else {
@@ -200,7 +223,7 @@ func (h *nangoHealth) record(ctx context.Context, logger logr.Logger, nsync *syn
 	}
 	logger.V(1).Info("Nango's run status changed", "nangosync", client.ObjectKeyFromObject(nsync), "status", st.Status)
 	if err := h.r.Patch(ctx, nsync, patch); err != nil {
-		return client.IgnoreNotFound(fmt.Errorf("patch the annotation %s: %w", syncv1alpha1.NangoRunFailureAnnotation, err))
+		return fmt.Errorf("patch the annotation %s: %w", syncv1alpha1.NangoRunFailureAnnotation, err)
 	}
 	return nil
 }

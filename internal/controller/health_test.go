@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
+	"github.com/nango-operator/nango-operator/internal/nango"
 	"github.com/nango-operator/nango-operator/internal/nangosim"
 )
 
@@ -92,7 +93,8 @@ var _ = Describe("Nango's run health, without webhooks", func() {
 			g.Expect(run.Message).To(ContainSubstring("failed or was cancelled"))
 		}).Should(Succeed())
 		Expect(conditionTrue(failing, syncv1alpha1.ReadyCondition)).To(BeTrue(), "the copy itself is in sync")
-		Expect(nangoRun(Default, bystander)).To(BeNil(), "another connection's sync runs fine")
+		Expect(nangoRun(Default, bystander)).To(HaveField("Status", metav1.ConditionTrue), "another connection's sync runs fine")
+		Expect(nangoRun(Default, bystander)).To(HaveField("Reason", syncv1alpha1.NoFailureReportedReason))
 		Eventually(func(g Gomega) { g.Expect(eventReasons(g, failing)).To(ContainElement(syncv1alpha1.SyncFailedReason)) }).Should(Succeed())
 
 		By("then paused")
@@ -104,10 +106,42 @@ var _ = Describe("Nango's run health, without webhooks", func() {
 			return run.Reason
 		}).Should(Equal("PAUSED"))
 
-		By("gone once a run succeeds")
+		By("True again once a run succeeds")
 		Expect(sim.SetSyncRun(nangosim.SyncRun{ConnectionRef: ref, Sync: "contacts", Job: nangosim.JobSuccess})).To(Succeed())
-		Eventually(func(g Gomega) *metav1.Condition { return nangoRun(g, failing) }).Should(BeNil())
+		Eventually(func(g Gomega) {
+			run := nangoRun(g, failing)
+			g.Expect(run).NotTo(BeNil())
+			g.Expect(run.Status).To(Equal(metav1.ConditionTrue))
+			g.Expect(run.Reason).To(Equal(syncv1alpha1.NoFailureReportedReason))
+		}).Should(Succeed())
 		Expect(failing.Annotations).NotTo(HaveKey(syncv1alpha1.NangoRunFailureAnnotation))
+	})
+
+	It("loses no failure the webhook receiver writes while the health check decides", func() {
+		d := newDataSet(uniqueName("racing"), "Contact")
+		d.ref.ProviderConfigKey = uniqueName("hubspot")
+		nsync := newNangoSyncFor(d, sqliteSinkSpec("contacts"))
+		nsync.Spec.SyncName = "contacts"
+		failedAt := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339Nano)
+		nsync.Annotations = map[string]string{syncv1alpha1.NangoRunFailureAnnotation: `{"type":"ERROR","description":"GET /sync/status reports ERROR","syncName":"contacts","failedAt":"` + failedAt + `"}`}
+		create(nsync)
+		listed := nsync.DeepCopy() // what the health check listed
+
+		By("the receiver writing a newer failure in the meantime")
+		webhook := `{"type":"script_error","description":"HubSpot answered 502","syncName":"contacts","failedAt":"` +
+			time.Now().UTC().Format(time.RFC3339Nano) + `"}`
+		patch := client.MergeFrom(nsync.DeepCopy())
+		nsync.Annotations[syncv1alpha1.NangoRunFailureAnnotation] = webhook
+		Expect(k8sClient.Patch(ctx, nsync, patch)).To(Succeed())
+
+		By("the health check then recording a success that finished before the webhook's failure")
+		finished := time.Now().Add(-time.Minute)
+		h := &nangoHealth{r: theReconciler, period: nangoHealthInterval}
+		Expect(h.record(ctx, GinkgoLogr, listed, &nango.SyncStatus{ConnectionID: d.ref.ConnectionID, Name: "contacts",
+			Status: nangoStatusSuccess, FinishedAt: &finished})).To(Succeed())
+		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(nsync), nsync)).To(Succeed())
+		Expect(nsync.Annotations).To(HaveKeyWithValue(syncv1alpha1.NangoRunFailureAnnotation, webhook),
+			"the health check removed a failure it had not seen")
 	})
 
 	It("keeps a webhook's failure until Nango reports a run that succeeded after it", func() {
@@ -130,6 +164,10 @@ var _ = Describe("Nango's run health, without webhooks", func() {
 		}).WithTimeout(5*nangoHealthInterval).Should(Equal("script_error"), "Nango's own words stay while its run fails")
 
 		Expect(sim.SetSyncRun(nangosim.SyncRun{ConnectionRef: d.ref.ConnectionRef, Sync: "contacts", Job: nangosim.JobSuccess})).To(Succeed())
-		Eventually(func(g Gomega) *metav1.Condition { return nangoRun(g, nsync) }).Should(BeNil())
+		Eventually(func(g Gomega) string {
+			run := nangoRun(g, nsync)
+			g.Expect(run).NotTo(BeNil())
+			return string(run.Status) + "/" + run.Reason
+		}).Should(Equal("True/" + syncv1alpha1.NoFailureReportedReason))
 	})
 })

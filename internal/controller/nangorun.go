@@ -31,13 +31,24 @@ import (
 // conditionReason is what the API server accepts as a condition reason.
 var conditionReason = regexp.MustCompile(`^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$`)
 
-// reflectNangoRun shows a failed Nango sync run, reported by webhook, as the
-// NangoRunSucceeded condition, with a Warning event the first time each failure is seen.
-// The condition goes away when a later run succeeds (the receiver removes the annotation).
+// reflectNangoRun shows a failed Nango sync run, reported by webhook or GET /sync/status,
+// as the NangoRunSucceeded condition, False, with a Warning event the first time each
+// failure is seen. Without a failure (a later run succeeded, and the receiver or the
+// health check removed the annotation) it is True with reason NoFailureReported, for a
+// NangoSync whose runs the operator asks Nango about (spec.syncName) or that had the
+// condition already; a NangoSync nothing is known of has none.
 func (r *NangoSyncReconciler) reflectNangoRun(nsync, before *syncv1alpha1.NangoSync) {
 	value, ok := nsync.Annotations[syncv1alpha1.NangoRunFailureAnnotation]
 	if !ok {
-		apimeta.RemoveStatusCondition(&nsync.Status.Conditions, syncv1alpha1.NangoRunSucceededCondition)
+		had := apimeta.FindStatusCondition(nsync.Status.Conditions, syncv1alpha1.NangoRunSucceededCondition) != nil
+		switch {
+		case nsync.Spec.SyncName != "":
+			setCondition(nsync, syncv1alpha1.NangoRunSucceededCondition, metav1.ConditionTrue, syncv1alpha1.NoFailureReportedReason,
+				fmt.Sprintf("Nango reports no failed, paused or stopped run of sync %q for this connection", nsync.Spec.SyncName))
+		case had:
+			setCondition(nsync, syncv1alpha1.NangoRunSucceededCondition, metav1.ConditionTrue, syncv1alpha1.NoFailureReportedReason,
+				"Nango reported a run that succeeded after the last failure")
+		}
 		return
 	}
 	var failure syncv1alpha1.NangoRunFailure

@@ -536,13 +536,16 @@ var _ = Describe("NangoSync reconciler", func() {
 			g.Expect(eventReasons(g, nsync)).To(ContainElement(syncv1alpha1.SyncFailedReason))
 		}).Should(Succeed())
 
-		By("clearing the condition once the annotation is gone (a later run succeeded)")
+		By("setting the condition True once the annotation is gone (a later run succeeded)")
 		patch = client.MergeFrom(nsync.DeepCopy())
 		delete(nsync.Annotations, syncv1alpha1.NangoRunFailureAnnotation)
 		Expect(k8sClient.Patch(ctx, nsync, patch)).To(Succeed())
 		Eventually(func(g Gomega) {
 			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(nsync), nsync)).To(Succeed())
-			g.Expect(apimeta.FindStatusCondition(nsync.Status.Conditions, syncv1alpha1.NangoRunSucceededCondition)).To(BeNil())
+			run := apimeta.FindStatusCondition(nsync.Status.Conditions, syncv1alpha1.NangoRunSucceededCondition)
+			g.Expect(run).NotTo(BeNil())
+			g.Expect(run.Status).To(Equal(metav1.ConditionTrue))
+			g.Expect(run.Reason).To(Equal(syncv1alpha1.NoFailureReportedReason))
 		}).Should(Succeed())
 	})
 

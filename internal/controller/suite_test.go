@@ -157,9 +157,10 @@ func startReconciler() {
 	pool := sinks.NewPool(faults.open)
 	DeferCleanup(pool.Close)
 	reconciler := &NangoSyncReconciler{
-		Client:   mgr.GetClient(),
-		Secrets:  secretcache.New(mgr.GetClient(), mgr.GetAPIReader()),
-		Recorder: mgr.GetEventRecorder("nango-operator"),
+		Client:    mgr.GetClient(),
+		Secrets:   secretcache.New(mgr.GetClient(), mgr.GetAPIReader()),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("nango-operator"),
 		Nango: NewNangoClients(&http.Client{},
 			nango.NewLimiterRegistry(nango.LimiterConfig{Limit: 100000, Window: time.Second})),
 		Sinks: pool,

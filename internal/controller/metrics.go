@@ -89,6 +89,7 @@ type metrics struct {
 	syncFailures   *prometheus.CounterVec
 	nangoRequests  *prometheus.CounterVec
 	nangoDurations *prometheus.HistogramVec
+	rateLimitWaits *prometheus.HistogramVec
 }
 
 func newMetrics(registerer prometheus.Registerer) (*metrics, error) {
@@ -120,12 +121,19 @@ func newMetrics(registerer prometheus.Registerer) (*metrics, error) {
 			Help:    "How long Nango took to answer a request (headers), by endpoint.",
 			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"endpoint"}),
+		rateLimitWaits: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "nango_operator_rate_limit_wait_seconds",
+			Help: "How long a request to Nango waited for its account's rate limit (the budget of the " +
+				"window, or the pause after a 429) before it was sent, by endpoint; only requests that " +
+				"waited are counted. _count is the number of waits, _sum the seconds spent waiting.",
+			Buckets: []float64{.01, .1, .5, 1, 2.5, 5, 10, 30, 60, 120, 300},
+		}, []string{"endpoint"}),
 	}
 	if registerer == nil {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m, m.recordsWritten, m.sinkWrites, m.syncFailures,
-		m.nangoRequests, m.nangoDurations} {
+		m.nangoRequests, m.nangoDurations, m.rateLimitWaits} {
 		if err := registerer.Register(c); err != nil {
 			return nil, fmt.Errorf("register NangoSync metrics: %w", err)
 		}
@@ -252,14 +260,19 @@ func sinkKind(spec syncv1alpha1.SinkSpec) string {
 // "other", so the endpoint label stays bounded whatever a request's path holds.
 var nangoEndpoints = []string{"/records", "/sync/status", "/sync/trigger", "/connections", "/connection"}
 
-// nangoEndpoint is the endpoint label of a request.
-func nangoEndpoint(r *http.Request) string {
+// nangoEndpoint is the endpoint label of a request of method to path.
+func nangoEndpoint(method, path string) string {
 	for _, e := range nangoEndpoints {
-		if strings.HasSuffix(r.URL.Path, e) {
-			return r.Method + " " + e
+		if strings.HasSuffix(path, e) {
+			return method + " " + e
 		}
 	}
-	return r.Method + " other"
+	return method + " other"
+}
+
+// rateLimitWaited counts a request that waited for its account's rate limit.
+func (m *metrics) rateLimitWaited(method, path string, waited time.Duration) {
+	m.rateLimitWaits.WithLabelValues(nangoEndpoint(method, path)).Observe(waited.Seconds())
 }
 
 // instrument wraps a transport to Nango so that every request is counted by endpoint and
@@ -269,7 +282,7 @@ func (m *metrics) instrument(next http.RoundTripper) http.RoundTripper {
 		next = http.DefaultTransport
 	}
 	return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
-		endpoint := nangoEndpoint(req)
+		endpoint := nangoEndpoint(req.Method, req.URL.Path)
 		start := time.Now()
 		resp, err := next.RoundTrip(req)
 		m.nangoDurations.WithLabelValues(endpoint).Observe(time.Since(start).Seconds())

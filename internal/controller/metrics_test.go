@@ -38,6 +38,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
+	"github.com/nango-operator/nango-operator/internal/nangosim"
 )
 
 // scrape reads the reconciler's metrics as Prometheus does, over HTTP in the text format,
@@ -143,6 +144,18 @@ var _ = Describe("metrics", func() {
 			g.Expect(mine[perSync("nango_operator_sync_newest_record_timestamp_seconds", nsync)]).
 				To(BeNumerically("~", unixSeconds(time.Now()), 120), "the records were modified at their upsert")
 		}).Should(Succeed())
+
+		By("a 429 from Nango: the request after it waits, and the wait is counted")
+		waits := `nango_operator_rate_limit_wait_seconds_count{endpoint="GET /records"}`
+		waited := scrape(Default)[waits]
+		sim.SetFaults(nangosim.Faults{RateLimitRate: 1, RetryAfter: nangosim.Duration(time.Second)})
+		DeferCleanup(sim.SetFaults, noFaults())
+		annotate(nsync, syncv1alpha1.RequestedAtAnnotation)
+		Eventually(func(g Gomega) {
+			g.Expect(scrape(g)[waits]).To(BeNumerically(">", waited))
+		}).WithTimeout(30 * time.Second).Should(Succeed())
+		sim.SetFaults(noFaults())
+		expectReason(nsync, metav1.ConditionTrue, syncv1alpha1.SyncedReason)
 
 		By("a failure after a success keeps the time of the last success")
 		synced := scrape(Default)[perSync("nango_operator_sync_last_success_timestamp_seconds", nsync)]

@@ -20,6 +20,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"time"
 
 	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
 	"github.com/nango-operator/nango-operator/internal/nango"
@@ -31,6 +32,8 @@ import (
 type NangoClients struct {
 	httpClient *http.Client
 	limiters   *nango.LimiterRegistry
+	// onRateLimitWait is told of every request that waited for its account's rate limit.
+	onRateLimitWait func(method, path string, waited time.Duration)
 }
 
 // NewNangoClients returns a NangoClients that shares httpClient and limiters.
@@ -39,17 +42,23 @@ func NewNangoClients(httpClient *http.Client, limiters *nango.LimiterRegistry) *
 }
 
 // instrument wraps the transport of the shared HTTP client, for the reconciler's metrics
-// of requests to Nango. It runs once, while the manager is set up, before any request.
-func (c *NangoClients) instrument(wrap func(http.RoundTripper) http.RoundTripper) {
+// of requests to Nango, and has every client report its rate-limit waits to
+// onRateLimitWait. It runs once, while the manager is set up, before any request.
+func (c *NangoClients) instrument(wrap func(http.RoundTripper) http.RoundTripper,
+	onRateLimitWait func(method, path string, waited time.Duration)) {
 	h := *c.httpClient
 	h.Transport = wrap(h.Transport)
 	c.httpClient = &h
+	c.onRateLimitWait = onRateLimitWait
 }
 
 // For returns a client of the Nango API at baseURL that authenticates with secretKey.
 func (c *NangoClients) For(baseURL, secretKey string) (*nango.Client, error) {
-	return nango.NewClient(baseURL, secretKey,
-		nango.WithHTTPClient(c.httpClient), nango.WithLimiterRegistry(c.limiters))
+	opts := []nango.Option{nango.WithHTTPClient(c.httpClient), nango.WithLimiterRegistry(c.limiters)}
+	if c.onRateLimitWait != nil {
+		opts = append(opts, nango.WithRateLimitWaitObserver(c.onRateLimitWait))
+	}
+	return nango.NewClient(baseURL, secretKey, opts...)
 }
 
 // nangoURL is the Nango API URL of a NangoSync, when the admin's policy allows it. It is

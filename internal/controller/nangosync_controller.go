@@ -506,7 +506,7 @@ func (r *NangoSyncReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return err
 	}
 	r.metrics = m
-	r.Nango.instrument(m.instrument)
+	r.Nango.instrument(m.instrument, m.rateLimitWaited)
 	if err := indexSecretNames(context.Background(), mgr.GetFieldIndexer(), r.DefaultSecret.Name); err != nil {
 		return err
 	}

@@ -56,6 +56,7 @@ type Client struct {
 	maxResponseBytes int64
 	maxRateLimitWait time.Duration
 	rateLimitRetries int
+	onRateLimitWait  func(method, path string, waited time.Duration)
 }
 
 // Option configures a Client.
@@ -83,6 +84,13 @@ func WithMaxResponseBytes(n int64) Option { return func(c *Client) { c.maxRespon
 // KindRateLimited error carrying RetryAfter, so a controller can requeue
 // instead of holding a worker.
 func WithMaxRateLimitWait(d time.Duration) Option { return func(c *Client) { c.maxRateLimitWait = d } }
+
+// WithRateLimitWaitObserver calls observe each time a request waited for the rate limit
+// (the limiter's budget, or a pause after a 429) before it was sent, with the request's
+// method and path and how long it waited: for metrics, without this package knowing them.
+func WithRateLimitWaitObserver(observe func(method, path string, waited time.Duration)) Option {
+	return func(c *Client) { c.onRateLimitWait = observe }
+}
 
 // WithRateLimitRetries sets how many 429s one call waits out before it
 // returns KindRateLimited.
@@ -204,6 +212,9 @@ func (c *Client) attempt(ctx context.Context, r request) (int, http.Header, []by
 	}
 	o := outcome{}
 	defer func() { c.limiter.done(t, o) }()
+	if t.waited > 0 && c.onRateLimitWait != nil {
+		c.onRateLimitWait(r.method, r.path, t.waited)
+	}
 
 	actx, cancel := context.WithTimeout(ctx, c.requestTimeout)
 	defer cancel()

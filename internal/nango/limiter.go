@@ -157,7 +157,11 @@ func perWindow(limit int, window time.Duration) rate.Limit {
 const minPause = 50 * time.Millisecond
 
 // ticket is an admitted request; it must be handed back with done.
-type ticket struct{ seq uint64 }
+type ticket struct {
+	seq uint64
+	// waited is how long acquire blocked before it admitted the request; 0 when a slot was free.
+	waited time.Duration
+}
 
 // waitTooLong is returned by acquire when the next slot is further away than
 // the caller is willing to wait.
@@ -172,6 +176,7 @@ func (w waitTooLong) Error() string {
 // without consuming anything.
 func (l *Limiter) acquire(ctx context.Context, maxWait time.Duration) (ticket, error) {
 	start := l.now()
+	blocked := false
 	res := l.bucket.ReserveN(start, 1)
 	if d := res.DelayFrom(start); d > 0 {
 		if maxWait > 0 && d > maxWait {
@@ -182,6 +187,7 @@ func (l *Limiter) acquire(ctx context.Context, maxWait time.Duration) (ticket, e
 			res.Cancel()
 			return ticket{}, err
 		}
+		blocked = true
 	}
 	for {
 		l.mu.Lock()
@@ -206,6 +212,9 @@ func (l *Limiter) acquire(ctx context.Context, maxWait time.Duration) (ticket, e
 				l.inflight[l.seq]++
 				l.inflightAll++
 				t := ticket{seq: l.seq}
+				if blocked {
+					t.waited = now.Sub(start)
+				}
 				l.mu.Unlock()
 				return t, nil
 			}
@@ -234,6 +243,7 @@ func (l *Limiter) acquire(ctx context.Context, maxWait time.Duration) (ticket, e
 		if err := sleep(ctx, d, wake); err != nil {
 			return ticket{}, err
 		}
+		blocked = true
 	}
 }
 

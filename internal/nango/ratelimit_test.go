@@ -111,3 +111,40 @@ func TestLimiterFollowsReset(t *testing.T) {
 		t.Fatalf("took %s: waited for the guessed window, not X-RateLimit-Reset", d)
 	}
 }
+
+// TestRateLimitWaitsAreObserved: a request that waits out a 429's Retry-After is reported
+// to the observer with its method, path and the time it waited; one that waits for
+// nothing is not.
+func TestRateLimitWaitsAreObserved(t *testing.T) {
+	answered := 0
+	srv := answering(t, func(w http.ResponseWriter, _ *http.Request) {
+		answered++
+		if answered == 2 {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		emptyPage(w)
+	})
+	type wait struct {
+		method, path string
+		waited       time.Duration
+	}
+	var waits []wait
+	c := newClient(t, srv, "k", nango.WithRateLimitWaitObserver(func(method, path string, waited time.Duration) {
+		waits = append(waits, wait{method, path, waited})
+	}))
+	if _, err := c.ListRecords(context.Background(), listReq()); err != nil {
+		t.Fatalf("first request: %v", err)
+	}
+	if len(waits) != 0 {
+		t.Fatalf("a request with budget left reported waits %+v", waits)
+	}
+	if _, err := c.ListRecords(context.Background(), listReq()); err != nil {
+		t.Fatalf("request after a 429: %v", err)
+	}
+	if len(waits) != 1 || waits[0].method != http.MethodGet || waits[0].path != "/records" ||
+		waits[0].waited < 900*time.Millisecond || waits[0].waited > 5*time.Second {
+		t.Fatalf("waits after a 429 with Retry-After: 1 = %+v, want one GET /records of about a second", waits)
+	}
+}

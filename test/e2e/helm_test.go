@@ -177,6 +177,23 @@ podDisruptionBudget: {enabled: true}
 			"--set", "replicaCount=2")).To(ContainSubstring("give it a leaderElection.id of its own"))
 	})
 
+	It("passes the Nango health interval and the retention risk share as values of their own", func() {
+		args := func(set ...string) []string {
+			rendered := cluster.helm(append([]string{"template", release, cluster.chartDir, "-n", releaseNamespace}, set...)...)
+			return containerArgs(only(parseManifests(rendered), "Deployment", release))
+		}
+		Expect(args()).To(ContainElements("--nango-health-interval=5m", "--retention-risk-share=0.5"),
+			"the defaults are the manager's own")
+		Expect(args("--set", "nango.healthInterval=90s", "--set", "retentionRiskShare=0.25")).
+			To(ContainElements("--nango-health-interval=90s", "--retention-risk-share=0.25"))
+		Expect(cluster.helmFails("template", cluster.chartDir, "--set", "nango.healthInterval=often")).
+			To(ContainSubstring("healthInterval"))
+		Expect(cluster.helmFails("template", cluster.chartDir, "--set", "retentionRiskShare=1.5")).
+			To(ContainSubstring("retentionRiskShare"))
+		Expect(cluster.helmFails("template", cluster.chartDir, "--set", "retentionRiskShare=0")).
+			To(ContainSubstring("retentionRiskShare"))
+	})
+
 	It("renders manifests the API server accepts, with default values and with every optional feature on", func() {
 		By("installing ServiceMonitor, PrometheusRule and Certificate CRDs, so that the dry run validates those objects too")
 		cluster.installStubCRDs()

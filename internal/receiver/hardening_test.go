@@ -98,19 +98,27 @@ func TestReplayedWebhooksAreBounded(t *testing.T) {
 	g.Expect(lastInProcess.Load()).To(Equal(h.calls.patchesOf(deals)[1].requestedAt()))
 }
 
+// failThenRecover sends h a failed run of deals (failedAt 10:00:05), then a successful
+// one after it (10:05), waits until the failure is written and cleared, and answers the
+// failure's body.
+func failThenRecover(t *testing.T, g Gomega, h *harness) []byte {
+	t.Helper()
+	failed := encode(t, syncPayload("Deal", "", false))
+	success := syncPayload("Deal", "base", true)
+	success["queryTimeStamp"] = "2026-05-01T10:05:00.000Z"
+	g.Expect(h.webhook(operatorKey, failed)).To(Equal(http.StatusAccepted))
+	g.Eventually(func() map[string]string { return h.annotations(deals) }).Should(HaveKey(syncv1alpha1.NangoRunFailureAnnotation))
+	g.Expect(h.webhook(operatorKey, encode(t, success))).To(Equal(http.StatusAccepted))
+	g.Eventually(func() map[string]string { return h.annotations(deals) }).ShouldNot(HaveKey(syncv1alpha1.NangoRunFailureAnnotation))
+	return failed
+}
+
 // TestStaleRunFailureIsIgnored: a failure webhook replayed after a later successful run,
 // or older than the failure already written, changes nothing.
 func TestStaleRunFailureIsIgnored(t *testing.T) {
 	g := NewWithT(t)
 	h := newHarness(t, true, func(o *Options) { o.MinWakeInterval = time.Millisecond }, fixtures()...)
-	failed := encode(t, syncPayload("Deal", "", false)) // failedAt 10:00:05
-	success := syncPayload("Deal", "base", true)
-	success["queryTimeStamp"] = "2026-05-01T10:05:00.000Z"
-
-	g.Expect(h.webhook(operatorKey, failed)).To(Equal(http.StatusAccepted))
-	g.Eventually(func() map[string]string { return h.annotations(deals) }).Should(HaveKey(syncv1alpha1.NangoRunFailureAnnotation))
-	g.Expect(h.webhook(operatorKey, encode(t, success))).To(Equal(http.StatusAccepted))
-	g.Eventually(func() map[string]string { return h.annotations(deals) }).ShouldNot(HaveKey(syncv1alpha1.NangoRunFailureAnnotation))
+	failed := failThenRecover(t, g, h)
 	patches := len(h.calls.patchesOf(deals))
 
 	g.Expect(h.webhook(operatorKey, failed)).To(Equal(http.StatusAccepted)) // replayed
@@ -127,13 +135,7 @@ func TestStaleRunFailureIsIgnoredAfterARestart(t *testing.T) {
 	g := NewWithT(t)
 	fast := func(o *Options) { o.MinWakeInterval = time.Millisecond }
 	first := newHarness(t, true, fast, fixtures()...)
-	failed := encode(t, syncPayload("Deal", "", false)) // failedAt 10:00:05
-	success := syncPayload("Deal", "base", true)
-	success["queryTimeStamp"] = "2026-05-01T10:05:00.000Z"
-	g.Expect(first.webhook(operatorKey, failed)).To(Equal(http.StatusAccepted))
-	g.Eventually(func() map[string]string { return first.annotations(deals) }).Should(HaveKey(syncv1alpha1.NangoRunFailureAnnotation))
-	g.Expect(first.webhook(operatorKey, encode(t, success))).To(Equal(http.StatusAccepted))
-	g.Eventually(func() map[string]string { return first.annotations(deals) }).ShouldNot(HaveKey(syncv1alpha1.NangoRunFailureAnnotation))
+	failed := failThenRecover(t, g, first)
 
 	var written syncv1alpha1.NangoSync
 	g.Expect(first.client.Get(context.Background(), deals, &written)).To(Succeed())

@@ -145,18 +145,6 @@ var _ = Describe("metrics", func() {
 				To(BeNumerically("~", unixSeconds(time.Now()), 120), "the records were modified at their upsert")
 		}).Should(Succeed())
 
-		By("a 429 from Nango: the request after it waits, and the wait is counted")
-		waits := `nango_operator_rate_limit_wait_seconds_count{endpoint="GET /records"}`
-		waited := scrape(Default)[waits]
-		sim.SetFaults(nangosim.Faults{RateLimitRate: 1, RetryAfter: nangosim.Duration(time.Second)})
-		DeferCleanup(sim.SetFaults, noFaults())
-		annotate(nsync, syncv1alpha1.RequestedAtAnnotation)
-		Eventually(func(g Gomega) {
-			g.Expect(scrape(g)[waits]).To(BeNumerically(">", waited))
-		}).WithTimeout(30 * time.Second).Should(Succeed())
-		sim.SetFaults(noFaults())
-		expectReason(nsync, metav1.ConditionTrue, syncv1alpha1.SyncedReason)
-
 		By("a failure after a success keeps the time of the last success")
 		synced := scrape(Default)[perSync("nango_operator_sync_last_success_timestamp_seconds", nsync)]
 		updateSecret(secretName, "secretKey", "3f1c8a52-0a4b-4c61-9d7e-5b2a7c9e1f00")
@@ -170,6 +158,23 @@ var _ = Describe("metrics", func() {
 			g.Expect(mine).To(HaveKeyWithValue(perSync("nango_operator_sync_last_success_timestamp_seconds", nsync), synced))
 			g.Expect(s[`nango_operator_nango_requests_total{code="401",endpoint="GET /records"}`]).To(BeNumerically(">", 0))
 		}).Should(Succeed())
+
+		By("a 429 from Nango: the requests after it wait, and the waits are counted")
+		// Another NangoSync, since this one's key is refused before any 429.
+		waits := `nango_operator_rate_limit_wait_seconds_count{endpoint="GET /records"}`
+		waited := scrape(Default)[waits]
+		sim.SetFaults(nangosim.Faults{RateLimitRate: 1, RetryAfter: nangosim.Duration(time.Second)})
+		DeferCleanup(sim.SetFaults, noFaults())
+		limited := newDataSet(uniqueName("limited"), "Contact")
+		Expect(sim.CreateConnection(limited.ref.ConnectionRef, "hubspot")).To(Succeed())
+		limited.upsert(ids("rec", 0, 3), 1)
+		waiting := newNangoSyncFor(limited, sqliteSinkSpec("contacts"))
+		create(waiting)
+		Eventually(func(g Gomega) {
+			g.Expect(scrape(g)[waits]).To(BeNumerically(">", waited))
+		}).WithTimeout(30 * time.Second).Should(Succeed())
+		sim.SetFaults(noFaults())
+		expectReason(waiting, metav1.ConditionTrue, syncv1alpha1.SyncedReason)
 
 		By("no series once the NangoSync is gone")
 		Expect(k8sClient.Delete(ctx, nsync)).To(Succeed())

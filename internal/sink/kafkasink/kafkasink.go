@@ -621,10 +621,35 @@ func (s *Sink) DeleteCheckpoint(ctx context.Context, key sink.Key, owner sink.Ow
 	return s.remove(ctx, key, owner, false)
 }
 
+// ResetCheckpoint forgets the cursor and counts of key and keeps its owner, claiming the
+// data set for owner if no one owns it: the next read starts over and writes every record
+// again. It writes nothing for a data set another owns (*sink.ConflictError).
+func (s *Sink) ResetCheckpoint(ctx context.Context, key sink.Key, owner sink.Owner) error {
+	d, err := s.set(key)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := s.ready(ctx, key, d); err != nil {
+		return err
+	}
+	if err := sink.Claimable(key, d.checkpoint.Owner, owner); err != nil {
+		return err
+	}
+	reset := sink.Checkpoint{Owner: owner}
+	if err := s.writeOrRetake(ctx, key, d, nil, s.checkpointMessage(key, encodeCheckpoint(reset))); err != nil {
+		return err
+	}
+	d.checkpoint = reset
+	return nil
+}
+
 // DeleteRows cannot remove messages from a topic: it writes one event of type
 // dev.nango.dataset.deleted (keyed by the data set, integration/connection/model/variant),
 // for consumers to remove the data set's records, and forgets the checkpoint, in one
-// transaction. It writes nothing for a data set another owns (*sink.ConflictError).
+// transaction. It writes nothing for a data set another owns (*sink.ConflictError), nor for
+// one without a checkpoint (sink.Sink.DeleteRows).
 func (s *Sink) DeleteRows(ctx context.Context, key sink.Key, owner sink.Owner) error {
 	if err := key.Validate(); err != nil {
 		return err
@@ -644,6 +669,9 @@ func (s *Sink) remove(ctx context.Context, key sink.Key, owner sink.Owner, annou
 	}
 	if err := sink.Claimable(key, d.checkpoint.Owner, owner); err != nil {
 		return err
+	}
+	if announce && d.checkpoint == (sink.Checkpoint{}) {
+		return nil // a data set without a checkpoint is no one's: nothing to delete
 	}
 	var messages []*kgo.Record
 	if announce {

@@ -66,7 +66,7 @@ func TestAllConnectionsKeepsOneRepeatedRow(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		page := 0
 		_, _ = fmt.Sscan(r.URL.Query().Get("page"), &page)
-		var rows []string
+		rows := make([]string, 0, len(pages[page]))
 		for _, id := range pages[page] {
 			rows = append(rows, fmt.Sprintf(`{"id":1,"connection_id":%q,"provider_config_key":"hubspot","provider":"hubspot","errors":[],"end_user":null,"tags":{},"metadata":null,"created":"2026-04-14T18:46:03+00:00"}`, id))
 		}
@@ -79,7 +79,7 @@ func TestAllConnectionsKeepsOneRepeatedRow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ids []string
+	ids := make([]string, 0, len(conns))
 	for _, conn := range conns {
 		ids = append(ids, conn.ConnectionID)
 	}

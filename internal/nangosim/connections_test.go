@@ -420,8 +420,9 @@ for (let page = 0; page < 1000; page++) {
 // what the Go client gets.
 func TestNodeSDKListConnections(t *testing.T) {
 	h := connectionsHarness(t)
-	var fromNode []string
-	for _, line := range runNodeScript(t, h, nodeListConnections) {
+	lines := runNodeScript(t, h, nodeListConnections)
+	fromNode := make([]string, 0, len(lines))
+	for _, line := range lines {
 		var page []string
 		mustDecode(t, line, &page)
 		fromNode = append(fromNode, page...)

@@ -142,7 +142,7 @@ func writeFrom(t *testing.T, s sink.Sink, url, cursor string, pageSize int) (tim
 
 // eachPage reads the emulator's records after cursor in pages of pageSize, converts them
 // as a sync does, and hands each page to f with the checkpoint a sync stores after it.
-func eachPage(t *testing.T, url, cursor string, pageSize int, f func(records []sink.Record, checkpoint string)) {
+func eachPage(t *testing.T, url, cursor string, pageSize int, f func(page []sink.Record, checkpoint string)) {
 	t.Helper()
 	c := newNangoClient(t, url)
 	for {

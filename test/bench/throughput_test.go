@@ -401,7 +401,7 @@ const benchSigningKey = "0123456789abcdef0123456789abcdef"
 type kafkaBenchSink struct{ *kafkasink.Sink }
 
 func (k kafkaBenchSink) ReadRows(ctx context.Context, key sink.Key) ([]sink.Record, error) {
-	return kafkaReader{k.Sink}.ReadRows(ctx, key)
+	return kafkaReader(k).ReadRows(ctx, key)
 }
 
 // httpBenchSink is an http sink with the rows its endpoint made.

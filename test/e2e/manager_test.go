@@ -104,7 +104,8 @@ func (m *manager) probe(path string) (int, error) {
 }
 
 // exitCode waits for the process to end and answers its exit code.
-func (m *manager) exitCode(within time.Duration) int {
+func (m *manager) exitCode() int {
+	const within = 30 * time.Second
 	GinkgoHelper()
 	Eventually(m.exited).WithTimeout(within).Should(BeClosed(), "the manager did not exit; its output:\n%s", m.output)
 	var exitErr *exec.ExitError
@@ -134,7 +135,7 @@ var _ = Describe("the manager binary", func() {
 
 		By("stopping cleanly on SIGTERM")
 		Expect(m.cmd.Process.Signal(syscall.SIGTERM)).To(Succeed())
-		Expect(m.exitCode(30*time.Second)).To(Equal(0), "the manager's output:\n%s", m.output)
+		Expect(m.exitCode()).To(Equal(0), "the manager's output:\n%s", m.output)
 		Expect(m.output.String()).To(ContainSubstring("manager stopped"))
 
 		By("releasing the Lease, so a new replica leads without waiting for it to expire")
@@ -153,7 +154,7 @@ var _ = Describe("the manager binary", func() {
 
 	It("refuses a Nango URL it cannot use, saying what to fix", func() {
 		m := startManager("--nango-url", "api.nango.dev")
-		Expect(m.exitCode(30 * time.Second)).To(Equal(1))
+		Expect(m.exitCode()).To(Equal(1))
 		Expect(m.output.String()).To(ContainSubstring(`--nango-url \"api.nango.dev\" must be an absolute http or https URL`))
 	})
 })

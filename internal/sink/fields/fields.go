@@ -62,12 +62,12 @@ type Rules struct {
 	key  []byte
 }
 
-// New answers the rules that remove the fields of exclude and hash those of hash under key.
+// New answers the rules that remove the fields of exclude and hash those of hashed under key.
 // A path is keys joined by dots; it goes through arrays (contacts.email is the email of
 // every element of contacts). A path inside another path of either list is covered by the
-// outer one. hash needs a key.
-func New(exclude, hash []string, key []byte) (*Rules, error) {
-	if len(hash) > 0 && len(key) == 0 {
+// outer one. hashed needs a key.
+func New(exclude, hashed []string, key []byte) (*Rules, error) {
+	if len(hashed) > 0 && len(key) == 0 {
 		return nil, errors.New("fields to hash but no hash key")
 	}
 	r := &Rules{root: &node{}, key: key}
@@ -76,7 +76,7 @@ func New(exclude, hash []string, key []byte) (*Rules, error) {
 			return nil, err
 		}
 	}
-	for _, p := range hash {
+	for _, p := range hashed {
 		if err := r.add(p, opHash); err != nil {
 			return nil, err
 		}

@@ -199,7 +199,7 @@ func validTopic(topic string) error {
 		return fmt.Errorf("topic %q is not a topic name", topic)
 	}
 	for _, c := range name {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+		if (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') && c != '.' && c != '_' && c != '-' {
 			return fmt.Errorf("topic %q has %q: topic names hold letters, digits, '.', '_' and '-'", topic, c)
 		}
 	}

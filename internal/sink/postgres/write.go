@@ -201,13 +201,6 @@ func (s *Sink) newBatch() *pgx.Batch {
 	return batch
 }
 
-// sendInTx sends batch in one transaction: BEGIN, the batch, COMMIT.
-func (s *Sink) sendInTx(ctx context.Context, batch *pgx.Batch) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		return tx.SendBatch(ctx, batch).Close()
-	})
-}
-
 // write is one page's transaction: a batch of statements, then the upserts.
 type write struct {
 	key   sink.Key

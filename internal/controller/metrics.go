@@ -32,6 +32,9 @@ import (
 	"github.com/nango-operator/nango-operator/internal/sink"
 )
 
+// endpointLabel names the Nango endpoint a request or a rate-limit wait was for.
+const endpointLabel = "endpoint"
+
 // labelNamespace and labelName identify a NangoSync in its series.
 const labelNamespace, labelName = "namespace", "name"
 
@@ -115,19 +118,19 @@ func newMetrics(registerer prometheus.Registerer) (*metrics, error) {
 			Name: "nango_operator_nango_requests_total",
 			Help: `Requests sent to Nango, by endpoint ("GET /records", ...) and HTTP status code ` +
 				`("error" when no answer came). code="429" counts rate-limited answers.`,
-		}, []string{"endpoint", "code"}),
+		}, []string{endpointLabel, "code"}),
 		nangoDurations: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "nango_operator_nango_request_duration_seconds",
 			Help:    "How long Nango took to answer a request (headers), by endpoint.",
 			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
-		}, []string{"endpoint"}),
+		}, []string{endpointLabel}),
 		rateLimitWaits: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "nango_operator_rate_limit_wait_seconds",
 			Help: "How long a request to Nango waited for its account's rate limit (the budget of the " +
 				"window, or the pause after a 429) before it was sent, by endpoint; only requests that " +
 				"waited are counted. _count is the number of waits, _sum the seconds spent waiting.",
 			Buckets: []float64{.01, .1, .5, 1, 2.5, 5, 10, 30, 60, 120, 300},
-		}, []string{"endpoint"}),
+		}, []string{endpointLabel}),
 	}
 	if registerer == nil {
 		return m, nil

@@ -89,7 +89,7 @@ lint-fix: golangci-lint ## Run golangci-lint and fix what it can.
 
 .PHONY: test
 test: verify-generated vet lint test-alerts setup-envtest setup-postgres helm helm-docs kustomize ## Check generated files, vet, lint, the chart's alert rules, then run every test against a real API server and PostgreSQL.
-	KUBEBUILDER_ASSETS="$(KUBEBUILDER_ASSETS)" HELM_DOCS="$(HELM_DOCS)" go test ./... -count=1 -coverprofile cover.out
+	KUBEBUILDER_ASSETS="$(KUBEBUILDER_ASSETS)" HELM_DOCS="$(HELM_DOCS)" go test ./... -count=1 -timeout 30m -coverprofile cover.out
 	$(MAKE) fuzz
 
 # How long `make test` fuzzes each of the webhook parser and verifier (internal/nango) and

@@ -542,8 +542,17 @@ func TestSoakPostgresOutage(t *testing.T) {
 		}
 		return nil
 	})
-	s.mutateAndWatch() // a few changes after the outage, then the exact comparison
-	<-time.After(500 * time.Millisecond)
+	// A few changes after the outage, watched through a few checkpoint samples (the test's own
+	// pool reconnects after the restart, so a fixed wait may see none), then the exact comparison.
+	s.mutateAndWatch()
+	eventually(t, time.Minute, 50*time.Millisecond, func() error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.samples < 5 {
+			return fmt.Errorf("the checkpoint was sampled %d times", s.samples)
+		}
+		return nil
+	})
 	s.stopMutating()
 	s.verify(ctx, newNangoClient(t, s.url), time.Minute)
 	m.stop()

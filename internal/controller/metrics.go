@@ -105,8 +105,8 @@ func newMetrics(registerer prometheus.Registerer) (*metrics, error) {
 		}, []string{"action", "sink"}),
 		sinkWrites: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "nango_operator_sink_write_duration_seconds",
-			Help: "How long one batch write (records and checkpoint, one transaction) took, by sink kind " +
-				"and outcome (success, error).",
+			Help: "How long one batch write took (records and checkpoint: one transaction for postgres, sqlite " +
+				"and kafka; the delivery, then the checkpoint, for http), by sink kind and outcome (success, error).",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"sink", "outcome"}),
 		syncFailures: prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -17,10 +17,14 @@ limitations under the License.
 package controller
 
 import (
+	"bytes"
+	"compress/gzip"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -36,9 +40,12 @@ import (
 	"github.com/prometheus/common/model"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
 	"github.com/nango-operator/nango-operator/internal/nangosim"
+	"github.com/nango-operator/nango-operator/internal/receiver"
+	"github.com/nango-operator/nango-operator/internal/secretcache"
 )
 
 // scrape reads the reconciler's metrics as Prometheus does, over HTTP in the text format,
@@ -239,38 +246,183 @@ nango_operator_sync_lag_seconds{name="a",namespace="ns"} 600
 	}
 }
 
-// TestMetricsCardinalityAt10000 measures the per-NangoSync series of 10,000 NangoSyncs and
-// their scrape (docs/benchmarks.md, "Metrics at 10,000 NangoSyncs").
+// fleetSeriesBound is the most series each fleet-wide family can have (a histogram's
+// buckets, +Inf, _sum and _count each count), whatever the number of NangoSyncs:
+// docs/benchmarks.md, "Metrics at 10,000 NangoSyncs".
+var fleetSeriesBound = map[string]int{
+	// 4 actions × 4 sink kinds.
+	"nango_operator_records_written_total": 4 * 4,
+	// 4 sink kinds × 2 outcomes × (12 buckets + 3).
+	"nango_operator_sink_write_duration_seconds": 4 * 2 * 15,
+	// One per failure reason.
+	"nango_operator_sync_failures_total": len(everyFailureReason),
+	// 6 endpoints (4 the client sends to, GET and POST other) × the 12 answers Nango gives.
+	"nango_operator_nango_requests_total": 6 * len(nangoStatusCodes),
+	// 6 endpoints × (11 buckets + 3).
+	"nango_operator_nango_request_duration_seconds": 6 * 14,
+	"nango_operator_rate_limit_wait_seconds":        6 * 14,
+	// 6 types (sync, auth, forward, async_action, other, unknown) × 11 results.
+	"nango_operator_webhooks_total": 6 * 11,
+	// 13 buckets + 3.
+	"nango_operator_webhook_wake_seconds":        16,
+	"nango_operator_webhook_wakes_dropped_total": 1,
+}
+
+// perSyncFamilies are the families with series per NangoSync.
+var perSyncFamilies = []string{"nango_operator_sync_condition", "nango_operator_sync_last_success_timestamp_seconds",
+	"nango_operator_sync_interval_seconds", "nango_operator_sync_lag_seconds",
+	"nango_operator_sync_newest_record_timestamp_seconds"}
+
+// seriesByFamily counts the samples of a text-format scrape by metric family: a
+// histogram's _bucket, _sum and _count samples are its family's.
+func seriesByFamily(t *testing.T, body []byte) map[string]int {
+	t.Helper()
+	histograms := map[string]bool{}
+	counts := map[string]int{}
+	for line := range strings.SplitSeq(string(body), "\n") {
+		if fields := strings.Fields(line); len(fields) == 4 && fields[1] == "TYPE" && fields[3] == "histogram" {
+			histograms[fields[2]] = true
+		}
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		name := line[:strings.IndexAny(line, "{ ")]
+		for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+			if base := strings.TrimSuffix(name, suffix); base != name && histograms[base] {
+				name = base
+			}
+		}
+		counts[name]++
+	}
+	return counts
+}
+
+// scrapeRegistry reads a registry's /metrics as Prometheus does: the text format, gzipped.
+// It answers the uncompressed body, the bytes sent and the time the scrape took.
+func scrapeRegistry(t *testing.T, url string) (body []byte, sent int, took time.Duration) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept-Encoding", "gzip")
+	start := time.Now()
+	resp, err := (&http.Client{Transport: &http.Transport{DisableCompression: true}}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	compressed, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	took = time.Since(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Header.Get("Content-Encoding") != "gzip" {
+		t.Fatalf("the scrape was not gzipped: Content-Encoding %q", resp.Header.Get("Content-Encoding"))
+	}
+	reader, err := gzip.NewReader(bytes.NewReader(compressed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body, err = io.ReadAll(reader); err != nil {
+		t.Fatal(err)
+	}
+	return body, len(compressed), took
+}
+
+// TestMetricsCardinalityAt10000 measures the series of 10,000 NangoSyncs and their scrape
+// (docs/benchmarks.md, "Metrics at 10,000 NangoSyncs"): every NangoSync as a healthy one
+// with spec.syncName is (Ready, and NangoRunSucceeded from Nango's /sync/status), every
+// fleet-wide family of the reconciler and the webhook receiver at its worst case.
 func TestMetricsCardinalityAt10000(t *testing.T) {
 	registry := prometheus.NewRegistry()
 	m, err := newMetrics(registry)
 	if err != nil {
 		t.Fatal(err)
 	}
-	const syncs = 10000
-	now := metav1.Now()
+	c := fake.NewClientBuilder().Build()
+	webhooks, err := receiver.New(receiver.Options{Client: c, Secrets: secretcache.New(c, c), Registerer: registry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Webhooks refused before they are verified: the receiver's counter gets series too.
+	for _, req := range []*http.Request{httptest.NewRequest(http.MethodGet, receiver.Path, nil),
+		httptest.NewRequest(http.MethodPost, "/elsewhere", nil),
+		httptest.NewRequest(http.MethodPost, receiver.Path, strings.NewReader(`{"type":"sync"}`))} {
+		webhooks.ServeHTTP(httptest.NewRecorder(), req)
+	}
+	fillFleetSeries(t, m)
+
+	const syncs, perSyncSeries = 10000, 6
+	now := time.Now()
 	for i := range syncs {
+		// Times of their own, as a fleet's are: the scrape compresses as a real one does.
+		created, newest := metav1.NewTime(now.Add(-time.Duration(i)*37*time.Second)), metav1.NewTime(now.Add(-time.Duration(i)*13*time.Second))
 		nsync := &syncv1alpha1.NangoSync{ObjectMeta: metav1.ObjectMeta{Namespace: fmt.Sprintf("team-%d", i%50),
-			Name: fmt.Sprintf("acme-%05d-hubspot-contacts", i), CreationTimestamp: now}}
-		nsync.Status.NewestRecordTime = &now
-		nsync.Status.Conditions = []metav1.Condition{{Type: syncv1alpha1.ReadyCondition, Status: metav1.ConditionTrue,
-			Reason: syncv1alpha1.SyncedReason}}
+			Name: fmt.Sprintf("acme-%05d-hubspot-contacts", i), CreationTimestamp: created}}
+		nsync.Spec.SyncName = "contacts"
+		nsync.Status.NewestRecordTime = &newest
+		nsync.Status.Conditions = []metav1.Condition{
+			{Type: syncv1alpha1.ReadyCondition, Status: metav1.ConditionTrue, Reason: syncv1alpha1.SyncedReason},
+			{Type: syncv1alpha1.ReconcilingCondition, Status: metav1.ConditionFalse, Reason: syncv1alpha1.SyncedReason},
+			{Type: syncv1alpha1.StalledCondition, Status: metav1.ConditionFalse, Reason: syncv1alpha1.SyncedReason},
+			{Type: syncv1alpha1.NangoRunSucceededCondition, Status: metav1.ConditionTrue,
+				Reason: syncv1alpha1.NoFailureReportedReason},
+		}
 		m.observe(nsync)
 	}
-	if n := testutil.CollectAndCount(m); n != 5*syncs {
-		t.Fatalf("%d per-NangoSync series for %d NangoSyncs, want 5 each", n, syncs)
+	if n := testutil.CollectAndCount(m); n != perSyncSeries*syncs {
+		t.Fatalf("%d per-NangoSync series for %d NangoSyncs, want %d each", n, syncs, perSyncSeries)
 	}
+	worst, err := newMetrics(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	worst.observe(fullyConditioned("team-0", "acme-hubspot-contacts"))
+	if n := testutil.CollectAndCount(worst); n != 8 {
+		t.Fatalf("%d series for a NangoSync with every condition, want 8", n)
+	}
+
 	server := httptest.NewServer(promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
 	defer server.Close()
-	start := time.Now()
-	resp, err := http.Get(server.URL)
-	if err != nil {
-		t.Fatal(err)
+	var body []byte
+	for run := range 3 {
+		var sent int
+		var took time.Duration
+		body, sent, took = scrapeRegistry(t, server.URL)
+		t.Logf("scrape %d: %d bytes of text, %d bytes gzipped, in %s", run+1, len(body), sent, took)
 	}
-	body, err := io.ReadAll(resp.Body)
-	_ = resp.Body.Close()
-	if err != nil {
-		t.Fatal(err)
+	counts := seriesByFamily(t, body)
+	perSync := 0
+	for _, family := range perSyncFamilies {
+		perSync += counts[family]
 	}
-	t.Logf("%d NangoSyncs: %d series, scrape of %d bytes in %s", syncs, 5*syncs, len(body), time.Since(start))
+	if perSync != perSyncSeries*syncs {
+		t.Errorf("the scrape has %d per-NangoSync series, want %d", perSync, perSyncSeries*syncs)
+	}
+	fleet := 0
+	for _, family := range slices.Sorted(maps.Keys(counts)) {
+		n := counts[family]
+		switch bound, ok := fleetSeriesBound[family]; {
+		case slices.Contains(perSyncFamilies, family):
+		case !ok:
+			t.Errorf("%s has %d series and no bound", family, n)
+		case n > bound:
+			t.Errorf("%s has %d series, more than its bound %d", family, n, bound)
+		default:
+			fleet += n
+			t.Logf("%s: %d series (bound %d)", family, n, bound)
+		}
+	}
+	for family := range fleetSeriesBound {
+		if counts[family] == 0 {
+			t.Errorf("%s has no series: the worst case was not filled", family)
+		}
+	}
+	bound := 0
+	for _, n := range fleetSeriesBound {
+		bound += n
+	}
+	t.Logf("%d NangoSyncs: %d per-NangoSync series (%d each), %d fleet-wide (bound %d), %d in all",
+		syncs, perSync, perSyncSeries, fleet, bound, perSync+fleet)
 }

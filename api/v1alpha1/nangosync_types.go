@@ -697,7 +697,7 @@ type RecordCounts struct {
 // +kubebuilder:printcolumn:name="Last Change",type=date,JSONPath=`.status.lastChangeTime`
 // +kubebuilder:printcolumn:name="Newest Record",type=date,priority=1,JSONPath=`.status.newestRecordTime`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
-// +kubebuilder:printcolumn:name="Reason",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Status",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type NangoSync struct {

@@ -32,7 +32,7 @@ import (
 var _ = Describe("kubectl", func() {
 	kubectl := runKubectl
 
-	It("prints the NangoSync columns, with the newest record's age and the status message in -o wide", func() {
+	It("prints the NangoSync columns with the Ready reason (a suspended one reads Suspended), and the newest record's age and the status message in -o wide", func() {
 		nsync := &syncv1alpha1.NangoSync{
 			ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "acme-hubspot-contacts"},
 			Spec: syncv1alpha1.NangoSyncSpec{
@@ -65,13 +65,36 @@ var _ = Describe("kubectl", func() {
 		}
 		Expect(k8sClient.Status().Update(ctx, nsync)).To(Succeed())
 
+		By("showing a suspended NangoSync as such without -o wide")
+		suspended := nsync.DeepCopy()
+		suspended.ObjectMeta = metav1.ObjectMeta{Namespace: "default", Name: "acme-hubspot-deals"}
+		suspended.Spec.Model = "Deal"
+		suspended.Spec.Suspend = true
+		suspended.Status = syncv1alpha1.NangoSyncStatus{}
+		Expect(k8sClient.Create(ctx, suspended)).To(Succeed())
+		DeferCleanup(func() { Expect(k8sClient.Delete(ctx, suspended)).To(Succeed()) })
+		suspended.Status = syncv1alpha1.NangoSyncStatus{
+			ObservedGeneration: suspended.Generation,
+			Sink:               "postgres/hubspot_deals",
+			Conditions: []metav1.Condition{{
+				Type:               syncv1alpha1.ReadyCondition,
+				Status:             metav1.ConditionFalse,
+				Reason:             syncv1alpha1.SuspendedReason,
+				Message:            "Suspended by spec.suspend: nothing is read or written until it is false; the cursor stays where it is",
+				LastTransitionTime: metav1.Now(),
+			}},
+		}
+		Expect(k8sClient.Status().Update(ctx, suspended)).To(Succeed())
+
 		out := kubectl("get", "nangosyncs", "--namespace", "default")
-		Expect(out).To(MatchRegexp(`(?m)^NAME\s+CONNECTION\s+INTEGRATION\s+MODEL\s+SINK\s+RECORDS\s+LAST CHANGE\s+READY\s+AGE\s*$`))
-		Expect(out).To(MatchRegexp(`(?m)^acme-hubspot-contacts\s+acme-corp\s+hubspot\s+Contact\s+postgres/hubspot_contacts\s+42\s+\d+s\s+True\s+\d+s\s*$`))
+		Expect(out).To(MatchRegexp(`(?m)^NAME\s+CONNECTION\s+INTEGRATION\s+MODEL\s+SINK\s+RECORDS\s+LAST CHANGE\s+READY\s+REASON\s+AGE\s*$`))
+		Expect(out).To(MatchRegexp(`(?m)^acme-hubspot-contacts\s+acme-corp\s+hubspot\s+Contact\s+postgres/hubspot_contacts\s+42\s+\d+s\s+True\s+Synced\s+\d+s\s*$`))
+		Expect(out).To(MatchRegexp(`(?m)^acme-hubspot-deals\s+acme-corp\s+hubspot\s+Deal\s+postgres/hubspot_deals\s.*\sFalse\s+Suspended\s+\d+s\s*$`))
 
 		wide := kubectl("get", "nangosyncs", "--namespace", "default", "-o", "wide")
 		Expect(wide).To(MatchRegexp(`(?m)^NAME\s+CONNECTION\s+INTEGRATION\s+MODEL\s+SINK\s+RECORDS\s+LAST CHANGE\s+NEWEST RECORD\s+READY\s+REASON\s+STATUS\s+AGE\s*$`))
 		Expect(wide).To(MatchRegexp(`(?m)^acme-hubspot-contacts\s.*\s42\s+\d+s\s+3h\s+True\s+Synced\s+Synced 42 records\s+\d+s\s*$`))
+		Expect(wide).To(MatchRegexp(`(?m)^acme-hubspot-deals\s.*\sFalse\s+Suspended\s+Suspended by spec.suspend: nothing is read or written until it is false; the cursor stays where it is\s+\d+s\s*$`))
 
 		By("finding it by its short name and its categories")
 		for _, resource := range []string{"nsync", "nango", "all"} {

@@ -17,6 +17,10 @@ limitations under the License.
 package controller
 
 import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -30,8 +34,38 @@ import (
 	"github.com/nango-operator/nango-operator/internal/nangosim"
 )
 
-// The suite runs no webhook receiver: every webhook Nango would send is lost, and what
-// these tests see comes from GET /sync/status alone.
+// droppingWebhookReceiver points the emulator's webhooks at an endpoint that answers each
+// and does nothing with it, as a receiver that is down behind a load balancer, or a key
+// rotation gone wrong, would; it answers how many webhooks came. Nango does not retry a
+// 2xx, so each webhook is lost at once.
+func droppingWebhookReceiver() func() int64 {
+	var received atomic.Int64
+	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		received.Add(1)
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	DeferCleanup(server.Close)
+	Expect(sim.SetWebhookURL(nangosim.DefaultEnvironment, server.URL)).To(Succeed())
+	DeferCleanup(sim.SetWebhookURL, nangosim.DefaultEnvironment, "")
+	return received.Load
+}
+
+// sendRunFailureWebhook sends the webhook Nango sends when a sync's run fails.
+func sendRunFailureWebhook(ref nangosim.ConnectionRef, syncName, model, errorType, description string) {
+	now := time.Now().UTC().Format("2006-01-02T15:04:05.000Z")
+	_, err := sim.SendWebhook(ctx, ref.Environment, map[string]any{
+		"from": "nango", "type": "sync", "success": false,
+		"connectionId": ref.ConnectionID, "providerConfigKey": ref.ProviderConfigKey, "syncName": syncName, "model": model,
+		"error":     map[string]string{"type": errorType, "description": description},
+		"startedAt": now, "failedAt": now,
+	})
+	Expect(err).NotTo(HaveOccurred())
+}
+
+// The suite runs no webhook receiver of the operator's: every webhook Nango sends is lost
+// (those of the first spec go to droppingWebhookReceiver, which counts them), and what these
+// tests see comes from GET /sync/status alone.
 var _ = Describe("Nango's run health, without webhooks", func() {
 	// nangoRun answers a NangoSync's NangoRunSucceeded condition, nil when it has none.
 	nangoRun := func(g Gomega, nsync *syncv1alpha1.NangoSync) *metav1.Condition {
@@ -39,7 +73,8 @@ var _ = Describe("Nango's run health, without webhooks", func() {
 		return apimeta.FindStatusCondition(nsync.Status.Conditions, syncv1alpha1.NangoRunSucceededCondition)
 	}
 
-	It("follows Nango's run status, asking once per interval per integration", func() {
+	It("follows Nango's run status within two intervals while every webhook is lost, asking once per interval per integration", func() {
+		webhooksLost := droppingWebhookReceiver()
 		integrations := map[string][]string{uniqueName("hubspot"): {"c1", "c2", "c3"}, uniqueName("crm"): {"c4", "c5"}}
 		syncs := map[string]*syncv1alpha1.NangoSync{}
 		for pck, conns := range integrations {
@@ -83,15 +118,18 @@ var _ = Describe("Nango's run health, without webhooks", func() {
 		failing, bystander := syncs["c1"], syncs["c2"]
 		ref := nangosim.ConnectionRef{ProviderConfigKey: failing.Spec.ProviderConfigKey, ConnectionID: failing.Spec.ConnectionID}
 
-		By("NangoRunSucceeded=False while Nango's latest run failed")
+		By("NangoRunSucceeded=False while Nango's latest run failed, its webhook lost")
+		lostBefore := webhooksLost()
 		Expect(sim.SetSyncRun(nangosim.SyncRun{ConnectionRef: ref, Sync: "contacts", Job: nangosim.JobStopped})).To(Succeed())
+		sendRunFailureWebhook(ref, "contacts", "Contact", "script_error", "HubSpot answered 502")
+		Expect(webhooksLost()).To(Equal(lostBefore+1), "Nango sent the failure's webhook, and it was lost")
 		Eventually(func(g Gomega) {
 			run := nangoRun(g, failing)
 			g.Expect(run).NotTo(BeNil())
 			g.Expect(run.Status).To(Equal(metav1.ConditionFalse))
 			g.Expect(run.Reason).To(Equal("ERROR"))
 			g.Expect(run.Message).To(ContainSubstring("failed or was cancelled"))
-		}).Should(Succeed())
+		}).WithTimeout(2 * nangoHealthInterval).Should(Succeed())
 		Expect(conditionTrue(failing, syncv1alpha1.ReadyCondition)).To(BeTrue(), "the copy itself is in sync")
 		Expect(nangoRun(Default, bystander)).To(HaveField("Status", metav1.ConditionTrue), "another connection's sync runs fine")
 		Expect(nangoRun(Default, bystander)).To(HaveField("Reason", syncv1alpha1.NoFailureReportedReason))
@@ -104,16 +142,20 @@ var _ = Describe("Nango's run health, without webhooks", func() {
 			run := nangoRun(g, failing)
 			g.Expect(run).NotTo(BeNil())
 			return run.Reason
-		}).Should(Equal("PAUSED"))
+		}).WithTimeout(2 * nangoHealthInterval).Should(Equal("PAUSED"))
 
-		By("True again once a run succeeds")
+		By("True again once a run succeeds, its webhook lost too")
 		Expect(sim.SetSyncRun(nangosim.SyncRun{ConnectionRef: ref, Sync: "contacts", Job: nangosim.JobSuccess})).To(Succeed())
+		_, err := sim.SendSyncWebhook(ctx, nangosim.SyncWebhook{ModelRef: nangosim.ModelRef{ConnectionRef: ref, Model: "Contact"},
+			SyncName: "contacts"})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(webhooksLost()).To(Equal(lostBefore+2), "Nango sent the success's webhook, and it was lost")
 		Eventually(func(g Gomega) {
 			run := nangoRun(g, failing)
 			g.Expect(run).NotTo(BeNil())
 			g.Expect(run.Status).To(Equal(metav1.ConditionTrue))
 			g.Expect(run.Reason).To(Equal(syncv1alpha1.NoFailureReportedReason))
-		}).Should(Succeed())
+		}).WithTimeout(2 * nangoHealthInterval).Should(Succeed())
 		Expect(failing.Annotations).NotTo(HaveKey(syncv1alpha1.NangoRunFailureAnnotation))
 	})
 

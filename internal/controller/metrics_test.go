@@ -192,6 +192,52 @@ var _ = Describe("metrics", func() {
 	})
 })
 
+// metricsLeakCycles is how many NangoSyncs the envtest leak spec creates and deletes, one
+// after the other, through the API server.
+const metricsLeakCycles = 300
+
+var _ = Describe("metrics of NangoSyncs that come and go", func() {
+	It("leave no series behind after many create/delete cycles through the API server", func() {
+		prefix := uniqueName("leak")
+		// Half suspended, half failing (no Secret of their key): neither asks Nango, so a
+		// cycle costs API server round trips only, and both paths of the reconciler run.
+		d := newDataSet(prefix, "Contact")
+		spec := newNangoSyncFor(d, sqliteSinkSpec("contacts")).Spec
+		spec.Nango = &syncv1alpha1.NangoEndpoint{SecretRef: &syncv1alpha1.SecretKeyReference{Name: prefix, Key: "secretKey"}}
+		leftIn := func(g Gomega) []string {
+			var left []string
+			for series := range scrape(g) {
+				if strings.Contains(series, `name="`+prefix+"-") {
+					left = append(left, series)
+				}
+			}
+			return left
+		}
+		for i := range metricsLeakCycles {
+			nsync := &syncv1alpha1.NangoSync{ObjectMeta: metav1.ObjectMeta{Namespace: syncNamespace,
+				Name: fmt.Sprintf("%s-%d", prefix, i)}, Spec: *spec.DeepCopy()}
+			nsync.Spec.Suspend = i%2 == 0
+			Expect(k8sClient.Create(ctx, nsync)).To(Succeed())
+			// Every other one is deleted as soon as its series exist, the others at once,
+			// racing their first reconcile.
+			if i%4 < 2 {
+				Eventually(func(g Gomega) map[string]float64 { return seriesOf(scrape(g), nsync) }).
+					ShouldNot(BeEmpty(), "cycle %d", i)
+			}
+			Expect(k8sClient.Delete(ctx, nsync)).To(Succeed())
+		}
+		Eventually(func(g Gomega) {
+			list := &syncv1alpha1.NangoSyncList{}
+			g.Expect(k8sClient.List(ctx, list, client.InNamespace(syncNamespace))).To(Succeed())
+			for _, item := range list.Items {
+				g.Expect(item.Name).NotTo(HavePrefix(prefix+"-"), "a NangoSync of the cycles is still there")
+			}
+		}).WithTimeout(2 * time.Minute).Should(Succeed())
+		Eventually(leftIn).WithTimeout(10 * time.Second).Should(BeEmpty(), "series of deleted NangoSyncs")
+		Consistently(leftIn).WithTimeout(2 * time.Second).Should(BeEmpty(), "series came back after the NangoSyncs went")
+	})
+})
+
 // TestMetricsForgetEveryNangoSync creates and deletes 1,000 NangoSyncs' series: none is left.
 func TestMetricsForgetEveryNangoSync(t *testing.T) {
 	m, err := newMetrics(prometheus.NewRegistry())

@@ -233,8 +233,8 @@ var _ = Describe("metrics of NangoSyncs that come and go", func() {
 				g.Expect(item.Name).NotTo(HavePrefix(prefix+"-"), "a NangoSync of the cycles is still there")
 			}
 		}).WithTimeout(2 * time.Minute).Should(Succeed())
-		Eventually(leftIn).WithTimeout(10 * time.Second).Should(BeEmpty(), "series of deleted NangoSyncs")
-		Consistently(leftIn).WithTimeout(2 * time.Second).Should(BeEmpty(), "series came back after the NangoSyncs went")
+		Eventually(leftIn).WithTimeout(10*time.Second).Should(BeEmpty(), "series of deleted NangoSyncs")
+		Consistently(leftIn).WithTimeout(2*time.Second).Should(BeEmpty(), "series came back after the NangoSyncs went")
 	})
 })
 

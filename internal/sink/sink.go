@@ -196,6 +196,10 @@ const CheckpointTable = "nango_sync_checkpoints"
 // records it cannot store, keyed by records table, data set and id.
 const QuarantineTable = "nango_sync_quarantine"
 
+// LayoutTable is the table, beside the checkpoint table, where the SQL sinks record the
+// layout version of each of their tables (see package layout).
+const LayoutTable = "nango_sync_layout"
+
 // Quarantined is a record a sink cannot store, kept in the quarantine table instead of the
 // records table: the newest version of each such id, with every field as received (the
 // payload normalised as for any record), and why it was refused. The rest of its page is

@@ -56,7 +56,7 @@ const (
 	fixCredentials = "Check the user and password of the connection URL in the Secret named by spec.sink.postgres.urlSecretRef"
 	fixDatabase    = "Create the database, or correct its name in the connection URL in the Secret named by spec.sink.postgres.urlSecretRef"
 	fixPrivilege   = "Grant the connection URL's role SELECT, INSERT, UPDATE and DELETE on the records table, on " +
-		CheckpointTable + " and on " + sink.QuarantineTable +
+		CheckpointTable + " and on " + sink.QuarantineTable + ", SELECT, INSERT and UPDATE on " + sink.LayoutTable +
 		", and CREATE on the schema while those tables do not exist yet (the operator creates them)"
 	fixShape = "The table exists with another shape than the operator's (see the sink's documentation): " +
 		"point spec.sink.postgres.table at a new table, or drop this one"
@@ -70,6 +70,16 @@ const (
 func fixOwnerColumns(table string) string {
 	return "The checkpoint table predates owners, and the connection URL's role does not own it: have its owner run " +
 		strings.Join(strings.Fields(fmt.Sprintf(addOwnerColumns, table)), " ")
+}
+
+// fixLayoutTable is the fix when the operator's role may not create the layout table (whose
+// quoted, schema-qualified name is table) beside tables a DBA created before layout versions
+// were recorded: someone who may creates it.
+func fixLayoutTable(table string) string {
+	return "The operator records the layout version of its tables in " + sink.LayoutTable +
+		", and the connection URL's role may not create it: have a role with CREATE on the schema run " +
+		strings.Join(strings.Fields(fmt.Sprintf(createLayoutTable, table)), " ") +
+		" and grant the connection URL's role SELECT, INSERT and UPDATE on it"
 }
 
 // refusalFix is what to change when a PostgreSQL error code means "no" until a person acts,

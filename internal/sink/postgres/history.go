@@ -132,18 +132,11 @@ func (s *Sink) queueHistory(batch *pgx.Batch, source string, args ...any) {
 	batch.Queue(fmt.Sprintf(insertHistory, s.history, source), args...)
 }
 
-// createHistory creates the history table, started with the rows the records table holds,
-// unless it exists. It runs in the transaction that holds the DDL lock.
+// createHistory creates the history table, which is missing, started with the rows the
+// records table holds. It runs in the transaction that holds the DDL lock.
 func (s *Sink) createHistory(ctx context.Context, tx pgx.Tx) error {
-	var exists bool
-	if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", s.history).Scan(&exists); err != nil {
-		return fmt.Errorf("look for table %s%s: %w", s.tableName, HistorySuffix, err)
-	}
-	if exists {
-		return nil
-	}
 	if _, err := tx.Exec(ctx, fmt.Sprintf(createHistoryTable, s.history)); err != nil {
-		return fmt.Errorf("create table %s%s: %w", s.tableName, HistorySuffix, err)
+		return err
 	}
 	if _, err := tx.Exec(ctx, fmt.Sprintf(seedHistory, s.history, s.records)); err != nil {
 		return fmt.Errorf("start table %s%s with the rows of %s: %w", s.tableName, HistorySuffix, s.tableName, err)

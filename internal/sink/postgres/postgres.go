@@ -18,7 +18,10 @@ limitations under the License.
 // checkpoints to the shared table nango_sync_checkpoints in the same schema, and the
 // records it cannot store (see package sink) to the shared table nango_sync_quarantine.
 // Several NangoSyncs may share one records table; the key columns keep their rows apart.
-// A DBA who creates the tables for a role without the CREATE privilege creates all three.
+// The layout version of each table is recorded in nango_sync_layout, and tables of an older
+// layout are migrated when a sink opens them (see package layout). A DBA who creates the
+// tables for a role without the CREATE privilege creates all four, and records their
+// versions.
 //
 // A page is written in one transaction: BEGIN; one batch holding the checkpoint upsert (which
 // claims the data set or refuses the page), at most a DELETE for hard deletes and one
@@ -103,10 +106,12 @@ type Sink struct {
 
 	// name is schema.table as people read it, for errors.
 	name string
-	// records, checkpoints and quarantine are the quoted, schema-qualified table names for SQL.
+	// records, checkpoints, quarantine and layout are the quoted, schema-qualified table
+	// names for SQL.
 	records     string
 	checkpoints string
 	quarantine  string
+	layout      string
 	// history is the quoted history table, "" when the sink keeps no history.
 	history string
 	// tableName is the records table's name as the checkpoint table's key holds it.
@@ -148,6 +153,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Sink, error) {
 		records:     pgx.Identifier{opts.Schema, opts.Table}.Sanitize(),
 		checkpoints: pgx.Identifier{opts.Schema, CheckpointTable}.Sanitize(),
 		quarantine:  pgx.Identifier{opts.Schema, sink.QuarantineTable}.Sanitize(),
+		layout:      pgx.Identifier{opts.Schema, sink.LayoutTable}.Sanitize(),
 		tableName:   opts.Table,
 
 		recordsStored: map[sink.Key]struct{}{},

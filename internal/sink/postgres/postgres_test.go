@@ -51,6 +51,20 @@ func TestHistoryConformance(t *testing.T) {
 	})
 }
 
+func TestLayoutConformance(t *testing.T) {
+	sinktest.RunLayout(t, func(t *testing.T) sinktest.LayoutStore {
+		dsn := pgtest.NewDatabase(t)
+		return sinktest.LayoutStore{
+			Open: func(t *testing.T, table string) (sinktest.Sink, error) {
+				return postgres.Open(context.Background(), dsn, postgres.Options{Table: table})
+			},
+			Exec:                  func(t *testing.T, statements ...string) { execSQL(t, dsn, statements...) },
+			Query:                 func(t *testing.T, query string) string { return querySQL(t, dsn, query) },
+			LegacyCheckpointTable: legacyCheckpointTable,
+		}
+	})
+}
+
 // closeAtEnd closes s when the test ends, failing it if closing fails.
 func closeAtEnd(t testing.TB, s io.Closer) {
 	t.Cleanup(func() { closeNow(t, s) })
@@ -106,7 +120,8 @@ func TestOpenWithTablesCreatedByADBANeedsNoCreatePrivilege(t *testing.T) {
 	execSQL(t, dsn,
 		"CREATE ROLE "+writer+" LOGIN",
 		"REVOKE CREATE ON SCHEMA public FROM PUBLIC",
-		"GRANT SELECT, INSERT, UPDATE, DELETE ON contacts, nango_sync_checkpoints, nango_sync_quarantine TO "+writer)
+		"GRANT SELECT, INSERT, UPDATE, DELETE ON contacts, nango_sync_checkpoints, nango_sync_quarantine TO "+writer,
+		"GRANT SELECT, INSERT, UPDATE ON nango_sync_layout TO "+writer)
 	writerDSN := strings.Replace(dsn, "postgres://postgres@", "postgres://"+writer+"@", 1)
 
 	s := open(t, writerDSN, postgres.Options{Table: "contacts"})
@@ -133,6 +148,35 @@ func TestOpenWithTablesCreatedByADBANeedsNoCreatePrivilege(t *testing.T) {
 	_, err = s.WritePage(ctx, testKey, sink.Page{Records: []sink.Record{testRecord("b", 1)}, Checkpoint: "c2"})
 	if fix, refused := sink.Refusal(err); !refused || !strings.Contains(fix, "Grant") {
 		t.Fatalf("WritePage without INSERT: %v (refused %t, fix %q); want refused, saying what to grant", err, refused, fix)
+	}
+}
+
+// TestTablesOfADBAFromBeforeLayoutVersions checks that a role without the CREATE privilege,
+// given tables a DBA created before layout versions were recorded, is refused with the
+// statement that creates the layout table, and works once it ran.
+func TestTablesOfADBAFromBeforeLayoutVersions(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.NewDatabase(t)
+	closeNow(t, open(t, dsn, postgres.Options{Table: "contacts"}))
+	writer := "writer_" + querySQL(t, dsn, "SELECT current_database()")
+	execSQL(t, dsn,
+		"DROP TABLE nango_sync_layout",
+		"CREATE ROLE "+writer+" LOGIN",
+		"REVOKE CREATE ON SCHEMA public FROM PUBLIC",
+		"GRANT SELECT, INSERT, UPDATE, DELETE ON contacts, nango_sync_checkpoints, nango_sync_quarantine TO "+writer)
+	writerDSN := strings.Replace(dsn, "postgres://postgres@", "postgres://"+writer+"@", 1)
+
+	_, err := postgres.Open(ctx, writerDSN, postgres.Options{Table: "contacts"})
+	fix, refused := sink.Refusal(err)
+	if !refused || !strings.Contains(fix, "CREATE TABLE") || !strings.Contains(fix, "nango_sync_layout") {
+		t.Fatalf("Open as a role that may not create the layout table: %v (refused %t, fix %q); "+
+			"want refused, with the statement that creates it", err, refused, fix)
+	}
+	create := fix[strings.Index(fix, "CREATE TABLE"):strings.Index(fix, " and grant")]
+	execSQL(t, dsn, create, "GRANT SELECT, INSERT, UPDATE ON nango_sync_layout TO "+writer)
+	closeNow(t, open(t, writerDSN, postgres.Options{Table: "contacts"}))
+	if n := querySQL(t, dsn, "SELECT count(*)::text FROM nango_sync_layout"); n != "3" {
+		t.Fatalf("layout versions recorded by the role = %s, want 3", n)
 	}
 }
 
@@ -194,9 +238,11 @@ func TestOwnerColumnsOfADBAsTableAreAddedByItsOwner(t *testing.T) {
 	writer := "writer_" + querySQL(t, dsn, "SELECT current_database()")
 	execSQL(t, dsn,
 		"ALTER TABLE nango_sync_checkpoints DROP COLUMN owner_uid, DROP COLUMN owner_name",
+		"UPDATE nango_sync_layout SET version = 1 WHERE table_name = 'nango_sync_checkpoints'",
 		"CREATE ROLE "+writer+" LOGIN",
 		"REVOKE CREATE ON SCHEMA public FROM PUBLIC",
-		"GRANT SELECT, INSERT, UPDATE, DELETE ON contacts, nango_sync_checkpoints, nango_sync_quarantine TO "+writer)
+		"GRANT SELECT, INSERT, UPDATE, DELETE ON contacts, nango_sync_checkpoints, nango_sync_quarantine TO "+writer,
+		"GRANT SELECT, INSERT, UPDATE ON nango_sync_layout TO "+writer)
 	writerDSN := strings.Replace(dsn, "postgres://postgres@", "postgres://"+writer+"@", 1)
 
 	_, err := postgres.Open(ctx, writerDSN, postgres.Options{Table: "contacts"})
@@ -208,6 +254,9 @@ func TestOwnerColumnsOfADBAsTableAreAddedByItsOwner(t *testing.T) {
 	execSQL(t, dsn, fix[strings.Index(fix, "ALTER TABLE"):])
 	s := open(t, writerDSN, postgres.Options{Table: "contacts"})
 	closeAtEnd(t, s)
+	if v := querySQL(t, dsn, "SELECT version::text FROM nango_sync_layout WHERE table_name = 'nango_sync_checkpoints'"); v != "2" {
+		t.Fatalf("layout version of the checkpoint table once its owner added the columns = %s, want 2", v)
+	}
 	if _, err := s.WritePage(ctx, testKey, sink.Page{Records: []sink.Record{testRecord("a", 1)}, Checkpoint: "c1", Owner: ownerA}); err != nil {
 		t.Fatalf("WritePage once the owner columns exist: %v", err)
 	}

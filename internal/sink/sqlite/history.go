@@ -136,20 +136,11 @@ func (s *Sink) writeHistory(ctx context.Context, tx *sql.Tx, key sink.Key, recor
 	})
 }
 
-// createHistory creates the history table, started with the rows the records table holds,
-// unless it exists.
+// createHistory creates the history table, which is missing, started with the rows the
+// records table holds.
 func (s *Sink) createHistory(ctx context.Context, tx *sql.Tx) error {
-	var exists bool
-	err := tx.QueryRowContext(ctx, "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?",
-		s.tableName+HistorySuffix).Scan(&exists)
-	if err != nil {
-		return fmt.Errorf("look for table %s%s: %w", s.tableName, HistorySuffix, err)
-	}
-	if exists {
-		return nil
-	}
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf(createHistoryTable, s.history)); err != nil {
-		return fmt.Errorf("create table %s%s: %w", s.tableName, HistorySuffix, err)
+		return err
 	}
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf(seedHistory, s.history, s.records)); err != nil {
 		return fmt.Errorf("start table %s%s with the rows of %s: %w", s.tableName, HistorySuffix, s.tableName, err)

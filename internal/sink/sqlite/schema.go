@@ -22,6 +22,7 @@ import (
 	"fmt"
 
 	"github.com/nango-operator/nango-operator/internal/sink"
+	"github.com/nango-operator/nango-operator/internal/sink/layout"
 )
 
 const createRecordsTable = `CREATE TABLE IF NOT EXISTS %s (
@@ -58,9 +59,9 @@ const createCheckpointTable = `CREATE TABLE IF NOT EXISTS %s (
 )`
 
 // ownerColumns are the checkpoint table's columns that a table from before owners were
-// recorded lacks, and how to add them. SQLite has no ADD COLUMN IF NOT EXISTS: the sink
-// adds those that table_info does not list. The rows get no owner: the first NangoSync
-// that writes each data set claims it.
+// recorded lacks, and how to add them: step 2 of its layout. SQLite has no ADD COLUMN IF NOT
+// EXISTS: the step adds those that table_info does not list. The rows get no owner: the
+// first NangoSync that writes each data set claims it.
 func ownerColumns() map[string]string {
 	return map[string]string{
 		"owner_uid":  "ALTER TABLE %s ADD COLUMN owner_uid TEXT NOT NULL DEFAULT ''",
@@ -91,20 +92,161 @@ const createQuarantineTable = `CREATE TABLE IF NOT EXISTS %s (
 	PRIMARY KEY (table_name, provider_config_key, connection_id, model, variant, id_sha256)
 )`
 
-// createTables creates the three tables when missing, and adds the owner columns to a
-// checkpoint table that lacks them. In SQLite DDL is transactional and serialised by the
-// write lock, so concurrent opens need no more care than this.
+// createLayoutTable holds the layout version of every table of the file that the sinks
+// made (see package layout).
+const createLayoutTable = `CREATE TABLE IF NOT EXISTS %s (
+	table_name TEXT PRIMARY KEY,
+	version INTEGER NOT NULL
+)`
+
+// recordVersion records the layout version of a table.
+const recordVersion = `INSERT INTO %s (table_name, version) VALUES (?, ?)
+ON CONFLICT (table_name) DO UPDATE SET version = excluded.version`
+
+// migrations are the numbered steps of each kind of table's layout, as in the PostgreSQL
+// sink (see package layout). Issue a new step, never change one that was released.
+func migrations() layout.Steps[*sql.Tx] {
+	return layout.Steps[*sql.Tx]{
+		layout.Checkpoints: {
+			{Version: 2, Apply: addOwnerColumnsIfMissing},
+		},
+	}
+}
+
+// table is one of the tables a Sink writes.
+type table struct {
+	kind layout.Kind
+	// name is the table's name as the layout table keys it; quoted is its name for SQL.
+	name, quoted string
+	// create creates the table, which is missing, at its kind's current layout.
+	create func(ctx context.Context, tx *sql.Tx) error
+}
+
+// tables answers the tables the sink writes, the history's last.
+func (s *Sink) tables() []table {
+	tables := []table{
+		{kind: layout.Records, name: s.tableName, quoted: s.records, create: createWith(createRecordsTable, s.records)},
+		{kind: layout.Checkpoints, name: CheckpointTable, quoted: s.checkpoints,
+			create: createWith(createCheckpointTable, s.checkpoints)},
+		{kind: layout.Quarantine, name: sink.QuarantineTable, quoted: s.quarantine,
+			create: createWith(createQuarantineTable, s.quarantine)},
+	}
+	if s.history != "" {
+		tables = append(tables, table{kind: layout.History, name: s.tableName + HistorySuffix, quoted: s.history,
+			create: s.createHistory})
+	}
+	return tables
+}
+
+// createWith answers a function that runs ddl, a CREATE TABLE of table.
+func createWith(ddl, table string) func(context.Context, *sql.Tx) error {
+	return func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, fmt.Sprintf(ddl, table))
+		return err
+	}
+}
+
+// createTables creates the layout table and the sink's tables when missing, and brings
+// those that exist to the current layout (see package layout). In SQLite DDL is
+// transactional and serialised by the write lock, so concurrent opens need no more care
+// than one transaction.
 func (s *Sink) createTables(ctx context.Context) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		if err := s.createMissingTables(ctx, tx); err != nil {
 			return err
 		}
-		return s.migrateCheckpoints(ctx, tx)
+		return s.migrate(ctx, tx)
 	})
 }
 
-// migrateCheckpoints adds the owner columns that the checkpoint table lacks.
-func (s *Sink) migrateCheckpoints(ctx context.Context, tx *sql.Tx) error {
+// createMissingTables creates the layout table and those of the sink's tables that are
+// missing, each recorded at its kind's current layout.
+func (s *Sink) createMissingTables(ctx context.Context, tx *sql.Tx) error {
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(createLayoutTable, s.layout)); err != nil {
+		return fmt.Errorf("create table %s: %w", layout.Table, err)
+	}
+	for _, t := range s.tables() {
+		var exists bool
+		err := tx.QueryRowContext(ctx, "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?",
+			t.name).Scan(&exists)
+		if err != nil {
+			return fmt.Errorf("look for table %s: %w", t.name, err)
+		}
+		if exists {
+			continue
+		}
+		if err := t.create(ctx, tx); err != nil {
+			return fmt.Errorf("create table %s: %w", t.name, err)
+		}
+		if err := s.recordVersion(ctx, tx, t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// migrate brings the tables whose layout is older than the current one (or not recorded)
+// up to it, and refuses tables of a newer layout.
+func (s *Sink) migrate(ctx context.Context, tx *sql.Tx) error {
+	versions, err := s.layoutVersions(ctx, tx)
+	if err != nil {
+		return err
+	}
+	steps := migrations()
+	for _, t := range s.tables() {
+		stored := versions[t.name] // layout.Unrecorded when missing
+		if stored == steps.Current(t.kind) {
+			continue
+		}
+		pending, err := steps.Pending(t.kind, t.name, stored)
+		if err != nil {
+			return err
+		}
+		for _, step := range pending {
+			if err := step.Apply(ctx, tx, t.quoted); err != nil {
+				return fmt.Errorf("bring table %s to layout version %d: %w", t.name, step.Version, err)
+			}
+		}
+		if err := s.recordVersion(ctx, tx, t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// layoutVersions answers the layout version recorded for each table of the file.
+func (s *Sink) layoutVersions(ctx context.Context, tx *sql.Tx) (map[string]int, error) {
+	rows, err := tx.QueryContext(ctx, "SELECT table_name, version FROM "+s.layout)
+	if err != nil {
+		return nil, fmt.Errorf("read the layout versions in %s: %w", layout.Table, err)
+	}
+	defer func() { _ = rows.Close() }()
+	versions := map[string]int{}
+	for rows.Next() {
+		var name string
+		var version int
+		if err := rows.Scan(&name, &version); err != nil {
+			return nil, fmt.Errorf("read the layout versions in %s: %w", layout.Table, err)
+		}
+		versions[name] = version
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read the layout versions in %s: %w", layout.Table, err)
+	}
+	return versions, nil
+}
+
+// recordVersion records that t is at its kind's current layout.
+func (s *Sink) recordVersion(ctx context.Context, tx *sql.Tx, t table) error {
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(recordVersion, s.layout), t.name, migrations().Current(t.kind)); err != nil {
+		return fmt.Errorf("record the layout version of %s in %s: %w", t.name, layout.Table, err)
+	}
+	return nil
+}
+
+// addOwnerColumnsIfMissing adds the owner columns that the checkpoint table lacks: a table
+// may have them without a recorded version.
+func addOwnerColumnsIfMissing(ctx context.Context, tx *sql.Tx, checkpoints string) error {
 	for column, add := range ownerColumns() {
 		var present bool
 		err := tx.QueryRowContext(ctx, "SELECT count(*) > 0 FROM pragma_table_info(?) WHERE name = ?",
@@ -115,27 +257,9 @@ func (s *Sink) migrateCheckpoints(ctx context.Context, tx *sql.Tx) error {
 		if present {
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, fmt.Sprintf(add, s.checkpoints)); err != nil {
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(add, checkpoints)); err != nil {
 			return fmt.Errorf("add column %s to %s: %w", column, CheckpointTable, err)
 		}
-	}
-	return nil
-}
-
-// createMissingTables creates those of the three tables (four with the history) that are
-// missing.
-func (s *Sink) createMissingTables(ctx context.Context, tx *sql.Tx) error {
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf(createRecordsTable, s.records)); err != nil {
-		return fmt.Errorf("create table %s: %w", s.tableName, err)
-	}
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf(createCheckpointTable, s.checkpoints)); err != nil {
-		return fmt.Errorf("create table %s: %w", CheckpointTable, err)
-	}
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf(createQuarantineTable, s.quarantine)); err != nil {
-		return fmt.Errorf("create table %s: %w", sink.QuarantineTable, err)
-	}
-	if s.history != "" {
-		return s.createHistory(ctx, tx)
 	}
 	return nil
 }

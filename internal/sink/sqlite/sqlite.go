@@ -77,10 +77,11 @@ type Sink struct {
 
 	// name is path:table, for errors.
 	name string
-	// records, checkpoints and quarantine are the quoted table names for SQL.
+	// records, checkpoints, quarantine and layout are the quoted table names for SQL.
 	records     string
 	checkpoints string
 	quarantine  string
+	layout      string
 	// history is the quoted history table, "" when the sink keeps no history.
 	history string
 	// tableName is the records table's name as the checkpoint table's key holds it.
@@ -105,6 +106,7 @@ func Open(ctx context.Context, path string, opts Options) (*Sink, error) {
 		records:     quoteIdentifier(opts.Table),
 		checkpoints: quoteIdentifier(CheckpointTable),
 		quarantine:  quoteIdentifier(sink.QuarantineTable),
+		layout:      quoteIdentifier(sink.LayoutTable),
 		tableName:   opts.Table,
 	}
 	if opts.History {

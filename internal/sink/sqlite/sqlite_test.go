@@ -47,6 +47,44 @@ func TestHistoryConformance(t *testing.T) {
 	})
 }
 
+func TestLayoutConformance(t *testing.T) {
+	sinktest.RunLayout(t, func(t *testing.T) sinktest.LayoutStore {
+		path := filepath.Join(t.TempDir(), "nango.db")
+		return sinktest.LayoutStore{
+			Open: func(t *testing.T, table string) (sinktest.Sink, error) {
+				return sqlite.Open(context.Background(), path, sqlite.Options{Table: table})
+			},
+			Exec: func(t *testing.T, statements ...string) {
+				t.Helper()
+				db := rawDB(t, path)
+				for _, statement := range statements {
+					if _, err := db.Exec(statement); err != nil {
+						t.Fatalf("%s: %v", statement, err)
+					}
+				}
+			},
+			Query:                 func(t *testing.T, query string) string { return queryString(t, path, query) },
+			LegacyCheckpointTable: legacyCheckpointTable,
+		}
+	})
+}
+
+// legacyCheckpointTable is the checkpoint table as release 0.1.0 created it: layout
+// version 1, before owners were recorded.
+const legacyCheckpointTable = `CREATE TABLE nango_sync_checkpoints (
+	table_name TEXT NOT NULL,
+	provider_config_key TEXT NOT NULL,
+	connection_id TEXT NOT NULL,
+	model TEXT NOT NULL,
+	variant TEXT NOT NULL,
+	cursor TEXT NOT NULL,
+	added INTEGER NOT NULL DEFAULT 0,
+	updated INTEGER NOT NULL DEFAULT 0,
+	deleted INTEGER NOT NULL DEFAULT 0,
+	updated_at TEXT NOT NULL,
+	PRIMARY KEY (table_name, provider_config_key, connection_id, model, variant)
+)`
+
 // closeAtEnd closes s when the test ends, failing it if closing fails.
 func closeAtEnd(t testing.TB, s io.Closer) {
 	t.Cleanup(func() { closeNow(t, s) })

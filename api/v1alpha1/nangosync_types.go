@@ -428,12 +428,13 @@ type PostgresSink struct {
 
 	// table the records are written to: a lower-case SQL identifier of at most 63
 	// characters (letters, digits and underscores, not starting with a digit). Not
-	// nango_sync_checkpoints or nango_sync_quarantine: the operator keeps its own data there.
+	// nango_sync_checkpoints, nango_sync_quarantine or nango_sync_layout: the operator keeps
+	// its own data there.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^[a-z_][a-z0-9_]*$`
-	// +kubebuilder:validation:XValidation:rule="!(self in ['nango_sync_checkpoints', 'nango_sync_quarantine'])",message="nango_sync_checkpoints and nango_sync_quarantine are the operator's own tables: choose another table for the records"
+	// +kubebuilder:validation:XValidation:rule="!(self in ['nango_sync_checkpoints', 'nango_sync_quarantine', 'nango_sync_layout'])",message="nango_sync_checkpoints, nango_sync_quarantine and nango_sync_layout are the operator's own tables: choose another table for the records"
 	Table string `json:"table"`
 }
 
@@ -449,12 +450,13 @@ type SQLiteSink struct {
 
 	// table the records are written to: a lower-case SQL identifier of at most 63
 	// characters (letters, digits and underscores, not starting with a digit). Not
-	// nango_sync_checkpoints or nango_sync_quarantine: the operator keeps its own data there.
+	// nango_sync_checkpoints, nango_sync_quarantine or nango_sync_layout: the operator keeps
+	// its own data there.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^[a-z_][a-z0-9_]*$`
-	// +kubebuilder:validation:XValidation:rule="!(self in ['nango_sync_checkpoints', 'nango_sync_quarantine'])",message="nango_sync_checkpoints and nango_sync_quarantine are the operator's own tables: choose another table for the records"
+	// +kubebuilder:validation:XValidation:rule="!(self in ['nango_sync_checkpoints', 'nango_sync_quarantine', 'nango_sync_layout'])",message="nango_sync_checkpoints, nango_sync_quarantine and nango_sync_layout are the operator's own tables: choose another table for the records"
 	Table string `json:"table"`
 }
 

@@ -202,22 +202,32 @@ var _ = Describe("NangoSync validation by the API server", func() {
 			func(s map[string]any) {
 				s["sink"].(map[string]any)["postgres"].(map[string]any)["table"] = "nango_sync_checkpoints"
 			},
-			"spec.sink.postgres.table", "nango_sync_checkpoints and nango_sync_quarantine are the operator's own tables"),
+			"spec.sink.postgres.table", "nango_sync_checkpoints, nango_sync_quarantine and nango_sync_layout are the operator's own tables"),
 		Entry("postgres table the operator keeps quarantined records in",
 			func(s map[string]any) {
 				s["sink"].(map[string]any)["postgres"].(map[string]any)["table"] = "nango_sync_quarantine"
 			},
-			"spec.sink.postgres.table", "nango_sync_checkpoints and nango_sync_quarantine are the operator's own tables"),
+			"spec.sink.postgres.table", "nango_sync_checkpoints, nango_sync_quarantine and nango_sync_layout are the operator's own tables"),
+		Entry("postgres table the operator keeps layout versions in",
+			func(s map[string]any) {
+				s["sink"].(map[string]any)["postgres"].(map[string]any)["table"] = "nango_sync_layout"
+			},
+			"spec.sink.postgres.table", "nango_sync_checkpoints, nango_sync_quarantine and nango_sync_layout are the operator's own tables"),
 		Entry("sqlite table the operator keeps checkpoints in",
 			func(s map[string]any) {
 				s["sink"] = map[string]any{"sqlite": map[string]any{"path": "/data/nango.db", "table": "nango_sync_checkpoints"}}
 			},
-			"spec.sink.sqlite.table", "nango_sync_checkpoints and nango_sync_quarantine are the operator's own tables"),
+			"spec.sink.sqlite.table", "nango_sync_checkpoints, nango_sync_quarantine and nango_sync_layout are the operator's own tables"),
 		Entry("sqlite table the operator keeps quarantined records in",
 			func(s map[string]any) {
 				s["sink"] = map[string]any{"sqlite": map[string]any{"path": "/data/nango.db", "table": "nango_sync_quarantine"}}
 			},
-			"spec.sink.sqlite.table", "nango_sync_checkpoints and nango_sync_quarantine are the operator's own tables"),
+			"spec.sink.sqlite.table", "nango_sync_checkpoints, nango_sync_quarantine and nango_sync_layout are the operator's own tables"),
+		Entry("sqlite table the operator keeps layout versions in",
+			func(s map[string]any) {
+				s["sink"] = map[string]any{"sqlite": map[string]any{"path": "/data/nango.db", "table": "nango_sync_layout"}}
+			},
+			"spec.sink.sqlite.table", "nango_sync_checkpoints, nango_sync_quarantine and nango_sync_layout are the operator's own tables"),
 		Entry("unsafe schema name",
 			func(s map[string]any) {
 				s["sink"].(map[string]any)["postgres"].(map[string]any)["schema"] = "public.x"

@@ -49,7 +49,7 @@ func TestPendingAnswersTheStepsAboveTheStoredVersion(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Pending from %d: %v", stored, err)
 		}
-		var got []int
+		got := make([]int, 0, len(pending))
 		for _, step := range pending {
 			got = append(got, step.Version)
 		}

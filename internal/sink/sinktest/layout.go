@@ -62,10 +62,10 @@ func RunLayout(t *testing.T, newStore func(t *testing.T) LayoutStore) {
 // layoutTable is the records table of the layout cases.
 const layoutTable = "contacts"
 
-// open opens a sink on table in the store, closed when the test ends, failing t on error.
-func (s LayoutStore) open(t *testing.T, table string) Sink {
+// open opens a sink on layoutTable in the store, closed when the test ends, failing t on error.
+func (s LayoutStore) open(t *testing.T) Sink {
 	t.Helper()
-	opened, err := s.Open(t, table)
+	opened, err := s.Open(t, layoutTable)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -103,7 +103,7 @@ func (s LayoutStore) versions(t *testing.T) map[string]int {
 func currentVersions(t *testing.T, newStore func(*testing.T) LayoutStore) map[string]int {
 	t.Helper()
 	fresh := newStore(t)
-	closeSink(t, fresh.open(t, layoutTable))
+	closeSink(t, fresh.open(t))
 	return fresh.versions(t)
 }
 
@@ -119,7 +119,7 @@ func closeSink(t *testing.T, s Sink) {
 // that opening them again changes none.
 func testFreshTablesRecordTheCurrentLayout(t *testing.T, newStore func(*testing.T) LayoutStore) {
 	store := newStore(t)
-	closeSink(t, store.open(t, layoutTable))
+	closeSink(t, store.open(t))
 	versions := store.versions(t)
 	for table, version := range versions {
 		if version < 1 {
@@ -129,7 +129,7 @@ func testFreshTablesRecordTheCurrentLayout(t *testing.T, newStore func(*testing.
 	if versions[sink.CheckpointTable] < 2 {
 		t.Errorf("layout version of %s = %d, want 2 or more (owners)", sink.CheckpointTable, versions[sink.CheckpointTable])
 	}
-	closeSink(t, store.open(t, layoutTable))
+	closeSink(t, store.open(t))
 	if again := store.versions(t); fmt.Sprint(again) != fmt.Sprint(versions) {
 		t.Errorf("layout versions after opening again = %v, want %v", again, versions)
 	}
@@ -145,7 +145,7 @@ func testOlderLayoutIsMigratedAndRecorded(t *testing.T, newStore func(*testing.T
 		"INSERT INTO "+sink.CheckpointTable+" (table_name, provider_config_key, connection_id, model, variant, cursor, added, updated_at) "+
 			"VALUES ('"+layoutTable+"', 'github', 'acme', 'Issue', 'base', 'c1', 1, '2026-01-01T00:00:00.000000Z')")
 
-	sk, k := store.open(t, layoutTable), key("acme")
+	sk, k := store.open(t), key("acme")
 	if got := store.versions(t); fmt.Sprint(got) != fmt.Sprint(current) {
 		t.Fatalf("layout versions after migrating = %v, want those of fresh tables, %v", got, current)
 	}
@@ -164,14 +164,14 @@ func testOlderLayoutIsMigratedAndRecorded(t *testing.T, newStore func(*testing.T
 // already) are taken as version 1, migrated without harm, and recorded.
 func testUnrecordedCurrentLayoutIsRecorded(t *testing.T, newStore func(*testing.T) LayoutStore) {
 	store := newStore(t)
-	sk, k := store.open(t, layoutTable), key("acme")
+	sk, k := store.open(t), key("acme")
 	if err := writeAs(sk, k, ownerA, "c1", record("x", added, 1)); err != nil {
 		t.Fatal(err)
 	}
 	current := store.versions(t)
 	store.Exec(t, "DELETE FROM "+sink.LayoutTable)
 
-	again := store.open(t, layoutTable)
+	again := store.open(t)
 	if got := store.versions(t); fmt.Sprint(got) != fmt.Sprint(current) {
 		t.Fatalf("layout versions after opening unrecorded tables = %v, want %v", got, current)
 	}
@@ -187,7 +187,7 @@ func testNewerLayoutIsRefused(t *testing.T, newStore func(*testing.T) LayoutStor
 	for _, table := range []string{sink.CheckpointTable, layoutTable} {
 		t.Run(table, func(t *testing.T) {
 			store := newStore(t)
-			closeSink(t, store.open(t, layoutTable))
+			closeSink(t, store.open(t))
 			newer := store.version(t, table) + 1
 			store.Exec(t, fmt.Sprintf("UPDATE %s SET version = %d WHERE table_name = '%s'", sink.LayoutTable, newer, table))
 

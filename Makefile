@@ -235,18 +235,46 @@ helm-package: helm-crds helm-rbac helm-lint ## Package the chart into dist/.
 # Where `make release` writes a release's artefacts.
 RELEASE_DIR ?= $(CURDIR)/dist
 
+# The kubectl plugin's platforms in a release, as hack/krew/nango.yaml lists them: pure Go,
+# cross-compiled without cgo, one kubectl-nango_<version>_<os>_<arch>.tar.gz each.
+PLUGIN_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
+KREW_TEMPLATE = hack/krew/nango.yaml
+
 .PHONY: release
-release: manifests helm cyclonedx-gomod ## Write a release into RELEASE_DIR (dist/): the image, the chart package, the CRD bundle, the manager's SBOM, SHA256SUMS.
+release: manifests helm cyclonedx-gomod ## Write a release into RELEASE_DIR (dist/): the image, the chart package, the CRD bundle, the manager's SBOM, the kubectl plugin's archives and krew manifest, SHA256SUMS.
 	rm -rf "$(RELEASE_DIR)"
 	mkdir -p "$(RELEASE_DIR)"
 	$(MAKE) --no-print-directory image IMAGE_DIR="$(RELEASE_DIR)/image"
+	$(MAKE) --no-print-directory release-plugin
 	"$(HELM)" package "$(CHART_DIR)" -d "$(RELEASE_DIR)" >/dev/null
 	cat config/crd/bases/*.yaml > "$(RELEASE_DIR)/nango-operator-crds.yaml"
 	@# From the shipped binary's own build information: the modules it was linked with.
 	"$(CYCLONEDX_GOMOD)" bin -json -std -version "v$(VERSION)" -output "$(RELEASE_DIR)/nango-operator-manager.cdx.json" \
 		"$(RELEASE_DIR)/image/binaries/manager-$(subst /,-,$(firstword $(PLATFORMS)))"
-	cd "$(RELEASE_DIR)" && sha256sum image/nango-operator.tar nango-operator-*.tgz nango-operator-crds.yaml nango-operator-manager.cdx.json > SHA256SUMS
+	cd "$(RELEASE_DIR)" && sha256sum image/nango-operator.tar nango-operator-*.tgz nango-operator-crds.yaml nango-operator-manager.cdx.json \
+		kubectl-nango_*.tar.gz > SHA256SUMS
 	@echo "release $(VERSION) in $(RELEASE_DIR)"
+
+# The archives hold the binary alone, with the commit's time, root's ids and sorted entries
+# (gzip -n leaves out its own name and time): one commit gives the same bytes. The krew
+# manifest is the template with the version and each archive's SHA-256 filled in.
+.PHONY: release-plugin
+release-plugin: ## Build the kubectl plugin for PLUGIN_PLATFORMS into RELEASE_DIR/kubectl-nango_<version>_<os>_<arch>.tar.gz, and RELEASE_DIR/kubectl-nango.krew.yaml.
+	@mkdir -p "$(RELEASE_DIR)"
+	sed -e 's/$${VERSION}/$(VERSION)/g' "$(KREW_TEMPLATE)" > "$(RELEASE_DIR)/kubectl-nango.krew.yaml"
+	@set -e; for platform in $(PLUGIN_PLATFORMS); do \
+		os=$${platform%/*}; arch=$${platform#*/}; name="kubectl-nango_$(VERSION)_$${os}_$${arch}"; \
+		echo "kubectl-nango $$os/$$arch"; \
+		rm -rf "$(RELEASE_DIR)/$$name"; mkdir -p "$(RELEASE_DIR)/$$name"; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch go build -trimpath -ldflags '$(LDFLAGS)' \
+			-o "$(RELEASE_DIR)/$$name/kubectl-nango" ./cmd/kubectl-nango; \
+		tar --sort=name --owner=0 --group=0 --numeric-owner --mode=u=rwx,go=rx --mtime=@$(SOURCE_DATE_EPOCH) \
+			-C "$(RELEASE_DIR)/$$name" -cf - kubectl-nango | gzip -9n > "$(RELEASE_DIR)/$$name.tar.gz"; \
+		rm -rf "$(RELEASE_DIR)/$$name"; \
+		sum=$$(sha256sum "$(RELEASE_DIR)/$$name.tar.gz" | cut -d' ' -f1); \
+		placeholder=$$(echo "SHA256_$${os}_$${arch}" | tr a-z A-Z); \
+		sed -i -e "s/\$${$$placeholder}/$$sum/" "$(RELEASE_DIR)/kubectl-nango.krew.yaml"; \
+	done
 
 ##@ Benchmarks
 

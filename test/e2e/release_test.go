@@ -17,10 +17,15 @@ limitations under the License.
 package e2e
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
+	"debug/macho"
 	"encoding/hex"
 	"encoding/json"
+	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -94,14 +99,19 @@ var _ = Describe("the release's version", func() {
 var _ = Describe("make release", func() {
 	It("writes the image, the chart, the CRD bundle and the SBOM, and their checksums", func() {
 		dist := filepath.Join(GinkgoT().TempDir(), "dist")
-		// The host's platform only, to keep make test fast; the release itself builds both.
-		runMake("release", "RELEASE_DIR="+dist, "PLATFORMS=linux/"+runtime.GOARCH)
+		// The host's platform only for the image, and the host's and one cross-compiled one for
+		// the plugin, to keep make test fast; the release itself builds them all.
+		version := chartAppVersion()
+		runMake("release", "RELEASE_DIR="+dist, "PLATFORMS=linux/"+runtime.GOARCH,
+			"PLUGIN_PLATFORMS=linux/"+runtime.GOARCH+" darwin/arm64")
 		sums := string(mustRead(filepath.Join(dist, "SHA256SUMS")))
 		want := []string{
 			"image/nango-operator.tar",
 			"nango-operator-" + chartVersion() + ".tgz",
 			"nango-operator-crds.yaml",
 			"nango-operator-manager.cdx.json",
+			"kubectl-nango_" + version + "_darwin_arm64.tar.gz",
+			"kubectl-nango_" + version + "_linux_" + runtime.GOARCH + ".tar.gz",
 		}
 		lines := strings.Split(strings.TrimSpace(sums), "\n")
 		Expect(lines).To(HaveLen(len(want)), sums)
@@ -135,8 +145,74 @@ var _ = Describe("make release", func() {
 		index, err := image.ReadLayout(filepath.Join(dist, "image", "oci"))
 		Expect(err).NotTo(HaveOccurred())
 		Expect(index.Digest()).NotTo(BeZero())
+
+		expectPluginArchives(dist, version, sums)
+	})
+
+	It("lists the kubectl plugin's platforms in the krew template, with a checksum placeholder each", func() {
+		template := string(mustRead(filepath.Join(repoRoot(), "hack", "krew", "nango.yaml")))
+		var platforms []string
+		for _, m := range regexp.MustCompile(`matchLabels: \{os: (\w+), arch: (\w+)\}`).FindAllStringSubmatch(template, -1) {
+			platforms = append(platforms, m[1]+"/"+m[2])
+			Expect(template).To(ContainSubstring("kubectl-nango_${VERSION}_%s_%s.tar.gz\n      sha256: ${SHA256_%s_%s}",
+				m[1], m[2], strings.ToUpper(m[1]), strings.ToUpper(m[2])))
+		}
+		Expect(platforms).To(ConsistOf(strings.Fields(makeVar("PLUGIN_PLATFORMS"))))
 	})
 })
+
+// expectPluginArchives checks the kubectl plugin's archives of a release: each holds the
+// binary alone, built for its platform (the host's runs and says its version), and the krew
+// manifest names each with its checksum from SHA256SUMS.
+func expectPluginArchives(dist, version, sums string) {
+	GinkgoHelper()
+	manifest := string(mustRead(filepath.Join(dist, "kubectl-nango.krew.yaml")))
+	Expect(manifest).To(ContainSubstring("version: v" + version))
+	for _, line := range strings.Split(strings.TrimSpace(sums), "\n") {
+		sum, file, _ := strings.Cut(line, "  ")
+		platform, isPlugin := strings.CutPrefix(file, "kubectl-nango_"+version+"_")
+		if !isPlugin {
+			continue
+		}
+		goos, goarch, _ := strings.Cut(strings.TrimSuffix(platform, ".tar.gz"), "_")
+		Expect(manifest).To(ContainSubstring("/%s\n      sha256: %s\n", file, sum), "the krew manifest's entry of %s", file)
+
+		binary := extractPlugin(filepath.Join(dist, file))
+		if goos == runtime.GOOS && goarch == runtime.GOARCH {
+			out, err := exec.Command(binary, "--version").CombinedOutput()
+			Expect(err).NotTo(HaveOccurred(), string(out))
+			Expect(string(out)).To(ContainSubstring(version))
+			continue
+		}
+		Expect(goos).To(Equal("darwin"), "a cross-compiled archive the test does not know: %s", file)
+		exe, err := macho.Open(binary)
+		Expect(err).NotTo(HaveOccurred(), "%s holds no Mach-O binary", file)
+		Expect(exe.Cpu).To(Equal(map[string]macho.Cpu{"arm64": macho.CpuArm64, "amd64": macho.CpuAmd64}[goarch]))
+		Expect(exe.Close()).To(Succeed())
+	}
+}
+
+// extractPlugin answers the path of the binary an archive of the plugin holds, its one entry.
+func extractPlugin(archive string) string {
+	GinkgoHelper()
+	f, err := os.Open(archive)
+	Expect(err).NotTo(HaveOccurred())
+	defer func() { _ = f.Close() }()
+	gz, err := gzip.NewReader(f)
+	Expect(err).NotTo(HaveOccurred())
+	tr := tar.NewReader(gz)
+	header, err := tr.Next()
+	Expect(err).NotTo(HaveOccurred())
+	Expect(header.Name).To(Equal("kubectl-nango"))
+	Expect(header.Mode&0o111).NotTo(BeZero(), "kubectl-nango is not executable")
+	binary := filepath.Join(GinkgoT().TempDir(), "kubectl-nango")
+	content, err := io.ReadAll(tr)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(os.WriteFile(binary, content, 0o755)).To(Succeed())
+	_, err = tr.Next()
+	Expect(err).To(MatchError(io.EOF), "%s holds more than kubectl-nango", archive)
+	return binary
+}
 
 // mustGlob answers the files a pattern matches.
 func mustGlob(pattern string) []string {

@@ -151,8 +151,9 @@ var _ = Describe("make release", func() {
 
 	It("lists the kubectl plugin's platforms in the krew template, with a checksum placeholder each", func() {
 		template := string(mustRead(filepath.Join(repoRoot(), "hack", "krew", "nango.yaml")))
-		var platforms []string
-		for _, m := range regexp.MustCompile(`matchLabels: \{os: (\w+), arch: (\w+)\}`).FindAllStringSubmatch(template, -1) {
+		selectors := regexp.MustCompile(`matchLabels: \{os: (\w+), arch: (\w+)\}`).FindAllStringSubmatch(template, -1)
+		platforms := make([]string, 0, len(selectors))
+		for _, m := range selectors {
 			platforms = append(platforms, m[1]+"/"+m[2])
 			Expect(template).To(ContainSubstring("kubectl-nango_${VERSION}_%s_%s.tar.gz\n      sha256: ${SHA256_%s_%s}",
 				m[1], m[2], strings.ToUpper(m[1]), strings.ToUpper(m[2])))

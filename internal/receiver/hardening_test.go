@@ -179,3 +179,37 @@ func TestOperatorKeyWritesNoRunStateOnNangoSyncsWithTheirOwnKey(t *testing.T) {
 	g.Eventually(func() map[string]string { return h.annotations(ownKey) }).Should(HaveKey(syncv1alpha1.RequestedAtAnnotation), "still woken")
 	g.Expect(h.annotations(ownKey)).To(HaveKey(syncv1alpha1.NangoRunFailureAnnotation), "another environment's success cleared it")
 }
+
+// TestRunStateKeepsANewerRunWrittenMeanwhile: between a failure webhook's arrival and its
+// patch, another replica writes a newer run onto the NangoSync (its failure cleared). The
+// failure's patch carries the resourceVersion it read, so it conflicts, reads the newer run
+// and writes nothing; a patch that only wakes stays unlocked.
+func TestRunStateKeepsANewerRunWrittenMeanwhile(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	h := newHarness(t, true, func(o *Options) { o.MinWakeInterval = time.Millisecond }, fixtures()...)
+	hold := make(chan struct{})
+	h.calls.set(func(a *apiCalls) { a.hold = hold })
+	g.Expect(h.webhook(operatorKey, encode(t, syncPayload("Deal", "", false)))).To(Equal(http.StatusAccepted)) // failed at 10:00:05
+	g.Eventually(func() int { return len(h.calls.patchesOf(deals)) }).Should(Equal(1))
+
+	const newerRun = "2026-05-01T10:05:00Z"
+	var nsync syncv1alpha1.NangoSync
+	g.Expect(h.client.Get(ctx, deals, &nsync)).To(Succeed())
+	nsync.Annotations = map[string]string{syncv1alpha1.NangoRunAtAnnotation: newerRun}
+	g.Expect(h.client.Update(ctx, &nsync)).To(Succeed()) // another replica's success
+	h.calls.set(func(a *apiCalls) { a.hold = nil })
+	close(hold)
+
+	g.Consistently(func() map[string]string { return h.annotations(deals) }).WithTimeout(300*time.Millisecond).Should(And(
+		Not(HaveKey(syncv1alpha1.NangoRunFailureAnnotation)),
+		HaveKeyWithValue(syncv1alpha1.NangoRunAtAnnotation, newerRun)), "an older failure overwrote the newer run")
+	g.Expect(h.calls.patchesOf(deals)[0].body).To(ContainSubstring(`"resourceVersion"`), "run state written unlocked")
+
+	// A success older than the stored run only wakes: its patch is not locked.
+	g.Expect(h.webhook(operatorKey, encode(t, syncPayload("Deal", "base", true)))).To(Equal(http.StatusAccepted))
+	g.Eventually(func() map[string]string { return h.annotations(deals) }).Should(HaveKey(syncv1alpha1.RequestedAtAnnotation))
+	patches := h.calls.patchesOf(deals)
+	g.Expect(patches[len(patches)-1].body).NotTo(ContainSubstring(`"resourceVersion"`))
+	g.Expect(h.annotations(deals)).To(HaveKeyWithValue(syncv1alpha1.NangoRunAtAnnotation, newerRun))
+}

@@ -76,6 +76,11 @@ type Options struct {
 	// Client lists NangoSyncs through the field indexes of IndexNangoSyncs (the manager's
 	// cached client) and patches them.
 	Client client.Client
+	// APIReader reads a NangoSync from the API server itself before a patch that writes run
+	// or auth state, so that the patch can carry its resourceVersion: a newer run written
+	// meanwhile (by another replica, or the health check) is never overwritten. nil: Client.
+	// SetupWithManager fills it with the API reader of the cluster that holds NangoSyncs.
+	APIReader client.Reader
 	// Secrets answers the data of the Secrets that hold signing keys; share the
 	// controller's, so that each change of a Secret is read once.
 	Secrets *secretcache.Cache
@@ -124,6 +129,9 @@ func (o Options) withDefaults() Options {
 	if o.MinWakeInterval <= 0 {
 		o.MinWakeInterval = DefaultMinWakeInterval
 	}
+	if o.APIReader == nil {
+		o.APIReader = o.Client
+	}
 	return o
 }
 
@@ -151,12 +159,14 @@ func New(opts Options) (*Receiver, error) {
 	if err != nil {
 		return nil, err
 	}
+	syncWaker := newWaker(opts.Client, opts.Workers, opts.QueueSize, m, opts.Log).
+		throttled(opts.MinWakeInterval).inProcess(opts.WakeInProcess).locking(opts.APIReader)
 	return &Receiver{
 		client:               opts.Client,
 		signingSecret:        opts.SigningSecret,
 		allowLegacySignature: opts.AllowLegacySignature,
 		keys:                 &keyCache{secrets: opts.Secrets, minRefresh: opts.KeyRefreshInterval},
-		waker:                newWaker(opts.Client, opts.Workers, opts.QueueSize, m, opts.Log).throttled(opts.MinWakeInterval).inProcess(opts.WakeInProcess),
+		waker:                syncWaker,
 		setWaker:             newSetWaker(opts.Client, opts.Workers, opts.QueueSize, m, opts.Log),
 		wakeInProcess:        opts.WakeInProcess,
 		metrics:              m,

@@ -438,12 +438,12 @@ func TestHTTPServerHasTimeouts(t *testing.T) {
 func TestAnnotationPatch(t *testing.T) {
 	g := NewWithT(t)
 	now := time.Date(2026, 5, 1, 10, 0, 0, 123456789, time.UTC)
-	patch, err := annotationPatch(wakeWork{wake: true, requestedAt: now, clearFailure: true})
+	patch, err := annotationPatch(wakeWork{wake: true, requestedAt: now, clearFailure: true}, "")
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(string(patch)).To(MatchJSON(`{"metadata":{"annotations":{
 		"sync.nango.dev/requested-at":"2026-05-01T10:00:00.123456789Z","sync.nango.dev/nango-run-failure":null}}}`))
 
-	patch, err = annotationPatch(wakeWork{failure: &syncv1alpha1.NangoRunFailure{Type: "t", Description: "d", SyncName: "s", FailedAt: "f"}})
+	patch, err = annotationPatch(wakeWork{failure: &syncv1alpha1.NangoRunFailure{Type: "t", Description: "d", SyncName: "s", FailedAt: "f"}}, "")
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(string(patch)).To(MatchJSON(`{"metadata":{"annotations":{
 		"sync.nango.dev/nango-run-failure":"{\"type\":\"t\",\"description\":\"d\",\"syncName\":\"s\",\"failedAt\":\"f\"}"}}}`))

@@ -40,8 +40,8 @@ const serviceAccountNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccou
 
 // SetupWithManager adds the receiver to mgr: its field indexes, its wake workers and its
 // HTTP server on opts.BindAddress, all running on every replica. The manager's cached
-// client (or that of opts.NangoSyncs), API reader, metrics registry and logger take the
-// place of opts' own. It listens at once, so that an address in use fails the start rather
+// client and API reader (or those of opts.NangoSyncs), its metrics registry and logger take
+// the place of opts' own. It listens at once, so that an address in use fails the start rather
 // than the running manager.
 func SetupWithManager(mgr manager.Manager, opts Options) error {
 	var nangoSyncs cluster.Cluster = mgr
@@ -57,7 +57,7 @@ func SetupWithManager(mgr manager.Manager, opts Options) error {
 	if err := IndexNangoSyncSets(context.Background(), nangoSyncs.GetFieldIndexer()); err != nil {
 		return err
 	}
-	opts.Client = nangoSyncs.GetClient()
+	opts.Client, opts.APIReader = nangoSyncs.GetClient(), nangoSyncs.GetAPIReader()
 	if opts.Secrets == nil {
 		opts.Secrets = secretcache.New(mgr.GetClient(), mgr.GetAPIReader())
 	}

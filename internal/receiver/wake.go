@@ -27,6 +27,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
@@ -68,6 +69,17 @@ type wakeWork struct {
 	// runAt is the time of the newest run whose state (failure, or clearing) is merged in,
 	// zero when none: the value of NangoRunAtAnnotation.
 	runAt time.Time
+}
+
+// carriesState reports whether work writes run or auth state, not just a wake.
+func (w *wakeWork) carriesState() bool {
+	return w.failure != nil || w.clearFailure || !w.runAt.IsZero() || w.authFailure != nil || w.clearAuthFailure
+}
+
+// dropRunState forgets the run state of work (a failure, its clearing, the run's time):
+// the object already holds a run at least as new.
+func (w *wakeWork) dropRunState() {
+	w.failure, w.clearFailure, w.runAt = nil, false, time.Time{}
 }
 
 func (w *wakeWork) empty() bool {
@@ -132,6 +144,9 @@ type waker struct {
 	// counts on seeing every value in-process before its annotation event, to know the
 	// event for a repeat of a sync it served (see the controller's wakes).
 	wakeInProcess func(types.NamespacedName, string)
+	// reader, when set, reads a NangoSync from the API server before a patch that writes run
+	// or auth state (see writeState); nil writes every patch unlocked.
+	reader client.Reader
 
 	mu sync.Mutex
 	// pending holds the work of every NangoSync that is queued or being written.
@@ -153,6 +168,13 @@ const maxRecent = 1 << 16
 // replica; nil for none.
 func (w *waker) inProcess(wake func(types.NamespacedName, string)) *waker {
 	w.wakeInProcess = wake
+	return w
+}
+
+// locking has patches that write run or auth state read the object through reader first
+// and carry its resourceVersion.
+func (w *waker) locking(reader client.Reader) *waker {
+	w.reader = reader
 	return w
 }
 
@@ -255,12 +277,17 @@ func (w *waker) requeue(key types.NamespacedName) {
 // NangoRunAtAnnotation, or the failedAt of the failure it holds (written before that
 // annotation existed, or by the health check), whichever is later; zero when neither.
 func storedRun(nsync *syncv1alpha1.NangoSync) time.Time {
+	return storedRunOf(nsync.Annotations)
+}
+
+// storedRunOf is storedRun of an object's annotations.
+func storedRunOf(annotations map[string]string) time.Time {
 	var at time.Time
-	if t, err := time.Parse(time.RFC3339Nano, nsync.Annotations[syncv1alpha1.NangoRunAtAnnotation]); err == nil {
+	if t, err := time.Parse(time.RFC3339Nano, annotations[syncv1alpha1.NangoRunAtAnnotation]); err == nil {
 		at = t
 	}
 	var failure syncv1alpha1.NangoRunFailure
-	if value, ok := nsync.Annotations[syncv1alpha1.NangoRunFailureAnnotation]; ok && json.Unmarshal([]byte(value), &failure) == nil {
+	if value, ok := annotations[syncv1alpha1.NangoRunFailureAnnotation]; ok && json.Unmarshal([]byte(value), &failure) == nil {
 		if t, err := time.Parse(time.RFC3339Nano, failure.FailedAt); err == nil && t.After(at) {
 			at = t
 		}
@@ -377,15 +404,8 @@ func (w *waker) drain(ctx context.Context, key types.NamespacedName) {
 // write merge-patches the annotations of work onto the object, retrying a few times.
 // An object deleted meanwhile needs no wake.
 func (w *waker) write(ctx context.Context, key types.NamespacedName, work wakeWork) error {
-	patch, err := annotationPatch(work)
-	if err != nil {
-		return err
-	}
-	obj := w.object(key)
 	for attempt := 1; ; attempt++ {
-		patchCtx, cancel := context.WithTimeout(ctx, patchTimeout)
-		err = w.client.Patch(patchCtx, obj, client.RawPatch(types.MergePatchType, patch))
-		cancel()
+		err := w.writeOnce(ctx, key, work)
 		if err == nil || apierrors.IsNotFound(err) {
 			return nil
 		}
@@ -399,10 +419,53 @@ func (w *waker) write(ctx context.Context, key types.NamespacedName, work wakeWo
 	}
 }
 
+// writeOnce writes work: a wake alone as a plain merge patch, since a newer requested-at
+// value only wakes once more; run or auth state under an optimistic lock (writeState).
+func (w *waker) writeOnce(ctx context.Context, key types.NamespacedName, work wakeWork) error {
+	if w.reader == nil || !work.carriesState() {
+		return w.patch(ctx, w.object(key), work, "")
+	}
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error { return w.writeState(ctx, key, work) })
+}
+
+// writeState reads the object from the API server and patches work onto the version it
+// read. The webhook's run state goes only when the object holds no run at least as new:
+// between the webhook's arrival and this patch another replica, or the health check, may
+// have written a newer run, which a patch without resourceVersion would overwrite.
+func (w *waker) writeState(ctx context.Context, key types.NamespacedName, work wakeWork) error {
+	getCtx, cancel := context.WithTimeout(ctx, patchTimeout)
+	defer cancel()
+	obj := w.object(key)
+	if err := w.reader.Get(getCtx, key, obj); err != nil {
+		return err
+	}
+	if !work.runAt.IsZero() && !storedRunOf(obj.GetAnnotations()).Before(work.runAt) {
+		w.log.V(1).Info("kept a newer run written meanwhile", "kind", w.kind, "object", key)
+		work.dropRunState()
+		if work.empty() {
+			return nil
+		}
+	}
+	return w.patch(ctx, obj, work, obj.GetResourceVersion())
+}
+
+// patch merge-patches the annotations of work onto obj; a resourceVersion, when given,
+// makes the API server refuse it with a conflict if obj changed since.
+func (w *waker) patch(ctx context.Context, obj client.Object, work wakeWork, resourceVersion string) error {
+	patch, err := annotationPatch(work, resourceVersion)
+	if err != nil {
+		return err
+	}
+	patchCtx, cancel := context.WithTimeout(ctx, patchTimeout)
+	defer cancel()
+	return w.client.Patch(patchCtx, obj, client.RawPatch(types.MergePatchType, patch))
+}
+
 // annotationPatch is the JSON merge patch of work: a new requested-at value to wake, the
-// failure annotation set or removed. Every wake gets a new value (the arrival of its latest
+// failure annotation set or removed, and the resourceVersion it applies to when one is
+// given. Every wake gets a new value (the arrival of its latest
 // webhook, to the nanosecond), so that the controller's annotation predicate sees a change.
-func annotationPatch(work wakeWork) ([]byte, error) {
+func annotationPatch(work wakeWork, resourceVersion string) ([]byte, error) {
 	annotations := map[string]any{}
 	if work.wake {
 		annotations[syncv1alpha1.RequestedAtAnnotation] = requestedAtValue(work.requestedAt)
@@ -430,7 +493,11 @@ func annotationPatch(work wakeWork) ([]byte, error) {
 	case work.clearAuthFailure:
 		annotations[syncv1alpha1.NangoAuthFailureAnnotation] = nil
 	}
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": annotations}})
+	metadata := map[string]any{"annotations": annotations}
+	if resourceVersion != "" {
+		metadata["resourceVersion"] = resourceVersion
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": metadata})
 	if err != nil {
 		return nil, fmt.Errorf("encode the wake patch: %w", err)
 	}

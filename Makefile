@@ -284,9 +284,9 @@ BENCH_RECORDS ?= 1000000
 BENCH_OUT ?= $(CURDIR)/bench-results.md
 
 .PHONY: bench
-bench: setup-envtest setup-postgres ## Run the full benchmarks: throughput of a 1,000,000-record sync into each sink (PostgreSQL, SQLite, Kafka, HTTP) against its limits, 10,000 NangoSyncs, wake latency while busy, the shared rate limit.
+bench: setup-envtest setup-postgres ## Run the full benchmarks: throughput of a 1,000,000-record sync into each sink (PostgreSQL, SQLite, Kafka, HTTP) against its limits, 10,000 NangoSyncs, wake latency while busy, the shared rate limit, a NangoSyncSet over 5,000 connections × 2 models, auth webhook → NangoSync latency over 200 connections.
 	NANGO_BENCH_FULL=1 NANGO_BENCH_RECORDS=$(BENCH_RECORDS) NANGO_BENCH_OUT="$(BENCH_OUT)" KUBEBUILDER_ASSETS="$(KUBEBUILDER_ASSETS)" \
-		go test ./test/bench/ -run 'TestThroughput|TestHistoryThroughput|TestIncrementalSync|TestScale|TestWakeLatency|TestSharedRateLimit' -count=1 -v -timeout 3h
+		go test ./test/bench/ -run 'TestThroughput|TestHistoryThroughput|TestIncrementalSync|TestScale|TestWakeLatency|TestSharedRateLimit|TestSyncSet' -count=1 -v -timeout 3h
 
 .PHONY: soak
 soak: setup-envtest setup-postgres ## Run the full soaks: 20 SIGKILLs during a 200,000-record sync (PostgreSQL, Kafka on kfake, HTTP), Nango faults, a 30 s PostgreSQL outage.

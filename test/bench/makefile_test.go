@@ -32,7 +32,7 @@ func TestMakeBenchAndSoakRunEveryTest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var selectors []*regexp.Regexp
+	selectors := make([]*regexp.Regexp, 0, 2)
 	for _, target := range []string{"bench", "soak"} {
 		m := regexp.MustCompile(`(?m)^` + target + `:.*\n(?:\t.*\n)*?\t.*go test ./test/bench/ -run '([^']+)'`).FindSubmatch(makefile)
 		if m == nil {

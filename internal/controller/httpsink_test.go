@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -131,5 +132,42 @@ var _ = Describe("NangoSync with an http sink", func() {
 			}
 		}
 		Expect(cursors).To(Equal([]string{nsync.Status.Cursor}))
+	})
+
+	It("is woken by its signing-key Secret: SecretNotFound until it exists, at once when it goes", func() {
+		d := newDataSet(uniqueName("http"), "Contact")
+		Expect(sim.CreateConnection(d.ref.ConnectionRef, "hubspot")).To(Succeed())
+		d.upsert(ids("rec", 0, 10), 1)
+		spec := httpSinkSpec("")
+		endpoint := &corev1.Secret{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: syncNamespace, Name: spec.HTTP.URLSecretRef.Name}, endpoint)).To(Succeed())
+		signingKey := string(endpoint.Data["signingKey"])
+		signingSecret := uniqueName("signing")
+		spec.HTTP.SigningKeySecretRef = syncv1alpha1.SecretKeyReference{Name: signingSecret, Key: "signingKey"}
+		nsync := newNangoSyncFor(d, spec) // interval 1h: only a wake syncs it sooner
+		create(nsync)
+		expectReason(nsync, metav1.ConditionFalse, syncv1alpha1.SecretNotFoundReason)
+		Expect(readyMessage(nsync)).To(ContainSubstring("Secret sync/" + signingSecret + " not found"))
+		Expect(conditionTrue(nsync, syncv1alpha1.StalledCondition)).To(BeTrue())
+
+		By("creating the signing-key Secret")
+		createSecret(signingSecret, "signingKey", signingKey)
+		expectReason(nsync, metav1.ConditionTrue, syncv1alpha1.SyncedReason)
+		snk := openSink(spec)
+		Eventually(func(g Gomega) { d.matches(g, snk) }).Should(Succeed())
+
+		By("deleting it: the NangoSync says so at once, not an hour later")
+		Expect(k8sClient.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: syncNamespace, Name: signingSecret}})).To(Succeed())
+		Eventually(func(g Gomega) {
+			ready := readyCondition(g, nsync)
+			g.Expect(ready).NotTo(BeNil())
+			g.Expect(ready.Reason).To(Equal(syncv1alpha1.SecretNotFoundReason), "message: %s", ready.Message)
+		}).WithTimeout(30 * time.Second).Should(Succeed())
+
+		By("creating it again: new records arrive without a webhook")
+		d.upsert(ids("rec", 10, 15), 1)
+		createSecret(signingSecret, "signingKey", signingKey)
+		expectReason(nsync, metav1.ConditionTrue, syncv1alpha1.SyncedReason)
+		Eventually(func(g Gomega) { d.matches(g, snk) }).WithTimeout(30 * time.Second).Should(Succeed())
 	})
 })

@@ -102,7 +102,9 @@ func (o Options) nangoSecretRef(nsync *syncv1alpha1.NangoSync) syncv1alpha1.Secr
 	return o.DefaultSecret
 }
 
-// secretNames lists the Secrets a NangoSync reads, each once.
+// secretNames lists the Secrets a NangoSync reads, each once: a change of any of them
+// wakes it (a Secret created after the NangoSync, a rotated key), so every Secret the
+// reconciler or the sink reads must be here.
 func secretNames(nsync *syncv1alpha1.NangoSync, defaultSecret string) []string {
 	names := []string{defaultSecret}
 	if nsync.Spec.Nango != nil && nsync.Spec.Nango.SecretRef != nil {
@@ -111,14 +113,38 @@ func secretNames(nsync *syncv1alpha1.NangoSync, defaultSecret string) []string {
 	if nsync.Spec.Nango != nil && nsync.Spec.Nango.WebhookSigningKeyRef != nil {
 		names = append(names, nsync.Spec.Nango.WebhookSigningKeyRef.Name)
 	}
-	if pg := nsync.Spec.Sink.Postgres; pg != nil {
-		names = append(names, pg.URLSecretRef.Name)
-	}
-	if f := nsync.Spec.Sink.Fields; f != nil && f.HashKeySecretRef != nil {
-		names = append(names, f.HashKeySecretRef.Name)
-	}
+	names = append(names, sinkSecretNames(nsync.Spec.Sink)...)
 	slices.Sort(names)
 	return slices.Compact(names)
+}
+
+// sinkSecretNames lists the Secrets a sink spec names, as sinks.Resolve reads them.
+func sinkSecretNames(spec syncv1alpha1.SinkSpec) []string {
+	var names []string
+	optional := func(ref *syncv1alpha1.SecretKeyReference) {
+		if ref != nil {
+			names = append(names, ref.Name)
+		}
+	}
+	if pg := spec.Postgres; pg != nil {
+		names = append(names, pg.URLSecretRef.Name)
+	}
+	if h := spec.HTTP; h != nil {
+		names = append(names, h.URLSecretRef.Name, h.SigningKeySecretRef.Name)
+		optional(h.CASecretRef)
+	}
+	if k := spec.Kafka; k != nil {
+		if k.TLS != nil {
+			optional(k.TLS.CASecretRef)
+		}
+		if k.SASL != nil {
+			names = append(names, k.SASL.UsernameSecretRef.Name, k.SASL.PasswordSecretRef.Name)
+		}
+	}
+	if f := spec.Fields; f != nil {
+		optional(f.HashKeySecretRef)
+	}
+	return names
 }
 
 func indexSecretNames(ctx context.Context, indexer client.FieldIndexer, defaultSecret string) error {

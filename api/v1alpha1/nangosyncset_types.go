@@ -174,10 +174,16 @@ type NangoSyncTemplate struct {
 
 // NangoSyncTemplateMetadata is the labels and annotations of generated NangoSyncs.
 type NangoSyncTemplateMetadata struct {
-	// labels of every generated NangoSync, besides sync.nango.dev/sync-set.
+	// labels of every generated NangoSync, besides sync.nango.dev/sync-set. A key is a
+	// name of at most 63 letters, digits, '-', '_' or '.' (starting and ending with a
+	// letter or digit), optionally after a DNS subdomain prefix and '/'; a value is empty
+	// or such a name. Keys and the length of values are checked when the set is applied;
+	// a value's characters when its NangoSyncs are (InvalidSpec).
 	// +optional
 	// +kubebuilder:validation:MaxProperties=32
 	// +kubebuilder:validation:XValidation:rule="self.all(k, !k.startsWith('sync.nango.dev/'))",message="label keys under sync.nango.dev/ are set by the operator"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, size(k) <= 317 && k.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$') && (k.contains('/') ? k.indexOf('/') <= 253 && size(k) - k.indexOf('/') <= 64 : size(k) <= 63))",message="label keys are qualified names: at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit, optionally after a lower-case DNS subdomain of at most 253 characters and '/'"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, size(self[k]) <= 63)",message="label values have at most 63 characters"
 	Labels map[string]string `json:"labels,omitempty"`
 
 	// annotations of every generated NangoSync, besides sync.nango.dev/connection-id.

@@ -101,9 +101,13 @@ type NangoSyncSetReconciler struct {
 // discovery is what the last complete listing of a set's connections found. It lives in
 // memory: a restarted manager lists again before it deletes anything.
 type discovery struct {
-	generation  int64
-	at          time.Time
-	connections []string // selected connection ids, sorted
+	generation int64
+	at         time.Time
+	// secretVersion is the resourceVersion of the Nango Secret when the listing began
+	// ("" when it did not exist): a changed Secret may hold the key of another Nango
+	// environment, whose connections are other ones.
+	secretVersion string
+	connections   []string // selected connection ids, sorted
 	// unlisted are connections that have NangoSyncs but were not in the listing, waiting
 	// for their targeted check.
 	unlisted []string
@@ -192,15 +196,20 @@ func (r *NangoSyncSetReconciler) reconcileSet(ctx context.Context, set *syncv1al
 		return c, err
 	}
 
+	secretVersion, err := r.nangoSecretVersion(ctx, set)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
 	disc := r.discoveries.get(set.UID)
 	var failed, discoveryFailed error
-	if r.discoveryDue(set, disc) {
+	if r.discoveryDue(set, disc, secretVersion) {
 		fresh, err := r.discover(ctx, set, children, clientFor)
 		if err != nil {
 			discoveryFailed = err
 			logger.Info("discovery failed; nothing is deleted", "error", err.Error())
 		} else {
 			changed := disc == nil || !slices.Equal(disc.connections, fresh.connections)
+			fresh.secretVersion = secretVersion
 			disc = fresh
 			r.discoveries.put(set.UID, disc)
 			if changed || set.Status.LastDiscoveryTime == nil {
@@ -258,9 +267,11 @@ func (o outcome) message(f failure) string {
 }
 
 // discoveryDue reports whether the set's connections must be listed now: never listed by
-// this manager, a new spec, an interval gone by, or a wake (webhook or person) not handled.
-func (r *NangoSyncSetReconciler) discoveryDue(set *syncv1alpha1.NangoSyncSet, disc *discovery) bool {
-	if disc == nil || disc.generation != set.Generation || time.Since(disc.at) >= discoveryInterval(set) {
+// this manager, a new spec, a changed Nango Secret, an interval gone by, or a wake
+// (webhook or person) not handled.
+func (r *NangoSyncSetReconciler) discoveryDue(set *syncv1alpha1.NangoSyncSet, disc *discovery, secretVersion string) bool {
+	if disc == nil || disc.generation != set.Generation || disc.secretVersion != secretVersion ||
+		time.Since(disc.at) >= discoveryInterval(set) {
 		return true
 	}
 	requested, ok := set.Annotations[syncv1alpha1.RequestedAtAnnotation]
@@ -327,6 +338,51 @@ func probeSync(set *syncv1alpha1.NangoSyncSet) *syncv1alpha1.NangoSync {
 		ObjectMeta: metav1.ObjectMeta{Namespace: set.Namespace, Name: set.Name},
 		Spec:       syncv1alpha1.NangoSyncSpec{ProviderConfigKey: set.Spec.ProviderConfigKey, Nango: set.Spec.Template.Spec.Nango},
 	}
+}
+
+// nangoSecretVersion is the resourceVersion of the Secret holding the set's Nango secret
+// key, from the manager's metadata cache: "" when there is no such Secret.
+func (r *NangoSyncSetReconciler) nangoSecretVersion(ctx context.Context, set *syncv1alpha1.NangoSyncSet) (string, error) {
+	key := client.ObjectKey{Namespace: set.Namespace, Name: setNangoSecretName(set, r.Syncs.DefaultSecret.Name)}
+	meta := &metav1.PartialObjectMetadata{}
+	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	if err := r.Get(ctx, key, meta); err != nil {
+		if apierrors.IsNotFound(err) {
+			return "", nil
+		}
+		return "", fmt.Errorf("look up Secret %s: %w", key, err)
+	}
+	return meta.ResourceVersion, nil
+}
+
+// setNangoSecretName is the Secret a set lists connections with: the template's, else
+// the operator's default.
+func setNangoSecretName(set *syncv1alpha1.NangoSyncSet, defaultSecret string) string {
+	if n := set.Spec.Template.Spec.Nango; n != nil && n.SecretRef != nil {
+		return n.SecretRef.Name
+	}
+	return defaultSecret
+}
+
+// setNangoSecretIndex indexes NangoSyncSets by the name of their Nango Secret, so that a
+// changed Secret wakes exactly the sets that list connections with it.
+const setNangoSecretIndex = ".spec.template.spec.nango.secretRef.name"
+
+// setsUsingSecret maps a changed Secret to the sets of its namespace that list
+// connections with it: one stalled on SecretNotFound recovers at once, and one whose key
+// changed lists again.
+func (r *NangoSyncSetReconciler) setsUsingSecret(ctx context.Context, secret client.Object) []reconcile.Request {
+	var list syncv1alpha1.NangoSyncSetList
+	if err := r.List(ctx, &list, client.InNamespace(secret.GetNamespace()),
+		client.MatchingFields{setNangoSecretIndex: secret.GetName()}, client.UnsafeDisableDeepCopy); err != nil {
+		log.FromContext(ctx).Error(err, "list NangoSyncSets using a Secret", "secret", client.ObjectKeyFromObject(secret))
+		return nil
+	}
+	requests := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		requests = append(requests, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	}
+	return requests
 }
 
 // children lists the NangoSyncs the set controls.
@@ -739,8 +795,9 @@ func setSetCondition(set *syncv1alpha1.NangoSyncSet, conditionType string, statu
 }
 
 // SetupWithManager registers the reconciler. It watches NangoSyncSets (spec and
-// annotations: a wake is a new requested-at value) and the NangoSyncs they control (what
-// the set owns of them, and whether they are Ready).
+// annotations: a wake is a new requested-at value), the NangoSyncs they control (what
+// the set owns of them, and whether they are Ready) and the Secrets holding their Nango
+// secret keys (metadata only).
 func (r *NangoSyncSetReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Syncs == nil {
 		return errors.New("the NangoSyncSet reconciler needs the NangoSync reconciler")
@@ -757,10 +814,19 @@ func (r *NangoSyncSetReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return fmt.Errorf("watch NangoSyncSets: %w", err)
 	}
 	opts := r.Syncs.withDefaults()
+	err := mgr.GetFieldIndexer().IndexField(context.Background(), &syncv1alpha1.NangoSyncSet{}, setNangoSecretIndex,
+		func(obj client.Object) []string {
+			return []string{setNangoSecretName(obj.(*syncv1alpha1.NangoSyncSet), opts.DefaultSecret.Name)}
+		})
+	if err != nil {
+		return fmt.Errorf("index NangoSyncSets by Secret: %w", err)
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&syncv1alpha1.NangoSyncSet{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&syncv1alpha1.NangoSync{}, builder.WithPredicates(childChanged{})).
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.setsUsingSecret),
+			builder.WithPredicates(predicate.ResourceVersionChangedPredicate{})).
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: r.MaxConcurrentReconciles,
 			ReconciliationTimeout:   opts.ReconcileTimeout,

@@ -363,19 +363,48 @@ var _ = Describe("NangoSyncSet reconciler", func() {
 	It("stalls with InvalidSpec when the API server refuses the NangoSyncs its template makes", func() {
 		f := newSetFixture(1, "Contact")
 		set := f.newSet(sqliteSinkSpec("records"))
-		set.Spec.Template.Metadata.Labels = map[string]string{"team": "not a label value!"}
+		// Annotations of more than 256 KiB in all: the API server refuses them on a
+		// NangoSync, while the set (whose size limit is that of etcd) holds them. A CEL rule
+		// summing the sizes of unbounded values would cost more than the API server allows.
+		set.Spec.Template.Metadata.Annotations = map[string]string{
+			"example.com/runbook": strings.Repeat("r", 200<<10), "example.com/notes": strings.Repeat("n", 100<<10)}
 		createSet(set)
 		expectSetReason(set, metav1.ConditionFalse, syncv1alpha1.InvalidSpecReason)
 		Expect(apimeta.IsStatusConditionTrue(set.Status.Conditions, syncv1alpha1.StalledCondition)).To(BeTrue())
 		ready := apimeta.FindStatusCondition(set.Status.Conditions, syncv1alpha1.ReadyCondition)
-		Expect(ready.Message).To(ContainSubstring("metadata.labels"))
+		Expect(ready.Message).To(ContainSubstring("metadata.annotations"))
 		Expect(ready.Message).To(ContainSubstring("spec.template"))
+		Expect(ready.Message).NotTo(ContainSubstring("rrrrrrrr"), "no annotation value in the condition")
 		Expect(setChildren(Default, set)).To(BeEmpty())
 
 		By("recovering once the template is fixed")
-		updateSet(set, func(s *syncv1alpha1.NangoSyncSet) { s.Spec.Template.Metadata.Labels = map[string]string{"team": "crm"} })
+		updateSet(set, func(s *syncv1alpha1.NangoSyncSet) {
+			s.Spec.Template.Metadata.Annotations = map[string]string{"example.com/runbook": "https://runbooks.example.com/crm"}
+		})
 		expectAllReady(set, 1)
 		expectSetReason(set, metav1.ConditionTrue, syncv1alpha1.DiscoveredReason)
+	})
+
+	It("is woken by its Nango Secret: out of SecretNotFound once it exists, and lists again when it changes", func() {
+		f := newSetFixture(1, "Contact")
+		set := f.newSet(sqliteSinkSpec("contacts"))
+		secretName := uniqueName("set-nango-key")
+		set.Spec.Template.Spec.Nango = &syncv1alpha1.NangoEndpoint{
+			SecretRef: &syncv1alpha1.SecretKeyReference{Name: secretName, Key: "secretKey"}}
+		createSet(set)
+		expectSetReason(set, metav1.ConditionFalse, syncv1alpha1.SecretNotFoundReason)
+		Expect(apimeta.IsStatusConditionTrue(set.Status.Conditions, syncv1alpha1.StalledCondition)).To(BeTrue())
+		Expect(setChildren(Default, set)).To(BeEmpty())
+
+		By("creating the Secret")
+		createSecret(secretName, "secretKey", simSecretKey())
+		expectAllReady(set, 1)
+		expectSetReason(set, metav1.ConditionTrue, syncv1alpha1.DiscoveredReason)
+
+		By("changing the Secret, as a rotation to another environment's key would: listed again, an hour early")
+		f.connect(map[string]string{"plan": "pro"}) // no webhook
+		updateSecret(secretName, "rotatedAt", time.Now().Format(time.RFC3339Nano))
+		expectAllReadyWithin(set, 2, 30*time.Second)
 	})
 
 	It("discovers a new connection as soon as it is woken, and its NangoSyncs fill from Nango", func() {
@@ -608,6 +637,21 @@ var _ = Describe("NangoSyncSet reconciler", func() {
 			{"an operator label", func(s *syncv1alpha1.NangoSyncSet) {
 				s.Spec.Template.Metadata.Labels = map[string]string{syncv1alpha1.SyncSetLabel: "x"}
 			}, "set by the operator"},
+			{"a label value of 64 characters", func(s *syncv1alpha1.NangoSyncSet) {
+				s.Spec.Template.Metadata.Labels = map[string]string{"team": strings.Repeat("c", 64)}
+			}, "label values have at most 63 characters"},
+			{"a label key with a space", func(s *syncv1alpha1.NangoSyncSet) {
+				s.Spec.Template.Metadata.Labels = map[string]string{"my team": "crm"}
+			}, "label keys are qualified names"},
+			{"a label key of 64 characters", func(s *syncv1alpha1.NangoSyncSet) {
+				s.Spec.Template.Metadata.Labels = map[string]string{strings.Repeat("k", 64): "crm"}
+			}, "label keys are qualified names"},
+			{"a label key with an upper-case prefix", func(s *syncv1alpha1.NangoSyncSet) {
+				s.Spec.Template.Metadata.Labels = map[string]string{"Example.com/team": "crm"}
+			}, "label keys are qualified names"},
+			{"a label key with an empty name", func(s *syncv1alpha1.NangoSyncSet) {
+				s.Spec.Template.Metadata.Labels = map[string]string{"example.com/": "crm"}
+			}, "label keys are qualified names"},
 			{"a long name", func(s *syncv1alpha1.NangoSyncSet) { s.Name = strings.Repeat("s", 64) }, "at most 63 characters"},
 			{"an unknown policy", func(s *syncv1alpha1.NangoSyncSet) { s.Spec.GoneConnectionPolicy = "Orphan" }, "goneConnectionPolicy"},
 		} {
@@ -619,6 +663,9 @@ var _ = Describe("NangoSyncSet reconciler", func() {
 		}
 
 		s := valid()
+		// Every form of label Kubernetes takes is taken.
+		s.Spec.Template.Metadata.Labels = map[string]string{"app.kubernetes.io/part-of": "crm", "empty": "",
+			strings.Repeat("k", 63): strings.Repeat("v", 63), strings.Repeat("p", 253) + "/" + strings.Repeat("n", 63): "A_b.c-1"}
 		Expect(k8sClient.Create(ctx, s)).To(Succeed())
 		DeferCleanup(func() { Expect(k8sClient.Delete(ctx, s)).To(Succeed()) })
 		Expect(s.Spec.Models[0].Variant).To(Equal("base"))

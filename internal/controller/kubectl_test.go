@@ -17,6 +17,7 @@ limitations under the License.
 package controller
 
 import (
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -108,5 +109,27 @@ var _ = Describe("kubectl", func() {
 		Expect(out).To(ContainSubstring("sink is where the records are written. Exactly one of its kinds is set."))
 		Expect(out).To(ContainSubstring("postgres\t<Object>"))
 		Expect(out).To(ContainSubstring("sqlite\t<Object>"))
+	})
+
+	It("explains a NangoSyncSet's gone-connection policy and template from the API's Go comments", func() {
+		// kubectl wraps descriptions to its width: compare the words.
+		words := func(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+		policy := kubectl("explain", "nangosyncset.spec.goneConnectionPolicy")
+		Expect(policy).To(MatchRegexp(`(?m)^FIELD:\s+goneConnectionPolicy <string>`))
+		Expect(words(policy)).To(ContainSubstring("goneConnectionPolicy says what happens to the NangoSyncs of a " +
+			"connection that Nango no longer has, or that the selector no longer matches: Delete removes them " +
+			"(their own deletionPolicy then keeps or removes their rows), Keep leaves them and releases them from the set."))
+		Expect(words(policy)).To(ContainSubstring("an error, a rate limit or a listing cut short never deletes anything."))
+		Expect(words(policy)).To(ContainSubstring(`ENUM: Delete Keep`))
+
+		template := kubectl("explain", "nangosyncset.spec.template")
+		Expect(template).To(MatchRegexp(`(?m)^FIELD:\s+template <Object>`))
+		Expect(words(template)).To(ContainSubstring("template is what every generated NangoSync gets besides its identity " +
+			"(connection, integration, model, variant): labels, annotations and the spec fields. The set owns these " +
+			"fields: a change here reaches every generated NangoSync, and a hand edit of one of them on a NangoSync is put back."))
+		Expect(template).To(MatchRegexp(`(?m)^\s+metadata\s+<Object>`))
+		Expect(template).To(MatchRegexp(`(?m)^\s+spec\s+<Object> -required-`))
+		Expect(words(template)).To(ContainSubstring("see `kubectl explain nangosync.spec` for each of them."))
 	})
 })

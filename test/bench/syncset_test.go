@@ -142,11 +142,19 @@ func TestSyncSetConnectLatency(t *testing.T) {
 		})
 		filled = append(filled, time.Since(sent))
 	}
-	census, err := e.census(namespace)
-	must(t, err)
-	if census.total != connections {
-		t.Errorf("%d NangoSyncs for %d connections", census.total, connections)
-	}
+	// Every connection's NangoSync is Ready, not only there with a record: Ready is
+	// patched after the sink committed, so it may trail the record by a moment.
+	eventually(t, 30*time.Second, 100*time.Millisecond, func() error {
+		census, err := e.census(namespace)
+		if err != nil {
+			return err
+		}
+		if census.total != connections || census.ready != connections {
+			return fmt.Errorf("%d NangoSyncs, %d Ready, for %d connections; first not Ready: %s",
+				census.total, census.ready, connections, census.notReady)
+		}
+		return nil
+	})
 
 	slices.Sort(created)
 	slices.Sort(filled)

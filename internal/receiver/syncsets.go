@@ -138,14 +138,21 @@ func templateSigningKey(set *syncv1alpha1.NangoSyncSet) *syncv1alpha1.SecretKeyR
 // NangoSyncs; a failure (a refresh or reconnection that failed) is written on its
 // NangoSyncs, which show it as a condition. Either way the copy goes on: Nango keeps
 // serving the records it has.
+//
+// As with a run's state, the credentials' state is written only onto the NangoSyncs of
+// the webhook's own environment: one that names its own signing key reads a connection of
+// the same id in another Nango environment, whose credentials this webhook says nothing
+// about. An auth body carries no time, so a replayed failure is written again; the health
+// check clears it once Nango lists the connection without an auth error.
 func (r *Receiver) actOnAuth(wh nango.Webhook, targets wakeTargets, arrived time.Time) answer {
 	accepted := func(result string) answer { return answer{http.StatusAccepted, labelType(wh.Type), result, "accepted"} }
 	auth := wh.Auth
+	own := targets.ofSameEnvironment()
 	switch {
 	case auth.Success == nil:
 		return accepted(resultIgnored)
 	case *auth.Success:
-		for _, key := range targets.syncs {
+		for _, key := range own {
 			r.waker.add(key, func(work *wakeWork) { work.authFailure, work.clearAuthFailure = nil, true })
 		}
 		if len(targets.sets) == 0 {
@@ -157,26 +164,40 @@ func (r *Receiver) actOnAuth(wh nango.Webhook, targets wakeTargets, arrived time
 		r.log.V(1).Info("waking NangoSyncSets for a new connection", "nangosyncsets", targets.sets,
 			"providerConfigKey", wh.ProviderConfigKey, "connectionId", wh.ConnectionID, "operation", auth.Operation)
 		return accepted(resultWake)
-	case len(targets.syncs) == 0:
+	case len(own) == 0:
+		if len(targets.syncs) > 0 {
+			r.log.V(1).Info("ignored a credentials failure of another environment", "nangosyncs", targets.syncs)
+		}
 		return accepted(resultIgnored)
 	default:
 		failure := authFailure(auth, arrived)
-		for _, key := range targets.syncs {
+		for _, key := range own {
 			r.waker.add(key, func(work *wakeWork) {
 				work.noteArrival(arrived)
 				work.authFailure, work.clearAuthFailure = &failure, false
 			})
 		}
-		r.log.Info("Nango reports that a connection's credentials fail", "nangosyncs", targets.syncs,
+		r.log.Info("Nango reports that a connection's credentials fail", "nangosyncs", own,
 			"operation", auth.Operation, "errorType", failure.Type)
 		return accepted(resultAuthFailed)
 	}
 }
 
+// ofSameEnvironment are the syncs of the webhook's own Nango environment.
+func (t wakeTargets) ofSameEnvironment() []types.NamespacedName {
+	own := make([]types.NamespacedName, 0, len(t.syncs))
+	for _, key := range t.syncs {
+		if t.sameEnvironment[key] {
+			own = append(own, key)
+		}
+	}
+	return own
+}
+
 // authFailure turns a failed auth operation into its annotation value.
 func authFailure(auth *nango.AuthWebhook, arrived time.Time) syncv1alpha1.NangoAuthFailure {
 	f := syncv1alpha1.NangoAuthFailure{Operation: truncate.String(auth.Operation, maxNameBytes), Type: "unknown",
-		FailedAt: arrived.UTC().Format(time.RFC3339)}
+		FailedAt: arrived.UTC().Format(time.RFC3339Nano)}
 	if auth.Error != nil {
 		if auth.Error.Type != "" {
 			f.Type = truncate.String(auth.Error.Type, maxNameBytes)

@@ -109,32 +109,65 @@ func TestASetsOwnSigningKeyWakesOnlyThatSet(t *testing.T) {
 	g.Expect(h.webhook(strangerKey, authWebhook(t, "creation", true))).To(Equal(http.StatusUnauthorized))
 }
 
-func TestFailingCredentialsAreShownOnTheConnectionsNangoSyncs(t *testing.T) {
-	g := NewWithT(t)
-	h := newHarness(t, true, nil, setFixtures()...)
-	refresh := encode(t, map[string]any{
+// acmeRefreshFailed and acmeReconnected are auth webhooks about the connection the
+// fixtures' NangoSyncs read.
+func acmeRefreshFailed(t testing.TB) []byte {
+	return encode(t, map[string]any{
 		"from": "nango", "type": "auth", "connectionId": "acme", "providerConfigKey": "hubspot", "provider": "hubspot",
 		"authMode": "OAUTH2", "environment": "prod", "operation": "refresh", "success": false, "tags": map[string]string{},
 		"error": map[string]string{"type": "refresh_token_external_error", "description": "invalid_grant"},
 	})
-	g.Expect(h.webhook(operatorKey, refresh)).To(Equal(http.StatusAccepted))
+}
+
+func acmeReconnected(t testing.TB) []byte {
+	return encode(t, map[string]any{
+		"from": "nango", "type": "auth", "connectionId": "acme", "providerConfigKey": "hubspot", "provider": "hubspot",
+		"authMode": "OAUTH2", "environment": "prod", "operation": "override", "success": true, "tags": map[string]string{},
+	})
+}
+
+// TestFailingCredentialsAreShownOnTheConnectionsNangoSyncs: those of the operator's
+// environment; ownKey, which names its own signing key, reads the connection of another.
+func TestFailingCredentialsAreShownOnTheConnectionsNangoSyncs(t *testing.T) {
+	g := NewWithT(t)
+	h := newHarness(t, true, nil, setFixtures()...)
+	g.Expect(h.webhook(operatorKey, acmeRefreshFailed(t))).To(Equal(http.StatusAccepted))
 	g.Expect(h.count("auth", resultAuthFailed)).To(Equal(1.0))
-	for _, key := range []types.NamespacedName{contacts, deals, variant, ownKey} {
+	for _, key := range []types.NamespacedName{contacts, deals, variant} {
 		g.Eventually(func() string { return h.annotations(key)[syncv1alpha1.NangoAuthFailureAnnotation] }).
 			WithTimeout(5*time.Second).Should(And(ContainSubstring(`"type":"refresh_token_external_error"`),
 			ContainSubstring(`"operation":"refresh"`), ContainSubstring(`"description":"invalid_grant"`)), key.String())
 	}
 	g.Expect(h.setRequestedAt(hubspotSet)).To(BeEmpty(), "a failure wakes no set")
+	g.Expect(h.annotations(ownKey)).NotTo(HaveKey(syncv1alpha1.NangoAuthFailureAnnotation), "another environment's connection")
 
 	// The end user reconnects: the failure goes, and the sets of the integration wake.
-	reconnect := encode(t, map[string]any{
-		"from": "nango", "type": "auth", "connectionId": "acme", "providerConfigKey": "hubspot", "provider": "hubspot",
-		"authMode": "OAUTH2", "environment": "prod", "operation": "override", "success": true, "tags": map[string]string{},
-	})
-	g.Expect(h.webhook(operatorKey, reconnect)).To(Equal(http.StatusAccepted))
-	for _, key := range []types.NamespacedName{contacts, deals, variant, ownKey} {
+	g.Expect(h.webhook(operatorKey, acmeReconnected(t))).To(Equal(http.StatusAccepted))
+	for _, key := range []types.NamespacedName{contacts, deals, variant} {
 		g.Eventually(func() map[string]string { return h.annotations(key) }).
 			WithTimeout(5*time.Second).ShouldNot(HaveKey(syncv1alpha1.NangoAuthFailureAnnotation), key.String())
 	}
 	g.Eventually(func() string { return h.setRequestedAt(hubspotSet) }).WithTimeout(5 * time.Second).ShouldNot(BeEmpty())
+}
+
+// TestOperatorKeyWritesNoAuthStateOnNangoSyncsWithTheirOwnKey: a NangoSync that names its
+// own signing key reads a connection of another Nango environment: the operator's key
+// neither writes a credentials failure onto it nor clears one; its own key does both.
+func TestOperatorKeyWritesNoAuthStateOnNangoSyncsWithTheirOwnKey(t *testing.T) {
+	g := NewWithT(t)
+	h := newHarness(t, true, func(o *Options) { o.MinWakeInterval = time.Millisecond }, setFixtures()...)
+	g.Expect(h.webhook(operatorKey, acmeRefreshFailed(t))).To(Equal(http.StatusAccepted))
+	g.Eventually(func() map[string]string { return h.annotations(contacts) }).Should(HaveKey(syncv1alpha1.NangoAuthFailureAnnotation))
+	g.Consistently(func() map[string]string { return h.annotations(ownKey) }).WithTimeout(200*time.Millisecond).
+		ShouldNot(HaveKey(syncv1alpha1.NangoAuthFailureAnnotation), "the operator's environment wrote a failure")
+
+	g.Expect(h.webhook(teamKey, acmeRefreshFailed(t))).To(Equal(http.StatusAccepted)) // its own environment's
+	g.Eventually(func() map[string]string { return h.annotations(ownKey) }).Should(HaveKey(syncv1alpha1.NangoAuthFailureAnnotation))
+	g.Expect(h.webhook(operatorKey, acmeReconnected(t))).To(Equal(http.StatusAccepted))
+	g.Eventually(func() map[string]string { return h.annotations(contacts) }).ShouldNot(HaveKey(syncv1alpha1.NangoAuthFailureAnnotation))
+	g.Consistently(func() map[string]string { return h.annotations(ownKey) }).WithTimeout(200*time.Millisecond).
+		Should(HaveKey(syncv1alpha1.NangoAuthFailureAnnotation), "the operator's environment cleared it")
+
+	g.Expect(h.webhook(teamKey, acmeReconnected(t))).To(Equal(http.StatusAccepted))
+	g.Eventually(func() map[string]string { return h.annotations(ownKey) }).ShouldNot(HaveKey(syncv1alpha1.NangoAuthFailureAnnotation))
 }

@@ -19,7 +19,9 @@ package v1alpha1
 // NangoAuthFailureAnnotation is written by the webhook receiver on the NangoSyncs of a
 // connection when Nango reports that the connection's credentials fail (an auth webhook
 // with success false: a failed token refresh or reconnection), and removed when a later
-// auth webhook says the connection was created or re-authorized. Its value is a
+// auth webhook says the connection was created or re-authorized, or when the operator's
+// health check finds the connection listed by Nango without an auth error (an auth webhook
+// carries no time, so a replayed one may set it again). Its value is a
 // NangoAuthFailure as compact JSON. The controller shows it as the
 // NangoConnectionAuthorized condition: a problem of the connection at Nango, not of the copy.
 const NangoAuthFailureAnnotation = "sync.nango.dev/nango-auth-failure"
@@ -43,6 +45,6 @@ type NangoAuthFailure struct {
 	Type string `json:"type"`
 	// Description is Nango's description of the error, cut to 1024 bytes.
 	Description string `json:"description"`
-	// FailedAt is when the webhook arrived, RFC 3339.
+	// FailedAt is when the webhook arrived, RFC 3339 (to the nanosecond).
 	FailedAt string `json:"failedAt"`
 }

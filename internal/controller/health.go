@@ -53,7 +53,9 @@ const (
 // answers for every connection of the integration: Nango's rate limit is per account. Each
 // NangoSync that names a spec.syncName gets the verdict on its connection as the
 // NangoRunFailureAnnotation, the one the webhook receiver writes, so the NangoRunSucceeded
-// condition has one source of truth whichever of the two saw the failure first.
+// condition has one source of truth whichever of the two saw the failure first. For the
+// integrations whose NangoSyncs hold a credentials failure it also lists the connections,
+// once per period (see checkCredentials).
 type nangoHealth struct {
 	r      *NangoSyncReconciler
 	period time.Duration
@@ -82,8 +84,18 @@ type integration struct {
 	baseURL, secretKey, providerConfigKey string
 }
 
-// check asks Nango about every integration that NangoSyncs with a spec.syncName use, one
-// request each, and records the verdict on those NangoSyncs.
+// integrationSyncs are the NangoSyncs of one integration the health check asks Nango about.
+type integrationSyncs struct {
+	// runs name a spec.syncName: GET /sync/status says how their runs go.
+	runs []*syncv1alpha1.NangoSync
+	// authFailed hold the NangoAuthFailureAnnotation: GET /connections says whether their
+	// connection's credentials still fail.
+	authFailed []*syncv1alpha1.NangoSync
+}
+
+// check asks Nango about every integration that NangoSyncs with a spec.syncName, or with
+// failing credentials recorded, use, at most one request of each kind per integration,
+// and records the verdict on those NangoSyncs.
 func (h *nangoHealth) check(ctx context.Context) {
 	logger := log.FromContext(ctx)
 	var list syncv1alpha1.NangoSyncList
@@ -91,10 +103,11 @@ func (h *nangoHealth) check(ctx context.Context) {
 		logger.Error(err, "list NangoSyncs to ask Nango about their runs")
 		return
 	}
-	groups := map[integration][]*syncv1alpha1.NangoSync{}
+	groups := map[integration]*integrationSyncs{}
 	for i := range list.Items {
 		nsync := &list.Items[i]
-		if nsync.Spec.SyncName == "" || nsync.Spec.Suspend || !nsync.DeletionTimestamp.IsZero() {
+		_, authFailed := nsync.Annotations[syncv1alpha1.NangoAuthFailureAnnotation]
+		if (nsync.Spec.SyncName == "" && !authFailed) || nsync.Spec.Suspend || !nsync.DeletionTimestamp.IsZero() {
 			continue
 		}
 		// A NangoSync whose URL or Secret is wrong already says so in Ready.
@@ -107,7 +120,17 @@ func (h *nangoHealth) check(ctx context.Context) {
 			continue
 		}
 		key := integration{baseURL: baseURL, secretKey: secretKey, providerConfigKey: nsync.Spec.ProviderConfigKey}
-		groups[key] = append(groups[key], nsync)
+		group := groups[key]
+		if group == nil {
+			group = &integrationSyncs{}
+			groups[key] = group
+		}
+		if nsync.Spec.SyncName != "" {
+			group.runs = append(group.runs, nsync)
+		}
+		if authFailed {
+			group.authFailed = append(group.authFailed, nsync)
+		}
 	}
 	for key, syncs := range groups {
 		h.checkIntegration(ctx, key, syncs)
@@ -115,7 +138,7 @@ func (h *nangoHealth) check(ctx context.Context) {
 }
 
 // checkIntegration asks Nango about one integration and records what it says on syncs.
-func (h *nangoHealth) checkIntegration(ctx context.Context, key integration, syncs []*syncv1alpha1.NangoSync) {
+func (h *nangoHealth) checkIntegration(ctx context.Context, key integration, syncs *integrationSyncs) {
 	logger := log.FromContext(ctx).WithValues("nangoURL", key.baseURL, "providerConfigKey", key.providerConfigKey)
 	c, err := h.r.Nango.For(key.baseURL, key.secretKey)
 	if err != nil {
@@ -124,6 +147,18 @@ func (h *nangoHealth) checkIntegration(ctx context.Context, key integration, syn
 	}
 	ctx, cancel := context.WithTimeout(ctx, h.period)
 	defer cancel()
+	if len(syncs.runs) > 0 {
+		h.checkRuns(ctx, logger, c, key, syncs.runs)
+	}
+	if len(syncs.authFailed) > 0 {
+		h.checkCredentials(ctx, logger, c, key, syncs.authFailed)
+	}
+}
+
+// checkRuns asks Nango how the syncs of one integration run, in one request, and records
+// the verdict on syncs.
+func (h *nangoHealth) checkRuns(ctx context.Context, logger logr.Logger, c *nango.Client, key integration,
+	syncs []*syncv1alpha1.NangoSync) {
 	statuses, err := c.SyncStatus(ctx, nango.SyncStatusRequest{ProviderConfigKey: key.providerConfigKey})
 	if err != nil {
 		// Nango itself failing shows on Ready at the next sync; nothing is known of its runs.

@@ -212,4 +212,63 @@ var _ = Describe("Nango's run health, without webhooks", func() {
 			return string(run.Status) + "/" + run.Reason
 		}).Should(Equal("True/" + syncv1alpha1.NoFailureReportedReason))
 	})
+
+	It("clears a replayed credentials failure once Nango lists the connection without an auth error, listing once per interval", func() {
+		pck := uniqueName("hubspot")
+		replayed, failing := newDataSet(uniqueName("replayed"), "Contact"), newDataSet(uniqueName("failing"), "Contact")
+		for _, d := range []*dataSet{replayed, failing} {
+			d.ref.ProviderConfigKey = pck
+			Expect(sim.CreateConnection(d.ref.ConnectionRef, "hubspot")).To(Succeed())
+		}
+		_, err := sim.SendAuthWebhook(ctx, nangosim.AuthWebhook{ConnectionRef: failing.ref.ConnectionRef, Operation: nangosim.AuthRefresh,
+			ErrorType: "refresh_token_external_error", ErrorDescription: "invalid_grant"})
+		Expect(err).NotTo(HaveOccurred())
+		// What the receiver writes for a refresh failure, replayed or not: the time is the
+		// webhook's arrival, since its body carries none.
+		authFailure := `{"operation":"refresh","type":"refresh_token_external_error","description":"invalid_grant","failedAt":"` +
+			time.Now().UTC().Format(time.RFC3339Nano) + `"}`
+		syncs := map[*dataSet]*syncv1alpha1.NangoSync{}
+		for _, d := range []*dataSet{replayed, failing} {
+			nsync := newNangoSyncFor(d, sqliteSinkSpec("contacts"))
+			nsync.Annotations = map[string]string{syncv1alpha1.NangoAuthFailureAnnotation: authFailure}
+			syncs[d] = nsync
+		}
+		before, start := nangoRequests.connectionListings(pck), time.Now()
+		for _, nsync := range syncs {
+			create(nsync)
+		}
+		annotations := func(nsync *syncv1alpha1.NangoSync) func(Gomega) map[string]string {
+			return func(g Gomega) map[string]string {
+				g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(nsync), nsync)).To(Succeed())
+				return nsync.Annotations
+			}
+		}
+
+		By("the failure of a connection Nango lists without an auth error goes within a health interval or so")
+		Eventually(annotations(syncs[replayed])).WithTimeout(5 * nangoHealthInterval).
+			ShouldNot(HaveKey(syncv1alpha1.NangoAuthFailureAnnotation))
+		Eventually(func(g Gomega) *metav1.Condition {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(syncs[replayed]), syncs[replayed])).To(Succeed())
+			return apimeta.FindStatusCondition(syncs[replayed].Status.Conditions, syncv1alpha1.NangoConnectionAuthorizedCondition)
+		}).Should(BeNil())
+
+		By("the failure Nango still lists stays")
+		Consistently(annotations(syncs[failing])).WithTimeout(5 * nangoHealthInterval).
+			Should(HaveKeyWithValue(syncv1alpha1.NangoAuthFailureAnnotation, authFailure))
+
+		By("one GET /connections per interval for the integration")
+		intervals := int(time.Since(start)/nangoHealthInterval) + 1
+		listings := nangoRequests.connectionListings(pck) - before
+		Expect(listings).To(BeNumerically(">=", 2))
+		Expect(listings).To(BeNumerically("<=", intervals), "%d listings in %d intervals", listings, intervals)
+
+		By("the end user reconnects: the other failure goes too, and the listings stop")
+		_, err = sim.SendAuthWebhook(ctx, nangosim.AuthWebhook{ConnectionRef: failing.ref.ConnectionRef, Operation: nangosim.AuthOverride, Success: true})
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(annotations(syncs[failing])).WithTimeout(5 * nangoHealthInterval).
+			ShouldNot(HaveKey(syncv1alpha1.NangoAuthFailureAnnotation))
+		settled := nangoRequests.connectionListings(pck)
+		Consistently(func() int { return nangoRequests.connectionListings(pck) }).WithTimeout(3*nangoHealthInterval).
+			Should(BeNumerically("<=", settled+1), "listed with no credentials failure left to confirm")
+	})
 })

@@ -155,11 +155,12 @@ type nangoRequest struct {
 }
 
 // requestLog records the GET /records requests sent to the emulator, and counts its
-// GET /sync/status requests by integration.
+// GET /sync/status and GET /connections requests by integration.
 type requestLog struct {
-	mu         sync.Mutex
-	requests   []nangoRequest
-	syncStatus map[string]int
+	mu          sync.Mutex
+	requests    []nangoRequest
+	syncStatus  map[string]int
+	connections map[string]int
 }
 
 func (l *requestLog) record(next http.Handler) http.Handler {
@@ -170,6 +171,14 @@ func (l *requestLog) record(next http.Handler) http.Handler {
 				l.syncStatus = map[string]int{}
 			}
 			l.syncStatus[r.URL.Query().Get("provider_config_key")]++
+			l.mu.Unlock()
+		}
+		if r.URL.Path == "/connections" {
+			l.mu.Lock()
+			if l.connections == nil {
+				l.connections = map[string]int{}
+			}
+			l.connections[r.URL.Query().Get("integrationId")]++
 			l.mu.Unlock()
 		}
 		if strings.HasPrefix(r.URL.Path, "/records") {
@@ -203,6 +212,13 @@ func (l *requestLog) syncStatusRequests(providerConfigKey string) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.syncStatus[providerConfigKey]
+}
+
+// connectionListings answers how many GET /connections requests named only an integration.
+func (l *requestLog) connectionListings(providerConfigKey string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.connections[providerConfigKey]
 }
 
 func (l *requestLog) len() int {

@@ -29,12 +29,16 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/onsi/gomega/types"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	syncv1alpha1 "github.com/nango-operator/nango-operator/api/v1alpha1"
+	"github.com/nango-operator/nango-operator/internal/controller"
 	"github.com/nango-operator/nango-operator/internal/nangosim"
 )
 
@@ -179,5 +183,108 @@ var _ = Describe("kubectl nango", Ordered, func() {
 		Expect(out).To(ContainSubstring("takes exactly one NAME"))
 		_, code = kubectl("nango", "sync", name, "--no-such-flag")
 		Expect(code).To(Equal(2))
+	})
+
+	It("suspends and resumes every NangoSync of a set, refuses to suspend one of them alone, and shows them", func(ctx SpecContext) {
+		const setName = "crm"
+		var children []string
+		for _, conn := range []string{"plugin-umbrella", "plugin-initech"} {
+			ref := nangosim.ConnectionRef{ProviderConfigKey: "hubspot", ConnectionID: conn}
+			Expect(emulator.sim.CreateConnectionWith(nangosim.NewConnection{ConnectionRef: ref, Provider: "hubspot",
+				Tags: map[string]string{"plan": "pro"}})).To(Succeed())
+			_, err := emulator.sim.UpsertRecords(nangosim.ModelRef{ConnectionRef: ref, Model: "Contact"},
+				[]json.RawMessage{json.RawMessage(`{"id":"c-1"}`), json.RawMessage(`{"id":"c-2"}`)})
+			Expect(err).NotTo(HaveOccurred())
+			children = append(children, controller.SyncName(setName, "hubspot", conn, "Contact", ""))
+		}
+		set := &syncv1alpha1.NangoSyncSet{
+			ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: setName},
+			Spec: syncv1alpha1.NangoSyncSetSpec{
+				ProviderConfigKey: "hubspot",
+				Selector:          &syncv1alpha1.ConnectionSelector{Tags: map[string]string{"plan": "pro"}},
+				Models:            []syncv1alpha1.SyncSetModel{{Model: "Contact"}},
+				DiscoveryInterval: &metav1.Duration{Duration: time.Hour},
+				Template: syncv1alpha1.NangoSyncTemplate{Spec: syncv1alpha1.NangoSyncTemplateSpec{
+					Interval: &metav1.Duration{Duration: time.Hour},
+					Sink: syncv1alpha1.SinkSpec{SQLite: &syncv1alpha1.SQLiteSink{
+						Path: filepath.Join(pathDir, "set.db"), Table: "contacts",
+					}},
+				}},
+			},
+		}
+		Expect(k8sClient.Create(ctx, set)).To(Succeed())
+		// envtest runs no garbage collector: the children go with the set by hand.
+		DeferCleanup(func(ctx SpecContext) {
+			Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, set))).To(Succeed())
+			Expect(k8sClient.DeleteAllOf(ctx, &syncv1alpha1.NangoSync{}, client.InNamespace(namespace),
+				client.MatchingLabels{syncv1alpha1.SyncSetLabel: setName})).To(Succeed())
+		})
+		status := func() string { return nango("status", "-n", namespace) }
+		setRow := func(ready, reason, syncsReady string) string {
+			return fmt.Sprintf(`(?m)^%s\s+%s\s+%s\s+2\s+%s\s+\S+ ago\s`, setName, ready, reason, syncsReady)
+		}
+		childRows := func(ready, reason string) types.GomegaMatcher {
+			var all []types.GomegaMatcher
+			for _, child := range children {
+				all = append(all, MatchRegexp(`(?m)^%s\s+%s\s+%s\s.*\s%s\s`, child, ready, reason, setName))
+			}
+			return And(all...)
+		}
+
+		By("showing the set, READY x/y, and each NangoSync with its set")
+		Eventually(status).WithContext(ctx).WithTimeout(time.Minute).Should(And(
+			MatchRegexp(`(?m)^NANGOSYNCSET\s+READY\s+REASON\s+CONNECTIONS\s+SYNCS READY\s+LAST DISCOVERY\s+MESSAGE$`),
+			MatchRegexp(setRow("True", "Discovered", "2/2")),
+			childRows("True", "Synced")))
+
+		By("suspending the set: its template's suspend reaches every NangoSync")
+		Expect(nango("suspend", "set/"+setName, "-n", namespace)).To(Equal("nangosyncset/" + setName +
+			" suspended: every NangoSync it owns follows (spec.template.spec.suspend=true)\n"))
+		Eventually(status).WithContext(ctx).WithTimeout(30 * time.Second).Should(And(
+			MatchRegexp(setRow("True", "Discovered", "0/2")), childRows("False", "Suspended")))
+		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(set), set)).To(Succeed())
+		Expect(set.Spec.Template.Spec.Suspend).To(BeTrue())
+		Expect(set.Spec.Suspend).To(BeFalse(), "discovery goes on")
+
+		By("refusing to suspend or resume one NangoSync of the set, naming the set")
+		for _, verb := range []string{"suspend", "resume"} {
+			out, code := kubectl("nango", verb, children[0], "-n", namespace)
+			Expect(code).NotTo(Equal(0), out)
+			Expect(out).To(ContainSubstring("nangosync/%s belongs to NangoSyncSet %s", children[0], setName))
+			Expect(out).To(ContainSubstring("run `kubectl nango %s set/%s -n %s`", verb, setName, namespace))
+		}
+		child := &syncv1alpha1.NangoSync{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: namespace, Name: children[0]}, child)).To(Succeed())
+		Expect(child.Spec.Suspend).To(BeTrue(), "the refused resume changed nothing")
+
+		By("resuming the set")
+		Expect(nango("resume", "set/"+setName, "-n", namespace)).To(Equal("nangosyncset/" + setName +
+			" resumed: every NangoSync it owns follows (spec.template.spec.suspend=false)\n"))
+		Eventually(status).WithContext(ctx).WithTimeout(30 * time.Second).Should(And(
+			MatchRegexp(setRow("True", "Discovered", "2/2")), childRows("True", "Synced")))
+	}, SpecTimeout(3*time.Minute))
+
+	It("takes kubectl's --context, after the plugin's name, from a kubeconfig with two contexts", func() {
+		config, err := clientcmd.LoadFromFile(kubeconfig)
+		Expect(err).NotTo(HaveOccurred())
+		envtestContext := config.CurrentContext
+		Expect(config.Contexts).To(HaveKey(envtestContext))
+		// The current context is a cluster nothing listens on: only --context reaches envtest.
+		config.Clusters["nowhere"] = &clientcmdapi.Cluster{Server: "https://127.0.0.1:1"}
+		config.Contexts["nowhere"] = &clientcmdapi.Context{Cluster: "nowhere", AuthInfo: config.Contexts[envtestContext].AuthInfo}
+		config.CurrentContext = "nowhere"
+		twoContexts := filepath.Join(pathDir, "two-contexts.kubeconfig")
+		Expect(clientcmd.WriteToFile(*config, twoContexts)).To(Succeed())
+
+		out, code := kubectlWith(twoContexts, "nango", "status", name, "-n", namespace, "--request-timeout=5s")
+		Expect(code).NotTo(Equal(0), "the current context is nowhere:\n%s", out)
+		Expect(out).To(ContainSubstring("127.0.0.1:1"))
+
+		out, code = kubectlWith(twoContexts, "nango", "status", name, "-n", namespace, "--context", envtestContext)
+		Expect(code).To(Equal(0), out)
+		Expect(out).To(MatchRegexp(`(?m)^%s\s+True\s+Synced\s`, name))
+		out, code = kubectlWith(twoContexts, "nango", "sync", name, "-n", namespace, "--context="+envtestContext)
+		Expect(code).To(Equal(0), out)
+		Expect(out).To(HavePrefix("nangosync/" + name + " synced: "))
 	})
 })

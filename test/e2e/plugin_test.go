@@ -187,7 +187,7 @@ var _ = Describe("kubectl nango", Ordered, func() {
 
 	It("suspends and resumes every NangoSync of a set, refuses to suspend one of them alone, and shows them", func(ctx SpecContext) {
 		const setName = "crm"
-		var children []string
+		children := make([]string, 0, 2)
 		for _, conn := range []string{"plugin-umbrella", "plugin-initech"} {
 			ref := nangosim.ConnectionRef{ProviderConfigKey: "hubspot", ConnectionID: conn}
 			Expect(emulator.sim.CreateConnectionWith(nangosim.NewConnection{ConnectionRef: ref, Provider: "hubspot",
@@ -224,7 +224,7 @@ var _ = Describe("kubectl nango", Ordered, func() {
 			return fmt.Sprintf(`(?m)^%s\s+%s\s+%s\s+2\s+%s\s+\S+ ago\s`, setName, ready, reason, syncsReady)
 		}
 		childRows := func(ready, reason string) types.GomegaMatcher {
-			var all []types.GomegaMatcher
+			all := make([]types.GomegaMatcher, 0, len(children))
 			for _, child := range children {
 				all = append(all, MatchRegexp(`(?m)^%s\s+%s\s+%s\s.*\s%s\s`, child, ready, reason, setName))
 			}

@@ -98,6 +98,19 @@ func TestSyncSetScale(t *testing.T) {
 	e.waitAllReady(t, m, namespace, n, 10*time.Minute+time.Duration(n)*50*time.Millisecond, poll)
 	allReady := time.Since(start)
 	listingsToReady := sim.Stats().ConnectionsRequests
+	// The set counts its Ready children after the last one turns Ready: that status write
+	// belongs to getting Ready, not to the idle window measured next.
+	eventually(t, time.Minute, poll, func() error {
+		current := &syncv1alpha1.NangoSyncSet{}
+		if err := e.k8s.Get(context.Background(), client.ObjectKeyFromObject(set), current); err != nil {
+			return err
+		}
+		if current.Status.ReadySyncs != int32(n) || current.Status.Syncs != int32(n) {
+			return fmt.Errorf("set status counts %d of %d NangoSyncs Ready, want %d of %d",
+				current.Status.ReadySyncs, current.Status.Syncs, n, n)
+		}
+		return nil
+	})
 
 	// Whole discovery intervals once all are Ready: each discovery lists the connections,
 	// finds the same ones and writes nothing.

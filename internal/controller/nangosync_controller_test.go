@@ -299,7 +299,7 @@ var _ = Describe("NangoSync reconciler", func() {
 			openSink(postgresSinkSpecFor(dsn, "contacts"))
 			role := strings.ReplaceAll(uniqueName("reader"), "-", "_")
 			execSQL(dsn, "CREATE ROLE "+role+" LOGIN",
-				"GRANT SELECT ON contacts, nango_sync_checkpoints TO "+role)
+				"GRANT SELECT ON contacts, nango_sync_checkpoints, nango_sync_layout TO "+role)
 			roleDSN, err := url.Parse(dsn)
 			Expect(err).NotTo(HaveOccurred())
 			roleDSN.User = url.User(role)
